@@ -31,6 +31,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import inspect
 import math
 import os
 from typing import Optional, Tuple, Union
@@ -335,3 +336,24 @@ def _normalise(y: jax.Array, norm: str) -> jax.Array:
     else:
         scale = jnp.sqrt(jnp.mean(jnp.square(y), axis=-1, keepdims=True))
     return jnp.where(scale > 0, y / jnp.where(scale > 0, scale, 1.0), 0.0)
+
+
+KINDS = ("mel", "spec", "mfcc", "waveform")
+
+
+def compute(y, *, kind: str, **params) -> jax.Array:
+    """One feature by its config name (`config.features.kind`), from a flat parameter set.
+
+    `params` may hold the whole `config.features` group: each transform takes the keys
+    it understands and ignores the rest (`n_mels` means nothing to 'spec', `sr` nothing
+    to 'waveform'). As in librosa's mfcc, the filterbank norm is `mel_norm` there.
+    """
+    transforms = {"mel": melspectrogram_db, "spec": spectrogram_db, "mfcc": mfcc,
+                  "waveform": waveform}
+    if kind not in transforms:
+        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
+    accepted = set(inspect.signature(transforms[kind]).parameters) - {"y", "mel_kwargs"}
+    if kind == "mfcc":
+        accepted |= set(inspect.signature(melspectrogram_db).parameters) - {"y", "norm"}
+        accepted.add("mel_norm")
+    return transforms[kind](y, **{k: v for k, v in params.items() if k in accepted})

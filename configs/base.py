@@ -1,0 +1,63 @@
+"""The one full jaxgenre config. Every other config file derives from it and states
+only what differs. Names follow librosa (audio) and optax (optimisation)."""
+
+from ml_collections import config_dict
+
+
+def get_config() -> config_dict.ConfigDict:
+    config = config_dict.ConfigDict()
+    config.seed = 0
+
+    config.data = config_dict.ConfigDict()
+    config.data.source = "synthetic"  # synthetic | folder | tfds
+    config.data.root = config_dict.placeholder(str)
+    config.data.tfds_dir = config_dict.placeholder(str)
+    config.data.split = "random"  # random | kfold | fault_filtered
+    config.data.fractions = (0.8, 0.1, 0.1)
+    config.data.folds = 10
+    config.data.fold = 0
+    config.data.clip_seconds = 30.0
+    config.data.segment_seconds = config_dict.placeholder(float)
+    config.data.segment_hop_seconds = config_dict.placeholder(float)
+    config.data.min_seconds = 10.0
+    config.data.synthetic = config_dict.ConfigDict()
+    config.data.synthetic.clips_per_class = 20
+    config.data.synthetic.seconds = 30.0
+
+    config.features = config_dict.ConfigDict()
+    config.features.kind = "mel"  # mel | spec | mfcc | waveform
+    config.features.sr = 22050
+    config.features.n_fft = 2048
+    config.features.hop_length = 512
+    config.features.n_mels = 128
+    config.features.n_mfcc = 20
+    config.features.fmin = 0.0
+    config.features.fmax = config_dict.placeholder(float)  # None: sr / 2
+    config.features.top_db = 80.0
+    # A float, or "max" for each clip's own peak (librosa's ref=np.max, per example).
+    config.features.ref = config_dict.FieldReference(1.0, field_type=object)
+
+    config.model = config_dict.ConfigDict()
+    config.model.name = "resnet18"  # spectral_cnn | resnet18 | efficientnet_v2_s
+    config.model.num_classes = 10
+    config.model.pretrained = True
+    config.model.dtype = "float32"
+    config.model.input_size = config_dict.placeholder(tuple)
+
+    config.optim = config_dict.ConfigDict()
+    config.optim.name = "adam"
+    config.optim.learning_rate = 1e-3
+    config.optim.weight_decay = 0.0
+    config.optim.schedule = "constant"
+
+    config.train = config_dict.ConfigDict()
+    config.train.batch_size = 32
+    config.train.epochs = 50
+    config.train.log_every = 10
+    config.train.checkpoint_every = 1
+    config.train.keep = 3
+
+    config.eval = config_dict.ConfigDict()
+    config.eval.batch_size = 32
+    config.eval.plots = True
+    return config

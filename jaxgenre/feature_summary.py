@@ -1,0 +1,122 @@
+"""The start-up job until training lands: the study's four features on the built-in
+test signals, checked against librosa, timed, summarised and plotted.
+
+`python launch.py --config=configs/base.py --workdir=runs/features` runs it; it prints
+a table, and writes `feature_summary.json` and `features.png` into the work directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Dict
+
+import jax
+import numpy as np
+from ml_collections import config_dict
+from tqdm import tqdm
+
+from jaxgenre import audio, features, reference, signals
+
+_LIBROSA_KINDS = ("spec", "mel", "mfcc")
+
+
+def _timed(fn, *args, repeats: int = 3) -> float:
+    """Best wall time of `fn(*args)` in seconds, after one warm-up call."""
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run(config: config_dict.ConfigDict, workdir: str) -> Dict:
+    """Computes, checks and plots every feature; returns the summary it writes."""
+    os.makedirs(workdir, exist_ok=True)
+    params = dict(config.features)
+    params.pop("kind")  # the job computes every kind
+    sr = params["sr"]
+    named = signals.test_signals(sr=sr, seconds=config.data.clip_seconds,
+                                 n_fft=params["n_fft"], seed=config.seed)
+    names = list(named)
+    batch = np.stack([audio.fix_length(y, config.data.clip_seconds, sr) for y in named.values()])
+    print(f"jaxgenre features on {len(names)} built-in signals of {config.data.clip_seconds:g} s "
+          f"at {sr} Hz ({jax.device_count()} {jax.default_backend()} device(s))")
+
+    summary = {"signals": names, "sr": sr, "clip_seconds": config.data.clip_seconds,
+               "features": {}}
+    outputs = {}
+    for kind in tqdm(features.KINDS, desc="features", unit="kind"):
+        compute = lambda y, kind=kind: features.compute(y, kind=kind, **params)
+        out = np.asarray(compute(batch))
+        outputs[kind] = out
+        entry = {"shape": list(out.shape[1:]), "min": float(out.min()), "max": float(out.max()),
+                 "jaxgenre_ms_per_clip": 1e3 * _timed(compute, batch) / len(names)}
+        if kind in _LIBROSA_KINDS:
+            ref = [reference.librosa_feature(y, kind=kind, **params) for y in batch]
+            entry["max_abs_diff_vs_librosa"] = float(np.max(np.abs(out - np.stack(ref))))
+            entry["librosa_ms_per_clip"] = 1e3 * _timed(
+                lambda: [reference.librosa_feature(y, kind=kind, **params) for y in batch]
+            ) / len(names)
+        summary["features"][kind] = entry
+
+    _print_table(summary)
+    with open(os.path.join(workdir, "feature_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    if config.eval.plots:
+        path = os.path.join(workdir, "features.png")
+        plot_features(outputs, names, path, sr=sr, hop_length=params["hop_length"])
+        print(f"wrote {path}")
+    print(f"wrote {os.path.join(workdir, 'feature_summary.json')}")
+    return summary
+
+
+def _print_table(summary: Dict) -> None:
+    header = f"{'feature':<9} {'shape':>12} {'range':>19} {'max|Δ| librosa':>15} " \
+             f"{'jaxgenre ms/clip':>17} {'librosa ms/clip':>16}"
+    print(header)
+    print("-" * len(header))
+    for kind, e in summary["features"].items():
+        shape = "x".join(str(d) for d in e["shape"])
+        diff = f"{e['max_abs_diff_vs_librosa']:.2e}" if "max_abs_diff_vs_librosa" in e else "-"
+        lib = f"{e['librosa_ms_per_clip']:.1f}" if "librosa_ms_per_clip" in e else "-"
+        print(f"{kind:<9} {shape:>12} {e['min']:>9.2f}..{e['max']:<8.2f} {diff:>15} "
+              f"{e['jaxgenre_ms_per_clip']:>17.2f} {lib:>16}")
+
+
+def plot_features(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
+                  hop_length: int) -> None:
+    """One row per signal, one column per feature (the study's figure 2 layout)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in features.KINDS if k in outputs]
+    fig, axes = plt.subplots(len(names), len(kinds), figsize=(4 * len(kinds), 2 * len(names)),
+                             squeeze=False)
+    titles = {"waveform": "waveform (peak-normalised)", "spec": "spectrogram (dB)",
+              "mel": "mel-spectrogram (dB)", "mfcc": "MFCC"}
+    for col, kind in enumerate(kinds):
+        for row, name in enumerate(names):
+            ax = axes[row, col]
+            data = outputs[kind][row]
+            if kind == "waveform":
+                ax.plot(np.arange(data.size) / sr, data, linewidth=0.3)
+                ax.set_ylim(-1.05, 1.05)
+            else:
+                seconds = data.shape[-1] * hop_length / sr
+                image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma",
+                                  extent=(0, seconds, 0, data.shape[0]))
+                fig.colorbar(image, ax=ax, pad=0.01)
+            if row == 0:
+                ax.set_title(titles[kind], fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name.replace("_", " "), fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
