@@ -86,9 +86,8 @@ def _frames(y: jax.Array, p: _Params) -> jax.Array:
         # Gather-free: rows of hop_length samples, n_fft / hop_length shifted slices.
         r = p.n_fft // p.hop_length
         rows = y[:(n_frames + r - 1) * p.hop_length].reshape(n_frames + r - 1, p.hop_length)
-        return jnp.concatenate(
-            [rows[i:i + n_frames] * window[i * p.hop_length:(i + 1) * p.hop_length]
-             for i in range(r)], axis=-1)
+        shifted = jnp.stack([rows[i:i + n_frames] for i in range(r)], axis=1)
+        return shifted.reshape(n_frames, p.n_fft) * window
     index = (np.arange(n_frames)[:, None] * p.hop_length + np.arange(p.n_fft)[None, :])
     return y[index] * window
 

@@ -1,0 +1,112 @@
+"""Feature speed: jaxgenre vs librosa, measured in one process, printed as ratios.
+
+    python benchmarks/features.py [--clips=64] [--seconds=30] [--repeats=3] [--breakdown]
+
+For a batch of random clips it times, for mel-dB and MFCC:
+  * librosa one clip at a time (how users call it), and on the whole batch at once;
+  * jaxgenre on the whole batch (jitted, warmed up, blocking on the result), with the
+    batch already a device array, and again from a numpy array (host → device included);
+and checks on the same data that the results still match librosa.
+`--breakdown` adds where jaxgenre's time goes (frames, FFT, mel, dB), single-threaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import librosa  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxgenre import features  # noqa: E402
+
+SR = 22050
+
+
+def best_time(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())  # warm-up (and compilation)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def librosa_mel_db(y):
+    return librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR))
+
+
+def librosa_mfcc(y):
+    return librosa.feature.mfcc(y=y, sr=SR)
+
+
+def breakdown(batch: jax.Array, repeats: int) -> None:
+    """Single-threaded cumulative stage timings of the mel-dB transform."""
+    p = features._mel_params("mel", batch.shape[-1])
+    half = p.n_fft // 2
+
+    def stages(upto):
+        def one(y):
+            frames = features._frames(jnp.pad(y, (half, half)), p)
+            if upto == "frames":
+                return frames.sum()
+            spec = jnp.fft.rfft(frames, axis=-1)
+            power = jnp.square(spec.real) + jnp.square(spec.imag)
+            if upto == "fft":
+                return power.sum()
+            mel = features._mel_power(power, p)
+            if upto == "mel":
+                return mel.sum()
+            return features._power_to_db(mel, p).sum()
+        return jax.jit(lambda x: jax.lax.map(one, x))
+
+    previous = 0.0
+    print("\nwhere the time goes (mel-dB, one thread, whole batch, cumulative):")
+    for upto in ("frames", "fft", "mel", "db"):
+        t = best_time(lambda: stages(upto)(batch), repeats)
+        print(f"  + {upto:<7} {t * 1e3:8.1f} ms  (this stage {1e3 * (t - previous):7.1f} ms)")
+        previous = t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    clips = (0.1 * rng.standard_normal((args.clips, int(args.seconds * SR)))).astype(np.float32)
+    on_device = jnp.asarray(clips)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{args.clips} clips x {args.seconds:g} s at {SR} Hz, float32; jax {jax.__version__} "
+          f"on {jax.default_backend()} ({jax.devices()[0].device_kind}), librosa "
+          f"{librosa.__version__}, {cores} CPU cores; best of {args.repeats}")
+    header = (f"{'feature':<8} {'librosa/clip':>13} {'librosa batch':>14} {'jaxgenre':>10} "
+              f"{'from numpy':>11} {'× per-clip':>11} {'× batch':>8} {'max|Δ|':>9}")
+    print(header + "\n" + "-" * len(header))
+    for kind, ref_fn, jax_fn in (("mel-dB", librosa_mel_db, features.melspectrogram_db),
+                                 ("MFCC", librosa_mfcc, features.mfcc)):
+        t_clip = best_time(lambda: [ref_fn(y) for y in clips], args.repeats)
+        t_batch = best_time(lambda: ref_fn(clips), args.repeats)
+        t_jax = best_time(lambda: jax_fn(on_device), args.repeats)
+        t_numpy = best_time(lambda: jax_fn(clips), args.repeats)
+        diff = float(np.max(np.abs(np.asarray(jax_fn(on_device)) - ref_fn(clips))))
+        rate = lambda t: f"{args.clips / t:8.1f}/s"
+        print(f"{kind:<8} {rate(t_clip):>13} {rate(t_batch):>14} {rate(t_jax):>10} "
+              f"{rate(t_numpy):>11} {t_clip / t_jax:>10.1f}× {t_batch / t_jax:>7.1f}× "
+              f"{diff:>9.1e}")
+    if args.breakdown:
+        breakdown(on_device, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
