@@ -24,7 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxgenre import features  # noqa: E402
+from jaxgenre import features, spectral  # noqa: E402
 
 SR = 22050
 
@@ -54,17 +54,17 @@ def breakdown(batch: jax.Array, repeats: int) -> None:
 
     def stages(upto):
         def one(y):
-            frames = features._frames(jnp.pad(y, (half, half)), p)
+            frames = spectral.frames(jnp.pad(y, (half, half)), p)
             if upto == "frames":
                 return frames.sum()
             spec = jnp.fft.rfft(frames, axis=-1)
             power = jnp.square(spec.real) + jnp.square(spec.imag)
             if upto == "fft":
                 return power.sum()
-            mel = features._mel_power(power, p)
+            mel = spectral.mel_power(power, p)
             if upto == "mel":
                 return mel.sum()
-            return features._power_to_db(mel, p).sum()
+            return spectral.power_to_db(mel, p).sum()
         return jax.jit(lambda x: jax.lax.map(one, x))
 
     previous = 0.0

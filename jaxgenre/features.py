@@ -12,189 +12,26 @@ Parameter names and defaults are librosa 0.11's. `ref` is a float or 'max'; 'max
 means each example's own maximum (librosa's `ref=np.max` on one clip), and `top_db`
 also clips each example against its own peak, never against the batch.
 
-How it is fast (BUILD_NOTES.md, "Feature speed", has the measurements):
-  * one clip at a time inside one jit (`lax.map`), so a clip's frames stay in cache
-    instead of streaming the whole batch's 4x-overlapping frames through memory;
-  * framing without a gather when hop_length divides n_fft: the padded signal is
-    reshaped into hop-sized rows and n_fft/hop_length shifted row slices are joined;
-  * the mel product skips the filterbank's zeros: mel bands are cut into groups of
-    16 and each group multiplies only the FFT bins its triangles cover (~8x fewer FLOPs);
-  * dB, ref and top_db fuse into one pass over the (small) mel image;
-  * XLA's CPU FFT runs on one thread, so a concrete batch on the CPU is split into
-    one equal chunk per core and the chunks run concurrently.
-Static parameters are compile-time constants: filterbanks, windows and the DCT basis
-are built once per parameter set (see `filters`), not per call.
+The transform itself (and why it is fast) is in `spectral`; this module is the
+librosa-shaped interface: names, defaults, and input checks that turn a wrong rank,
+dtype or parameter into a ValueError that says what to change.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import inspect
-import math
-import os
-from typing import Optional, Tuple, Union
+from typing import Optional
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgenre import filters
+from jaxgenre import filters, spectral
 
-Ref = Union[float, str]
+Ref = spectral.Ref
 _PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
-_MEL_GROUP = 16  # mel bands per block of the banded mel product
-
-
-@dataclasses.dataclass(frozen=True)
-class _Params:
-    """Every static parameter of a transform; hashable, so it keys jit's cache."""
-    n_fft: int
-    hop_length: int
-    win_length: int
-    window: filters.WindowSpec
-    center: bool
-    pad_mode: str
-    ref: Ref
-    amin: float
-    top_db: Optional[float]
-    mel: Optional[Tuple] = None  # (sr, n_mels, fmin, fmax, htk, norm)
-    dct: Optional[Tuple] = None  # (n_mfcc, dct_type, norm, lifter)
-
-    def n_frames(self, n_samples: int) -> int:
-        padded = n_samples + (2 * (self.n_fft // 2) if self.center else 0)
-        return 1 + (padded - self.n_fft) // self.hop_length
-
-    def n_out(self) -> int:
-        if self.dct is not None:
-            return self.dct[0]
-        if self.mel is not None:
-            return self.mel[1]
-        return 1 + self.n_fft // 2
-
-
-# --------------------------------------------------------------------------- pieces
-
-
-def _frames(y: jax.Array, p: _Params) -> jax.Array:
-    """Windowed frames `(n_frames, n_fft)` of one padded clip."""
-    n_frames = 1 + (y.shape[0] - p.n_fft) // p.hop_length
-    window = jnp.asarray(filters.stft_window(p.window, p.win_length, p.n_fft))
-    if p.n_fft % p.hop_length == 0:
-        # Gather-free: rows of hop_length samples, n_fft / hop_length shifted slices.
-        r = p.n_fft // p.hop_length
-        rows = y[:(n_frames + r - 1) * p.hop_length].reshape(n_frames + r - 1, p.hop_length)
-        shifted = jnp.stack([rows[i:i + n_frames] for i in range(r)], axis=1)
-        return shifted.reshape(n_frames, p.n_fft) * window
-    index = (np.arange(n_frames)[:, None] * p.hop_length + np.arange(p.n_fft)[None, :])
-    return y[index] * window
-
-
-@functools.lru_cache(maxsize=64)
-def _mel_blocks(mel: Tuple, n_fft: int):
-    """Cuts the filterbank into (first_bin, last_bin + 1, weights^T) blocks of bands."""
-    sr, n_mels, fmin, fmax, htk, norm = mel
-    bank = filters.mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
-                                  htk=htk, norm=norm)
-    blocks = []
-    for start in range(0, n_mels, _MEL_GROUP):
-        rows = bank[start:start + _MEL_GROUP]
-        support = np.flatnonzero(rows.any(axis=0))
-        lo, hi = (support[0], support[-1] + 1) if support.size else (0, 1)
-        blocks.append((int(lo), int(hi), np.ascontiguousarray(rows[:, lo:hi].T)))
-    return tuple(blocks)
-
-
-def _mel_power(power: jax.Array, p: _Params) -> jax.Array:
-    """(n_frames, n_bins) power → (n_frames, n_mels), multiplying only non-zero bands."""
-    blocks = _mel_blocks(p.mel, p.n_fft)
-    return jnp.concatenate(
-        [jnp.dot(power[:, lo:hi], w, precision=jax.lax.Precision.HIGHEST)
-         for lo, hi, w in blocks], axis=-1)
-
-
-def _power_to_db(s: jax.Array, p: _Params) -> jax.Array:
-    """librosa.power_to_db on one example; ref='max' is this example's own maximum."""
-    db = 10.0 * jnp.log10(jnp.maximum(p.amin, s))
-    ref = jnp.max(s) if p.ref == "max" else p.ref
-    db = db - 10.0 * jnp.log10(jnp.maximum(p.amin, ref))
-    if p.top_db is not None:
-        db = jnp.maximum(db, jnp.max(db) - p.top_db)
-    return db
-
-
-def _one_clip(y: jax.Array, p: _Params) -> jax.Array:
-    """(samples,) → (n_out, n_frames) for one clip."""
-    if p.center:
-        half = p.n_fft // 2
-        y = jnp.pad(y, (half, half), mode=p.pad_mode)
-    spectrum = jnp.fft.rfft(_frames(y, p), axis=-1)
-    power = jnp.square(spectrum.real) + jnp.square(spectrum.imag)
-    if p.mel is not None:
-        power = _mel_power(power, p)
-    db = _power_to_db(power, p)  # (n_frames, n_bands)
-    if p.dct is not None:
-        n_mfcc, dct_type, norm, lifter = p.dct
-        basis = filters.dct_matrix(n_mfcc, p.mel[1], dct_type=dct_type, norm=norm)
-        if lifter > 0:
-            lift = 1.0 + (lifter / 2.0) * np.sin(np.pi * np.arange(1, n_mfcc + 1) / lifter)
-            basis = (basis * lift[:, None]).astype(np.float32)
-        db = jnp.dot(db, basis.T, precision=jax.lax.Precision.HIGHEST)
-    return db.T
-
-
-@functools.partial(jax.jit, static_argnames=("p", "count"))
-def _transform(y: jax.Array, start: jax.Array, p: _Params, count: int) -> jax.Array:
-    """Clips start .. start+count-1 of a (batch, samples) array → (count, n_out, n_frames).
-
-    One clip at a time, read from `y` in place (indices past the end repeat the last
-    clip and are dropped by the caller), so chunks of a batch run without copying it.
-    """
-    last = y.shape[0] - 1
-    out = jax.lax.map(lambda i: _one_clip(y[jnp.minimum(i, last)], p),
-                      start + jnp.arange(count))
-    chex.assert_shape(out, (count, p.n_out(), p.n_frames(y.shape[1])))
-    return out
-
-
-# ------------------------------------------------------------------ batch dispatch
-
-_POOL: Optional[concurrent.futures.ThreadPoolExecutor] = None
-
-
-def _cpu_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _run(y: jax.Array, p: _Params) -> jax.Array:
-    """Flattens leading axes, runs `_transform`, restores them.
-
-    Under an outer jit (a tracer) this is the plain jitted transform. On concrete
-    CPU arrays the batch is padded to a multiple of the core count and split into
-    equal chunks that run concurrently: one compiled shape, every core busy.
-    """
-    lead, n = y.shape[:-1], y.shape[-1]
-    flat = y.reshape((-1, n))
-    batch = flat.shape[0]
-    workers = min(batch, _cpu_workers())
-    on_cpu = not isinstance(flat, jax.core.Tracer) and all(
-        d.platform == "cpu" for d in flat.devices())
-    if workers < 2 or not on_cpu:
-        out = _transform(flat, 0, p, batch)
-    else:
-        global _POOL
-        if _POOL is None:
-            _POOL = concurrent.futures.ThreadPoolExecutor(_cpu_workers(), "jaxgenre-features")
-        per = math.ceil(batch / workers)
-        parts = list(_POOL.map(
-            lambda i: _transform(flat, i * per, p, per).block_until_ready(), range(workers)))
-        out = jnp.concatenate(parts, axis=0)[:batch]
-    return out.reshape(lead + out.shape[1:])
 
 
 # ------------------------------------------------------------------- validation
@@ -216,7 +53,7 @@ def _as_audio(y, name: str) -> jax.Array:
 
 
 def _stft_params(name: str, n_samples: int, *, n_fft, hop_length, win_length, window, center,
-                 pad_mode, ref, amin, top_db, mel=None, dct=None) -> _Params:
+                 pad_mode, ref, amin, top_db, mel=None, dct=None) -> spectral.Params:
     if n_fft < 2 or hop_length < 1:
         raise ValueError(f"{name}: need n_fft >= 2 and hop_length >= 1, "
                          f"got n_fft={n_fft}, hop_length={hop_length}")
@@ -237,7 +74,7 @@ def _stft_params(name: str, n_samples: int, *, n_fft, hop_length, win_length, wi
     if isinstance(window, (list, np.ndarray)):
         raise ValueError(f"{name}: pass the window as a name or (name, param) tuple, "
                          "e.g. 'hann' or ('kaiser', 8.0)")
-    return _Params(n_fft=int(n_fft), hop_length=int(hop_length),
+    return spectral.Params(n_fft=int(n_fft), hop_length=int(hop_length),
                    win_length=int(win_length or n_fft), window=window, center=bool(center),
                    pad_mode=pad_mode, ref=ref if ref == "max" else float(ref),
                    amin=float(amin), top_db=None if top_db is None else float(top_db),
@@ -259,7 +96,7 @@ def spectrogram_db(y, *, n_fft: int = 2048, hop_length: int = 512,
     p = _stft_params("spectrogram_db", y.shape[-1], n_fft=n_fft, hop_length=hop_length,
                      win_length=win_length, window=window, center=center,
                      pad_mode=pad_mode, ref=ref, amin=amin, top_db=top_db)
-    return _run(y, p)
+    return spectral.run(y, p)
 
 
 def melspectrogram_db(y, *, sr: int = 22050, n_fft: int = 2048, hop_length: int = 512,
@@ -277,7 +114,7 @@ def melspectrogram_db(y, *, sr: int = 22050, n_fft: int = 2048, hop_length: int 
                     hop_length=hop_length, win_length=win_length, window=window,
                     n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, center=center,
                     pad_mode=pad_mode, ref=ref, amin=amin, top_db=top_db)
-    return _run(y, p)
+    return spectral.run(y, p)
 
 
 def mfcc(y, *, sr: int = 22050, n_mfcc: int = 20, dct_type: int = 2,
@@ -297,7 +134,8 @@ def mfcc(y, *, sr: int = 22050, n_mfcc: int = 20, dct_type: int = 2,
         mel_kwargs["norm"] = mel_kwargs.pop("mel_norm")
     p = _mel_params("mfcc", y.shape[-1], sr=sr, **mel_kwargs)
     filters.dct_matrix(n_mfcc, p.mel[1], dct_type=dct_type, norm=norm)  # validates
-    return _run(y, dataclasses.replace(p, dct=(int(n_mfcc), int(dct_type), norm, float(lifter))))
+    dct = (int(n_mfcc), int(dct_type), norm, float(lifter))
+    return spectral.run(y, dataclasses.replace(p, dct=dct))
 
 
 def _mel_params(name: str, n_samples: int, *, sr: int = 22050, n_fft: int = 2048,
@@ -306,7 +144,7 @@ def _mel_params(name: str, n_samples: int, *, sr: int = 22050, n_fft: int = 2048
                 fmax: Optional[float] = None, htk: bool = False,
                 norm: filters.MelNorm = "slaney", center: bool = True,
                 pad_mode: str = "constant", ref: Ref = 1.0, amin: float = 1e-10,
-                top_db: Optional[float] = 80.0) -> _Params:
+                top_db: Optional[float] = 80.0) -> spectral.Params:
     fmax = sr / 2.0 if fmax is None else float(fmax)
     try:  # validates the filterbank parameters and caches the bank for the trace
         filters.mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=float(fmin),
