@@ -150,22 +150,27 @@ def transform(y: jax.Array, start: jax.Array, p: Params, count: int) -> jax.Arra
 
 # ------------------------------------------------------------------ batch dispatch
 
-_POOL: Optional[concurrent.futures.ThreadPoolExecutor] = None
-
-
 def cpu_workers() -> int:
+    """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
 
 
+@functools.lru_cache(maxsize=1)
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(cpu_workers(), "jaxgenre-features")
+
+
 def run(y: jax.Array, p: Params) -> jax.Array:
     """Flattens leading axes, runs `transform`, restores them.
 
-    Under an outer jit (a tracer) this is the plain jitted transform. On concrete
-    CPU arrays the batch is padded to a multiple of the core count and split into
-    equal chunks that run concurrently: one compiled shape, every core busy.
+    Under an outer jit (a tracer), or off the CPU, this is the plain jitted transform.
+    On a concrete CPU array the batch is cut into one equal chunk of clip indices per
+    core and the chunks run concurrently (XLA's CPU FFT uses one thread per call).
+    Every chunk has the same size, so there is one compiled shape; the last chunk may
+    run past the end, repeating the last clip, and those rows are dropped.
     """
     lead, n = y.shape[:-1], y.shape[-1]
     flat = y.reshape((-1, n))
@@ -176,11 +181,8 @@ def run(y: jax.Array, p: Params) -> jax.Array:
     if workers < 2 or not on_cpu:
         out = transform(flat, 0, p, batch)
     else:
-        global _POOL
-        if _POOL is None:
-            _POOL = concurrent.futures.ThreadPoolExecutor(cpu_workers(), "jaxgenre-features")
         per = math.ceil(batch / workers)
-        parts = list(_POOL.map(
+        parts = list(_pool().map(
             lambda i: transform(flat, i * per, p, per).block_until_ready(), range(workers)))
         out = jnp.concatenate(parts, axis=0)[:batch]
     return out.reshape(lead + out.shape[1:])
