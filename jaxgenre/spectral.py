@@ -11,8 +11,10 @@ module assumes valid input. What makes it fast, measured in BUILD_NOTES.md:
   * a banded mel product: bands are cut into groups of 16 and each group multiplies
     only the FFT bins its triangles cover (13% of the dense FLOPs at librosa defaults);
   * dB, ref and top_db fuse into one pass over the small mel image;
-  * XLA's CPU FFT runs on one thread, so a concrete CPU batch is cut into one chunk
-    per core and the chunks run concurrently, each reading the batch in place.
+  * XLA's CPU FFT keeps about one core busy on a clip-sized call (it only spreads
+    much larger calls over threads, and those are memory-bound), so a concrete CPU
+    batch is cut into one chunk per core and the chunks run concurrently, each
+    reading the batch in place.
 Static parameters are compile-time constants: filterbanks, windows and the DCT basis
 are built once per parameter set (`filters` caches them), not per call.
 """
@@ -168,7 +170,7 @@ def run(y: jax.Array, p: Params) -> jax.Array:
 
     Under an outer jit (a tracer), or off the CPU, this is the plain jitted transform.
     On a concrete CPU array the batch is cut into one equal chunk of clip indices per
-    core and the chunks run concurrently (XLA's CPU FFT uses one thread per call).
+    core and the chunks run concurrently (a clip-sized XLA FFT keeps ~one core busy).
     Every chunk has the same size, so there is one compiled shape; the last chunk may
     run past the end, repeating the last clip, and those rows are dropped.
     """
