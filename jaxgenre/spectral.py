@@ -143,6 +143,8 @@ def transform(y: jax.Array, start: jax.Array, p: Params, count: int) -> jax.Arra
     One clip at a time, read from `y` in place (indices past the end repeat the last
     clip and are dropped by the caller), so chunks of a batch run without copying it.
     """
+    chex.assert_rank(y, 2)
+    chex.assert_type(y, jnp.float32)
     last = y.shape[0] - 1
     out = jax.lax.map(lambda i: one_clip(y[jnp.minimum(i, last)], p),
                       start + jnp.arange(count))
