@@ -12,6 +12,7 @@ def get_config() -> config_dict.ConfigDict:
     config.data.source = "synthetic"  # synthetic | folder | tfds
     config.data.root = config_dict.placeholder(str)
     config.data.tfds_dir = config_dict.placeholder(str)
+    config.data.cache_dir = config_dict.placeholder(str)  # None: <workdir>/cache
     config.data.split = "random"  # random | kfold | fault_filtered
     config.data.fractions = (0.8, 0.1, 0.1)
     config.data.folds = 10

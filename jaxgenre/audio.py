@@ -37,6 +37,9 @@ def _read_soundfile(path: str, offset: float, duration: Optional[float]):
     import soundfile as sf
 
     with sf.SoundFile(path) as f:
+        if f.format == "RAW":  # libsndfile's guess for an .au/.snd file without a header
+            raise AudioDecodeError(path, "no recognisable audio header (libsndfile could only "
+                                   "read it as headerless raw data): corrupt or not audio")
         native_sr = f.samplerate
         start = int(round(offset * native_sr))
         if start >= f.frames > 0:

@@ -16,6 +16,8 @@ from typing import Tuple
 
 import numpy as np
 
+VERSION = 1  # bump when the synthesis changes: it keys feature caches
+
 CLASS_NAMES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
                "reggae", "rock")
 

@@ -1,0 +1,132 @@
+"""From cached features to device batches: segments, seeded shuffling, fixed-size
+batches with a mask, and placement sharded over the devices of a mesh.
+
+Everything here is a pure function of its arguments — the batches of epoch `e` are
+fixed by (seed, e) — so a run that stops can resume at any step by asking for the
+same epoch again and skipping ahead (`start_step`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Iterator, Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxgenre.data.cache import FeatureStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Segments:
+    """Windows over the last (time) axis of the cached features: segment `i` is
+    `features[clip[i], ..., start[i]:start[i] + length]`. Without segmenting, one
+    segment per clip covers the whole clip. Every segment keeps its clip's index, so a
+    split made on clips never separates a clip's segments, and evaluation can vote."""
+    clip: np.ndarray  # (n,) index into the FeatureStore
+    start: np.ndarray  # (n,) first frame (or sample, for waveforms)
+    length: int
+
+    def __len__(self) -> int:
+        return int(self.clip.size)
+
+
+def segments(clip_indices: np.ndarray, n_steps: int, *, segment_steps: Optional[int] = None,
+             hop_steps: Optional[int] = None) -> Segments:
+    """All windows of `segment_steps` every `hop_steps` (default: no overlap) inside
+    each clip's `n_steps` frames; `segment_steps=None` means whole clips."""
+    clip_indices = np.asarray(clip_indices, dtype=np.int64)
+    if segment_steps is None or segment_steps >= n_steps:
+        return Segments(clip_indices, np.zeros_like(clip_indices), n_steps)
+    hop = hop_steps or segment_steps
+    if segment_steps < 1 or hop < 1:
+        raise ValueError(f"segments need positive lengths, got segment={segment_steps}, "
+                         f"hop={hop} frames")
+    starts = np.arange(0, n_steps - segment_steps + 1, hop)
+    return Segments(np.repeat(clip_indices, starts.size), np.tile(starts, clip_indices.size),
+                    segment_steps)
+
+
+def seconds_to_steps(seconds: Optional[float], *, sr: int, hop_length: int,
+                     kind: str) -> Optional[int]:
+    """A duration in feature steps: frames for spectral features, samples for waveforms."""
+    if seconds is None:
+        return None
+    return int(round(seconds * sr)) if kind == "waveform" else int(round(seconds * sr / hop_length))
+
+
+def batch_order(n: int, *, batch_size: int, seed: int, epoch: int, shuffle: bool,
+                drop_remainder: bool) -> np.ndarray:
+    """`(steps, batch_size)` segment indices for one epoch; -1 marks padding.
+
+    Training shuffles with (seed, epoch) and drops the last partial batch; evaluation
+    keeps order and pads the last batch, so every segment is seen exactly once and
+    every batch has the one compiled shape.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    if drop_remainder:
+        steps = n // batch_size
+        return order[:steps * batch_size].reshape(steps, batch_size)
+    steps = -(-n // batch_size)
+    padded = np.full(steps * batch_size, -1, dtype=np.int64)
+    padded[:n] = order
+    return padded.reshape(steps, batch_size)
+
+
+def gather(store: FeatureStore, segs: Segments, rows: np.ndarray) -> Dict[str, np.ndarray]:
+    """The batch for segment indices `rows` (-1 = padding: zeros, mask 0)."""
+    valid = rows >= 0
+    safe = np.where(valid, rows, 0)
+    clips, starts = segs.clip[safe], segs.start[safe]
+    inputs = np.stack([store.features[c, ..., s:s + segs.length] for c, s in zip(clips, starts)])
+    inputs[~valid] = 0.0
+    return {"inputs": inputs.astype(np.float32, copy=False),
+            "labels": np.where(valid, store.labels[clips], 0).astype(np.int32),
+            "mask": valid.astype(np.float32),
+            "clip_index": np.where(valid, clips, -1).astype(np.int32)}
+
+
+def iterate_batches(store: FeatureStore, segs: Segments, *, batch_size: int, seed: int,
+                    epoch: int, train: bool, start_step: int = 0,
+                    process_index: Optional[int] = None,
+                    process_count: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
+    """Host batches of one epoch. With several processes, each loads only its own
+    contiguous `batch_size / process_count` rows of every global batch."""
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    if batch_size % process_count:
+        raise ValueError(f"batch_size {batch_size} must divide evenly over {process_count} "
+                         f"processes")
+    local = batch_size // process_count
+    order = batch_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch,
+                        shuffle=train, drop_remainder=train)
+    if train and order.shape[0] == 0:
+        raise ValueError(f"only {len(segs)} training segments: fewer than one batch of "
+                         f"{batch_size}; lower train.batch_size or add data")
+    for rows in order[start_step:]:
+        yield gather(store, segs, rows[process_index * local:(process_index + 1) * local])
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named 'data' over every device (all hosts), for data parallelism."""
+    devices = np.asarray(jax.devices() if devices is None else devices)
+    return Mesh(devices.reshape(-1), ("data",))
+
+
+def shard_batch(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
+    """Places a host batch on the mesh, split along its first axis over 'data'.
+
+    Each process passes its own rows; the result is one global array per key.
+    """
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    size = mesh.shape["data"]
+    out = {}
+    for key, value in batch.items():
+        global_rows = value.shape[0] * jax.process_count()
+        if global_rows % size:
+            raise ValueError(f"a batch of {global_rows} rows cannot be split over {size} "
+                             f"devices: make train.batch_size / eval.batch_size a multiple "
+                             f"of {size}")
+        out[key] = jax.make_array_from_process_local_data(sharding, value)
+    return out

@@ -1,0 +1,48 @@
+"""One call from a config to ready-to-batch data: source → report → split → cached
+features → segments per part. Whatever the source, what comes out is the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, Tuple
+
+from jaxgenre.data import cache, pipeline, sources, splits
+from jaxgenre.data.report import DataReport
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    store: cache.FeatureStore
+    parts: Dict[str, pipeline.Segments]  # 'train' / 'valid' / 'test'
+    class_names: Tuple[str, ...]
+    report: DataReport
+
+
+def prepare_data(config, workdir: str, *, progress: bool = True) -> PreparedData:
+    """Opens `config.data`'s source, splits it, caches `config.features` for every
+    usable clip, and cuts segments. Prints the data report and writes it to
+    `<workdir>/data_report.json`; fails (naming the classes) if a class has no clip."""
+    source = sources.create_source(config, progress=progress)
+    report = source.report
+    ids = [c.clip_id for c in source.clips]
+    split = splits.make_split(config.data, ids, sources.labels_of(source.clips), config.seed,
+                              report)
+    os.makedirs(workdir, exist_ok=True)
+    report.write_json(os.path.join(workdir, "data_report.json"))
+    print(report.format())
+    if not report.ok():
+        raise sources.DataSourceError(
+            f"no usable clip for class(es) {', '.join(report.empty_classes())}; see "
+            f"{os.path.join(workdir, 'data_report.json')}")
+    cache_dir = config.data.get("cache_dir") or os.path.join(workdir, "cache")
+    store = cache.build_features(source, dict(config.features), cache_dir, progress=progress)
+    n_steps = store.features.shape[-1]
+    feats = config.features
+    to_steps = lambda s: pipeline.seconds_to_steps(s, sr=feats.sr, hop_length=feats.hop_length,
+                                                   kind=feats.kind)
+    parts = {name: pipeline.segments(idx, n_steps,
+                                     segment_steps=to_steps(config.data.segment_seconds),
+                                     hop_steps=to_steps(config.data.segment_hop_seconds))
+             for name, idx in split.items()}
+    return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report)

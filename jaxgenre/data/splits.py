@@ -1,0 +1,131 @@
+"""Train / validation / test partitions: random, k-fold, and GTZAN's fault-filtered split.
+
+Every split is a pure function of (clip ids, labels, seed) and returns, for each part,
+indices into the clip list it was given. The clips are ordered by id first, so the
+order a source happens to list them in (TFDS shuffles records) changes nothing.
+Random and k-fold splits are stratified: each class is divided on its own.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from jaxgenre.data.report import DataReport
+
+PARTS = ("train", "valid", "test")
+SPLITS = ("random", "kfold", "fault_filtered")
+
+
+def _by_class(clip_ids: Sequence[str], labels: np.ndarray):
+    """Per class: indices of its clips, sorted by clip id."""
+    order = np.argsort(np.asarray(clip_ids, dtype=object), kind="stable")
+    labels = np.asarray(labels)
+    return {int(c): order[labels[order] == c] for c in np.unique(labels)}
+
+
+def _finish(parts: Dict[str, List[np.ndarray]], clip_ids) -> Dict[str, np.ndarray]:
+    ids = np.asarray(clip_ids, dtype=object)
+    out = {}
+    for name in PARTS:
+        idx = np.concatenate(parts[name]).astype(np.int64) if parts[name] else np.zeros(0, np.int64)
+        out[name] = idx[np.argsort(ids[idx], kind="stable")] if idx.size else idx
+    return out
+
+
+def _share(fraction: float, n: int) -> int:
+    """round(fraction * n), but at least one clip for a non-zero fraction of a class of
+    three or more, so a small data set never gets an empty validation or test part."""
+    share = int(round(fraction * n))
+    return max(share, 1) if fraction > 0 and n >= 3 else share
+
+
+def random_split(clip_ids: Sequence[str], labels, *, fractions=(0.8, 0.1, 0.1),
+                 seed: int = 0) -> Dict[str, np.ndarray]:
+    """Stratified: each class's clips shuffled with (seed, class) and cut by `fractions`."""
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
+        raise ValueError(f"data.fractions must be three non-negative numbers (train, valid, "
+                         f"test) summing to 1, got {tuple(fractions)}")
+    parts = {p: [] for p in PARTS}
+    for c, idx in _by_class(clip_ids, labels).items():
+        idx = np.random.default_rng([seed, c]).permutation(idx)
+        n_valid, n_test = (_share(f, idx.size) for f in fractions[1:])
+        n_train = idx.size - n_valid - n_test
+        parts["train"].append(idx[:n_train])
+        parts["valid"].append(idx[n_train:n_train + n_valid])
+        parts["test"].append(idx[n_train + n_valid:])
+    return _finish(parts, clip_ids)
+
+
+def kfold_split(clip_ids: Sequence[str], labels, *, folds: int = 10, fold: int = 0,
+                valid_fraction: float = 1 / 9, seed: int = 0) -> Dict[str, np.ndarray]:
+    """Stratified k-fold: part `fold` of each class is the test set; a seeded
+    `valid_fraction` of the remaining clips of each class is the validation set."""
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"k-fold needs folds >= 2 and 0 <= fold < folds, got folds={folds}, "
+                         f"fold={fold}")
+    parts = {p: [] for p in PARTS}
+    for c, idx in _by_class(clip_ids, labels).items():
+        idx = np.random.default_rng([seed, c]).permutation(idx)
+        in_fold = (np.arange(idx.size) % folds) == fold
+        rest = np.random.default_rng([seed, c, fold]).permutation(idx[~in_fold])
+        n_valid = _share(valid_fraction, rest.size)
+        parts["test"].append(idx[in_fold])
+        parts["valid"].append(rest[:n_valid])
+        parts["train"].append(rest[n_valid:])
+    return _finish(parts, clip_ids)
+
+
+def fault_filtered_lists() -> Dict[str, List[str]]:
+    """The packaged Kereliuk/Sturm lists, as clip ids (`genre/genre.000NN`)."""
+    folder = importlib.resources.files("jaxgenre.data") / "split_lists"
+    lists = {}
+    for part in PARTS:
+        text = (folder / f"gtzan_fault_filtered_{part}.txt").read_text()
+        lists[part] = [line.strip().rsplit(".", 1)[0] for line in text.splitlines()
+                       if line.strip()]
+    return lists
+
+
+def fault_filtered_split(clip_ids: Sequence[str],
+                         report: Optional[DataReport] = None) -> Dict[str, np.ndarray]:
+    """The artist- and fault-filtered GTZAN partition (443 / 197 / 290 files).
+
+    Listed files that are not among `clip_ids` (missing from the folder, or rejected
+    when it was validated, like jazz.00054) go into `report`, one entry each.
+    """
+    position = {cid: i for i, cid in enumerate(clip_ids)}
+    parts = {p: [] for p in PARTS}
+    named = set()
+    for part, listed in fault_filtered_lists().items():
+        found = [position[cid] for cid in listed if cid in position]
+        parts[part].append(np.asarray(found, dtype=np.int64))
+        named.update(listed)
+        if report is not None:
+            for cid in listed:
+                if cid not in position:
+                    report.reject(cid, f"named by the fault-filtered split ({part}) but not "
+                                       f"usable in this data set (missing or rejected above)")
+    if report is not None:
+        outside = sum(cid not in named for cid in clip_ids)
+        report.notes.append(f"fault_filtered split: {outside} usable clips are not in its "
+                            f"lists and are left out by design")
+    return _finish(parts, clip_ids)
+
+
+def make_split(data_config, clip_ids: Sequence[str], labels, seed: int,
+               report: Optional[DataReport] = None) -> Dict[str, np.ndarray]:
+    """The split `config.data` asks for."""
+    kind = data_config.split
+    if kind == "random":
+        return random_split(clip_ids, labels, fractions=data_config.fractions, seed=seed)
+    if kind == "kfold":
+        train, valid, _ = data_config.fractions
+        return kfold_split(clip_ids, labels, folds=data_config.folds, fold=data_config.fold,
+                           valid_fraction=valid / (train + valid), seed=seed)
+    if kind == "fault_filtered":
+        return fault_filtered_split(clip_ids, report)
+    raise ValueError(f"unknown data.split {kind!r}; expected one of {SPLITS}")
