@@ -1,0 +1,58 @@
+"""The feature cache: equal to computing directly, reused, and never stale."""
+
+import os
+
+import numpy as np
+
+from jaxgenre import features
+from jaxgenre.data import cache, sources
+
+PARAMS = {"kind": "mel", "sr": 22050, "n_fft": 2048, "hop_length": 512, "n_mels": 64,
+          "n_mfcc": 20, "fmin": 0.0, "fmax": None, "top_db": 80.0, "ref": 1.0}
+
+
+def _source(seed=0, clips_per_class=2):
+    return sources.open_source("synthetic", clips_per_class=clips_per_class,
+                               synthetic_seconds=2.0, clip_seconds=2.0, seed=seed)
+
+
+def test_cache_equals_direct_computation_and_hits_the_second_time(tmp_path):
+    source = _source()
+    first = cache.build_features(source, PARAMS, str(tmp_path), batch_size=8, progress=False)
+    assert not first.hit and first.features.shape == (20, 64, 87)
+    audio = np.stack([source.load(c) for c in source.clips])
+    expected = np.asarray(features.melspectrogram_db(audio, n_mels=64))
+    np.testing.assert_allclose(np.asarray(first.features), expected, atol=1e-4)
+    assert list(first.clip_ids) == [c.clip_id for c in source.clips]
+    assert first.labels.tolist() == [c.label for c in source.clips]
+    second = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    assert second.hit and second.path == first.path
+    assert isinstance(second.features, np.memmap)
+    np.testing.assert_array_equal(np.asarray(second.features), np.asarray(first.features))
+
+
+def test_a_changed_parameter_clip_list_or_source_misses(tmp_path):
+    base = cache.build_features(_source(), PARAMS, str(tmp_path), progress=False)
+    changed = [
+        cache.build_features(_source(), {**PARAMS, "n_mels": 32}, str(tmp_path), progress=False),
+        cache.build_features(_source(), {**PARAMS, "top_db": None}, str(tmp_path), progress=False),
+        cache.build_features(_source(), {**PARAMS, "kind": "mfcc"}, str(tmp_path), progress=False),
+        cache.build_features(_source(seed=1), PARAMS, str(tmp_path), progress=False),
+        cache.build_features(_source(), PARAMS, str(tmp_path), clips=_source().clips[:5],
+                             progress=False),
+    ]
+    assert all(not c.hit for c in changed)
+    assert len({base.path} | {c.path for c in changed}) == 6
+    assert changed[0].features.shape[1] == 32 and changed[2].features.shape[1] == 20
+    assert len(changed[4]) == 5
+
+
+def test_an_unfinished_entry_is_never_read(tmp_path):
+    source = _source()
+    key = cache.cache_key(source, PARAMS, source.clips)
+    partial = tmp_path / f"mel-{key}.partial-999"
+    os.makedirs(partial)
+    (partial / "features.npy").write_bytes(b"truncated")
+    store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    assert not store.hit and store.path == str(tmp_path / f"mel-{key}")
+    assert np.isfinite(np.asarray(store.features)).all()

@@ -1,0 +1,109 @@
+"""Sources: a GTZAN-like folder in both layouts, the synthetic set, and the report CLI."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import BAD_FILES, GENRES, SR, write_gtzan_folder
+from jaxgenre.data import report, sources, synthetic
+
+
+def test_folder_reports_exactly_the_bad_files_and_loads_the_rest(gtzan_folder):
+    source = sources.open_source("folder", root=gtzan_folder, clip_seconds=10.0,
+                                 progress=False)
+    assert source.class_names == GENRES
+    rejected = {os.path.splitext(r["file"])[0] if not r["file"].endswith(".txt") else r["file"]:
+                r["reason"] for r in source.report.rejected}
+    assert set(rejected) == set(BAD_FILES)
+    for clip, pattern in BAD_FILES.items():
+        assert re.search(pattern, rejected[clip]), (clip, rejected[clip])
+    ids = [c.clip_id for c in source.clips]
+    assert ids == ["blues/blues.00000", "blues/blues.00001", "jazz/jazz.00000",
+                   "jazz/jazz.00001", "rock/rock.00000", "rock/rock.00001", "rock/rock.00011"]
+    assert source.report.clip_counts == {"blues": 2, "jazz": 2, "rock": 3}
+    assert source.report.total_seconds == pytest.approx(7 * 11.0, abs=0.01)
+    for clip_id, label, audio in source:
+        assert audio.shape == (10 * SR,) and audio.dtype == np.float32
+        assert GENRES[label] == clip_id.split("/")[0]
+    # The stereo 44.1 kHz clip is mixed down and resampled like librosa.load.
+    import librosa
+
+    stereo = next(c for c in source.clips if c.clip_id == "rock/rock.00011")
+    expected, _ = librosa.load(stereo.locator, sr=SR)  # whole file, then cut to 10 s
+    np.testing.assert_allclose(source.load(stereo), expected[:10 * SR], atol=1e-6)
+
+
+def test_any_class_folder_layout_works(tmp_path):
+    for name in ("ambient", "techno"):
+        os.makedirs(tmp_path / name)
+        sf.write(str(tmp_path / name / "a.flac"), np.zeros(11 * SR, np.float32), SR)
+    source = sources.open_source("folder", root=str(tmp_path), progress=False)
+    assert source.class_names == ("ambient", "techno")
+    assert [c.clip_id for c in source.clips] == ["ambient/a", "techno/a"]
+
+
+def test_missing_root_or_no_audio_fails_at_once_with_the_layout(tmp_path):
+    with pytest.raises(sources.DataSourceError, match="does not exist.*genres_original"):
+        sources.open_source("folder", root=str(tmp_path / "nowhere"))
+    os.makedirs(tmp_path / "empty" / "blues")
+    (tmp_path / "empty" / "blues" / "readme.md").write_text("x")
+    with pytest.raises(sources.DataSourceError, match="no audio files.*Download GTZAN"):
+        sources.open_source("folder", root=str(tmp_path / "empty"))
+    with pytest.raises(sources.DataSourceError, match="needs a root"):
+        sources.open_source("folder")
+    with pytest.raises(sources.DataSourceError, match="unknown data source"):
+        sources.open_source("gtzan")
+
+
+def test_report_cli_prints_and_writes_json(tmp_path, capsys):
+    root = write_gtzan_folder(tmp_path / "g", "kaggle")
+    out = tmp_path / "report.json"
+    assert report.main([f"--root={root}", f"--json={out}"]) == 0
+    printed = capsys.readouterr().out
+    assert "7 usable clips in 3 classes" in printed and "jazz/jazz.00054.wav" in printed
+    data = json.loads(out.read_text())
+    assert data["usable_clips"] == 7 and len(data["rejected"]) == len(BAD_FILES)
+    assert data["clip_counts"] == {"blues": 2, "jazz": 2, "rock": 3}
+
+
+def test_report_cli_exit_codes(tmp_path, capsys):
+    root = write_gtzan_folder(tmp_path / "g", "kaggle")
+    for name in os.listdir(os.path.join(root, "genres_original", "jazz")):
+        if not name.startswith("jazz.00054"):
+            os.remove(os.path.join(root, "genres_original", "jazz", name))
+    assert report.main([f"--root={root}"]) == 1
+    assert "no usable clip for class(es) jazz" in capsys.readouterr().err
+    assert report.main([f"--root={tmp_path / 'missing'}"]) == 2
+
+
+def test_synthetic_is_deterministic_balanced_and_sized():
+    a = synthetic.generate_clip(3, 1, seed=7, seconds=2.0)
+    np.testing.assert_array_equal(a, synthetic.generate_clip(3, 1, seed=7, seconds=2.0))
+    assert not np.array_equal(a, synthetic.generate_clip(3, 1, seed=8, seconds=2.0))
+    assert not np.array_equal(a, synthetic.generate_clip(3, 2, seed=7, seconds=2.0))
+    assert a.shape == (2 * SR,) and a.dtype == np.float32 and 0.25 < np.abs(a).max() <= 0.9
+    source = sources.open_source("synthetic", clips_per_class=3, synthetic_seconds=2.0,
+                                 clip_seconds=2.0, seed=7)
+    assert source.class_names == synthetic.CLASS_NAMES and len(source) == 30
+    assert np.bincount([c.label for c in source.clips]).tolist() == [3] * 10
+    clip_id, label, audio = next(iter(source))
+    assert clip_id == "blues/synthetic.00000" and label == 0
+    np.testing.assert_array_equal(audio, synthetic.generate_clip(0, 0, seed=7, seconds=2.0))
+    assert source.report.ok() and source.report.usable == 30
+
+
+def test_every_synthetic_class_is_audibly_different():
+    # Each class's mean spectrum differs from every other's (no two recipes collapse).
+    import scipy.signal
+
+    spectra = []
+    for label in range(10):
+        y = np.concatenate([synthetic.generate_clip(label, i, seconds=3.0) for i in range(2)])
+        spectra.append(np.log(scipy.signal.welch(y, fs=SR, nperseg=2048)[1] + 1e-12))
+    spectra = np.array(spectra)
+    distances = np.abs(spectra[:, None] - spectra[None]).mean(-1)
+    assert np.all(distances[~np.eye(10, dtype=bool)] > 0.1)
