@@ -5,13 +5,16 @@ Config values can be overridden on the command line with dotted flags, e.g.
 
 Until training lands (issue 6 replaces this with train.train_and_evaluate), the job
 computes the study's four features on built-in test signals, checks them against
-librosa, and writes a summary and a figure into the work directory.
+librosa, and writes a summary and a figure into the work directory; then it prepares
+the configured data set (the built-in synthetic genres by default): data report, split,
+feature cache, segments, everything a training run starts from.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxgenre import feature_summary
+from jaxgenre.data import prepare
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, e.g. configs/base.py.", lock_config=True)
@@ -25,6 +28,8 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:  # hide JAX's INFO lines (e.g. "no TPU")
         logging.set_verbosity(logging.WARNING)
     feature_summary.run(_CONFIG.value, _WORKDIR.value)
+    data = prepare.prepare_data(_CONFIG.value, _WORKDIR.value)
+    print(prepare.describe(data))
 
 
 if __name__ == "__main__":

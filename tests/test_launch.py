@@ -17,7 +17,8 @@ def _launch(*args, **kwargs):
 
 def test_main_job_writes_summary_and_figure(tmp_path):
     result = _launch(f"--workdir={tmp_path}", "--config.data.clip_seconds=3",
-                     "--config.features.ref=max")
+                     "--config.features.ref=max", "--config.data.synthetic.clips_per_class=3",
+                     "--config.data.synthetic.seconds=3")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "feature_summary.json").read_text())
     assert summary["clip_seconds"] == 3
@@ -29,6 +30,11 @@ def test_main_job_writes_summary_and_figure(tmp_path):
     png = (tmp_path / "features.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "max|Δ| librosa" in result.stdout
+    # Then the configured data set (synthetic) is prepared and its report written.
+    report = json.loads((tmp_path / "data_report.json").read_text())
+    assert report["usable_clips"] == 30 and report["rejected"] == []
+    assert "split: train 10 clips / 10 segments, valid 10 clips" in result.stdout
+    assert "model input per segment: (128, 130)" in result.stdout
 
 
 def test_mistyped_override_fails_naming_the_key(tmp_path):

@@ -46,3 +46,13 @@ def prepare_data(config, workdir: str, *, progress: bool = True) -> PreparedData
                                      hop_steps=to_steps(config.data.segment_hop_seconds))
              for name, idx in split.items()}
     return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report)
+
+
+def describe(data: PreparedData) -> str:
+    """A few lines on what training would get: parts, segments, cache, input shape."""
+    parts = ", ".join(f"{name} {len(set(s.clip.tolist()))} clips / {len(s)} segments"
+                      for name, s in data.parts.items())
+    state = "reused" if data.store.hit else "computed"
+    shape = tuple(data.store.features.shape[1:-1]) + (data.parts["train"].length,)
+    return (f"split: {parts}\nfeature cache ({state}): {data.store.path}\n"
+            f"model input per segment: {shape}")
