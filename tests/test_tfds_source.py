@@ -49,3 +49,35 @@ def test_prepared_gtzan_reads_back_like_the_files(tmp_path, gtzan_wavs, file_for
 def test_missing_tfds_copy_says_how_to_prepare_one(tmp_path):
     with pytest.raises(sources.DataSourceError, match="python -m jaxgenre.data.tfds_gtzan"):
         sources.open_source("tfds", tfds_dir=str(tmp_path))
+
+
+def test_tfds_from_an_archive_feeds_the_batch_iterator(tmp_path):
+    import shutil
+
+    from configs import base
+    from jaxgenre.data import pipeline, prepare
+
+    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
+              "reggae", "rock"]
+    folder = tmp_path / "Data" / "genres_original"
+    for i, genre in enumerate(genres):
+        os.makedirs(folder / genre)
+        for k in range(3):
+            y = 0.2 * np.sin(2 * np.pi * (100 + 40 * i + 7 * k) * np.arange(4 * SR) / SR)
+            sf.write(str(folder / genre / f"{genre}.{k:05d}.wav"), y.astype(np.float32), SR,
+                     subtype="PCM_16")
+    archive = shutil.make_archive(str(tmp_path / "gtzan"), "zip", str(tmp_path), "Data")
+    data_dir, _ = tfds_gtzan.prepare_from_folder(archive, str(tmp_path / "tfds"))
+
+    config = base.get_config()
+    config.data.update(source="tfds", tfds_dir=data_dir, clip_seconds=4.0, min_seconds=1.0)
+    data = prepare.prepare_data(config, str(tmp_path / "run"), progress=False)
+    assert data.class_names == tuple(genres) and len(data.store) == 30
+    assert {p: len(s) for p, s in data.parts.items()} == {"train": 10, "valid": 10, "test": 10}
+    batch = next(pipeline.iterate_batches(data.store, data.parts["test"], batch_size=4, seed=0,
+                                          epoch=0, train=False))
+    assert batch["inputs"].shape == (4, 128, 173)
+    ids = [data.store.clip_ids[i] for i in batch["clip_index"]]
+    assert len(set(ids)) == 4  # evaluation order: sorted clip ids, one test clip per genre
+    assert [i.split("/")[0] for i in ids] == genres[:4]
+    assert [genres[label] for label in batch["labels"]] == genres[:4]

@@ -5,7 +5,8 @@ files, no TensorFlow graph and no tf.data. A copy prepared in the older tfrecord
 cannot be read that way; it is then read once, in order, with `tfds.load` (TensorFlow).
 
 TFDS's own download URL for gtzan has been dead since 2023, so a copy has to be
-prepared from files you have (the Kaggle copy, `genres_original/<genre>/*.wav`):
+prepared from files you have (the Kaggle copy, `genres_original/<genre>/*.wav`, as a
+folder or as the downloaded archive):
 
     python -m jaxgenre.data.tfds_gtzan --from=/path/to/gtzan --tfds_dir=~/tensorflow_datasets
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from typing import Optional, Tuple
@@ -98,12 +100,24 @@ class TfdsSource(Source):
 
 def prepare_from_folder(folder: str, data_dir: Optional[str] = None,
                         file_format: str = "array_record") -> Tuple[str, DataReport]:
-    """Runs TFDS's `gtzan` builder on a local GTZAN folder; returns (data_dir, report).
+    """Runs TFDS's `gtzan` builder on a local GTZAN folder or archive (.tar.gz, .zip);
+    returns (data_dir, report).
 
     Files are validated first (`FolderSource`): the builder would stop at the first file
     it cannot encode (GTZAN's jazz.00054.wav), so only the decodable `.wav` files are
     offered to it, through a staging folder of symlinks; the rest are in the report.
     """
+    with tempfile.TemporaryDirectory() as unpacked:
+        if os.path.isfile(folder):  # an archive: genres.tar.gz, the Kaggle .zip, ...
+            try:
+                shutil.unpack_archive(folder, unpacked)
+            except (shutil.ReadError, ValueError) as e:
+                raise DataSourceError(f"cannot unpack '{folder}': {e}") from None
+            folder = unpacked
+        return _prepare(folder, _default_dir(data_dir), file_format)
+
+
+def _prepare(folder: str, data_dir: str, file_format: str) -> Tuple[str, DataReport]:
     import tensorflow_datasets as tfds
     from tensorflow_datasets.audio.gtzan import gtzan
 
@@ -111,7 +125,6 @@ def prepare_from_folder(folder: str, data_dir: Optional[str] = None,
 
     source = FolderSource(folder, min_seconds=0.0)
     report = source.report
-    data_dir = _default_dir(data_dir)
     with tempfile.TemporaryDirectory() as staging:
         for ref in source.clips:
             if not ref.locator.lower().endswith(".wav"):
@@ -136,7 +149,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxgenre.data.tfds_gtzan",
                                      description="Prepare TFDS 'gtzan' from a local folder.")
     parser.add_argument("--from", dest="folder", required=True,
-                        help="GTZAN folder with genres_original/<genre>/*.wav")
+                        help="GTZAN folder with genres_original/<genre>/*.wav, or its archive")
     parser.add_argument("--tfds_dir", help="TFDS data_dir (default ~/tensorflow_datasets)")
     args = parser.parse_args(argv)
     try:
