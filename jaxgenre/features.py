@@ -59,8 +59,9 @@ def _stft_params(name: str, n_samples: int, *, n_fft, hop_length, win_length, wi
                          f"got n_fft={n_fft}, hop_length={hop_length}")
     if pad_mode not in _PAD_MODES:
         raise ValueError(f"{name}: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
-    if not (ref == "max" or isinstance(ref, (int, float)) and ref > 0):
-        raise ValueError(f"{name}: ref must be a positive number or 'max', got {ref!r}")
+    if not (isinstance(ref, str) and ref == "max" or isinstance(ref, (int, float)) and ref > 0):
+        hint = " (librosa's ref=np.max is ref='max' here)" if callable(ref) else ""
+        raise ValueError(f"{name}: ref must be a positive number or 'max', got {ref!r}{hint}")
     if amin <= 0:
         raise ValueError(f"{name}: amin must be strictly positive, got {amin}")
     if top_db is not None and top_db < 0:
@@ -75,10 +76,10 @@ def _stft_params(name: str, n_samples: int, *, n_fft, hop_length, win_length, wi
         raise ValueError(f"{name}: pass the window as a name or (name, param) tuple, "
                          "e.g. 'hann' or ('kaiser', 8.0)")
     return spectral.Params(n_fft=int(n_fft), hop_length=int(hop_length),
-                   win_length=int(win_length or n_fft), window=window, center=bool(center),
-                   pad_mode=pad_mode, ref=ref if ref == "max" else float(ref),
-                   amin=float(amin), top_db=None if top_db is None else float(top_db),
-                   mel=mel, dct=dct)
+                           win_length=int(win_length or n_fft), window=window,
+                           center=bool(center), pad_mode=pad_mode,
+                           ref=ref if ref == "max" else float(ref), amin=float(amin),
+                           top_db=None if top_db is None else float(top_db), mel=mel, dct=dct)
 
 
 # ------------------------------------------------------------------- public API

@@ -186,6 +186,7 @@ def test_bad_arrays_get_a_clear_value_error(bad, message):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(ref=-1.0), "ref must be"), (dict(ref="min"), "ref must be"),
+    (dict(ref=np.max), "ref='max' here"),
     (dict(pad_mode="mirror"), "pad_mode"), (dict(amin=0.0), "amin"),
     (dict(top_db=-3.0), "top_db"), (dict(fmin=5000.0, fmax=4000.0), "fmin < fmax"),
     (dict(window=np.hanning(2048)), "window as a name"),
