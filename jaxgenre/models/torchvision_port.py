@@ -1,0 +1,141 @@
+"""torchvision ImageNet weights → Flax variables, for `resnet18` and `efficientnet_v2_s`.
+
+Because the Flax layers carry torchvision's module paths as names ('.' → '_'), the
+conversion is mechanical: a conv weight OIHW becomes a kernel HWIO, a linear weight is
+transposed, a BatchNorm's weight/bias become scale/bias and its running mean/var go to
+`batch_stats`. Every key of the state dict must land somewhere and every Flax variable
+must be filled: a leftover or missing key is an error that names it.
+
+torch is imported only when a checkpoint file is read (`load_imagenet`); `convert`
+accepts numpy arrays too, and `import jaxgenre` never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Mapping, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgenre import models
+
+CHECKPOINTS = {  # torchvision's ImageNet-1k weights (IMAGENET1K_V1)
+    "resnet18": "resnet18-f37072fd.pth",
+    "efficientnet_v2_s": "efficientnet_v2_s-dd5fe13b.pth",
+}
+HEADS = {"resnet18": "fc", "efficientnet_v2_s": "classifier_1"}
+URL = "https://download.pytorch.org/models/{file}"
+
+
+class ConversionError(ValueError):
+    """A state dict that does not match the Flax architecture key for key."""
+
+
+def _numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch here
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def _template(arch: str, num_classes: int):
+    model = models.create(arch, num_classes)
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
+                                             jnp.zeros((1, 64, 64, 3)), train=False))
+
+
+def convert(state_dict: Mapping[str, Any], arch: str) -> Dict[str, Dict]:
+    """A torchvision `state_dict` → `{'params', 'batch_stats'}` for `models.create(arch)`."""
+    if arch not in CHECKPOINTS:
+        raise ValueError(f"no torchvision port for {arch!r}; expected one of {sorted(CHECKPOINTS)}")
+    head = HEADS[arch].replace("_", ".") + ".weight"
+    if head not in state_dict:
+        raise ConversionError(f"state dict has no '{head}': not a torchvision {arch}")
+    template = _template(arch, int(state_dict[head].shape[0]))
+    params, stats = template["params"], template["batch_stats"]
+    out = {"params": {}, "batch_stats": {}}
+    for key, value in state_dict.items():
+        path, leaf = key.rsplit(".", 1)
+        module = path.replace(".", "_")
+        if leaf == "num_batches_tracked" and module in stats:
+            continue  # torch's step counter; flax has no equivalent (momentum is fixed)
+        value = _numpy(value)
+        if module in stats:
+            target, name = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+                            "running_mean": ("batch_stats", "mean"),
+                            "running_var": ("batch_stats", "var")}.get(leaf, (None, None))
+        elif module in params:
+            target, name = ("params", {"weight": "kernel", "bias": "bias"}.get(leaf))
+            if name == "kernel":
+                value = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+        else:
+            target, name = None, None
+        if target is None or name is None:
+            raise ConversionError(f"torchvision key '{key}' has no place in the Flax {arch}")
+        expected = template[target][module][name].shape
+        if value.shape != expected:
+            raise ConversionError(f"'{key}' has shape {value.shape} after conversion; the Flax "
+                                  f"{arch} expects {expected} at {target}/{module}/{name}")
+        out[target].setdefault(module, {})[name] = jnp.asarray(value)
+    for target in ("params", "batch_stats"):
+        for module, leaves in template[target].items():
+            for name in leaves:
+                if name not in out[target].get(module, {}):
+                    raise ConversionError(f"the state dict fills nothing for Flax "
+                                          f"{target}/{module}/{name} (torchvision module "
+                                          f"'{module.replace('_', '.')}')")
+    return out
+
+
+def hub_dir() -> str:
+    """torch's checkpoint cache: $TORCH_HOME/hub/checkpoints (default ~/.cache/torch)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return os.path.join(home, "hub", "checkpoints")
+
+
+def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
+                  key: Optional[jax.Array] = None) -> Dict[str, Dict]:
+    """ImageNet variables for `arch` with a fresh `num_classes` head.
+
+    Reads torchvision's checkpoint from `path` or torch's hub cache (with
+    `torch.load(weights_only=True)`: tensors only, never arbitrary pickled objects),
+    converts it once and caches the Flax variables beside it (`<file>.flax.msgpack`).
+    """
+    if arch not in CHECKPOINTS:
+        raise ValueError(f"no ImageNet weights for {arch!r}; expected one of {sorted(CHECKPOINTS)}")
+    path = path or os.path.join(hub_dir(), CHECKPOINTS[arch])
+    cached = path + ".flax.msgpack"
+    fresh = os.path.isfile(cached) and (not os.path.isfile(path)
+                                        or os.path.getmtime(cached) >= os.path.getmtime(path))
+    if fresh:
+        with open(cached, "rb") as f:
+            variables = flax.serialization.msgpack_restore(f.read())
+    else:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"no torchvision checkpoint for {arch} at '{path}'. Download "
+                f"{URL.format(file=CHECKPOINTS[arch])} and put it there (or pass its path), "
+                f"or set --config.model.pretrained=False to train from scratch.")
+        import torch
+
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        variables = convert(state_dict, arch)
+        with open(cached, "wb") as f:
+            f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
+    variables = jax.tree.map(jnp.asarray, variables)
+    return replace_head(variables, arch, num_classes,
+                        jax.random.PRNGKey(0) if key is None else key)
+
+
+def replace_head(variables: Dict, arch: str, num_classes: int, key: jax.Array) -> Dict:
+    """Swaps the classifier for a freshly initialised `num_classes` one (Flax's default
+    Dense initialisers, as `models.create(arch, num_classes).init` would give)."""
+    head = HEADS[arch]
+    in_features = variables["params"][head]["kernel"].shape[0]
+    fresh = flax.linen.Dense(num_classes).init(key, jnp.zeros((1, in_features)))["params"]
+    params = dict(variables["params"])
+    params[head] = fresh
+    return {"params": params, "batch_stats": variables["batch_stats"]}
