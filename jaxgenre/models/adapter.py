@@ -1,0 +1,62 @@
+"""From a batch of feature images `(batch, n_freq, n_frames)` to model inputs NHWC.
+
+Three steps, each a config choice (BUILD_NOTES.md, "Models", says what the study most
+likely did and why jaxgenre's defaults are what they are):
+  1. per-example normalisation:
+     'standardise' — zero mean, unit variance over each example (dB features span
+       ~80 dB with an arbitrary offset; a constant example becomes all zeros);
+     'imagenet' — the study's likely image pipeline: each example min-max scaled to
+       [0, 1] like a saved spectrogram picture, then torchvision's
+       Normalize(IMAGENET_MEAN, IMAGENET_STD) per channel (implies 3 channels);
+  2. optional bilinear resize to `input_size` (height, width), e.g. 224 x 224 as image
+     pipelines do; None keeps the native size (128 x 1292 for a 30 s mel clip);
+  3. channels: 1 for a model trained from scratch, 3 (the channel repeated) for the
+     ImageNet models.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALISATIONS = ("standardise", "imagenet")
+
+
+def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
+          channels: int = 1, normalisation: str = "standardise",
+          eps: float = 1e-5) -> jax.Array:
+    """(batch, n_freq, n_frames) → (batch, H, W, channels) float32 model input."""
+    chex.assert_rank(features, 3)
+    if channels not in (1, 3):
+        raise ValueError(f"model inputs have 1 or 3 channels, got {channels}")
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+    if normalisation == "imagenet" and channels != 3:
+        raise ValueError("ImageNet normalisation is per RGB channel: use channels=3")
+    x = features.astype(jnp.float32)
+    if input_size is not None:
+        height, width = _size(input_size)
+        x = jax.image.resize(x, (x.shape[0], height, width), method="bilinear")
+    axes = (1, 2)
+    if normalisation == "standardise":
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        x = (x - mean) / jnp.maximum(jnp.std(x, axis=axes, keepdims=True), eps)
+        x = jnp.repeat(x[..., None], channels, axis=-1)
+    else:
+        low = jnp.min(x, axis=axes, keepdims=True)
+        span = jnp.max(x, axis=axes, keepdims=True) - low
+        unit = (x - low) / jnp.maximum(span, eps)
+        x = (unit[..., None] - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+    return x
+
+
+def _size(input_size: Sequence[int]) -> Tuple[int, int]:
+    size = tuple(int(s) for s in input_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"model.input_size must be (height, width), got {input_size!r}")
+    return size

@@ -1,0 +1,153 @@
+"""The model registry, SpectralCNN, weight conversion errors, ImageNet loading from a
+checkpoint file, fine-tuning, mixed precision, stochastic depth, the input adapter."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+import torchvision
+
+from jaxgenre import models
+from jaxgenre.models import adapter, torchvision_port
+
+KEY = jax.random.PRNGKey(0)
+
+
+def test_registry_builds_every_model_and_rejects_unknown_names():
+    x = jnp.zeros((2, 64, 96, 3))
+    for name in models.MODELS:
+        model = models.create(name, 10)
+        variables = jax.eval_shape(model.init, KEY, x)  # shapes only: no compile needed
+        assert set(variables) == {"params", "batch_stats"}
+        assert jax.eval_shape(model.apply, variables, x).shape == (2, 10)
+    with pytest.raises(ValueError, match="unknown model 'vgg16'"):
+        models.create("vgg16", 10)
+    with pytest.raises(ValueError, match="model dtype"):
+        models.create("resnet18", 10, dtype="float16")
+
+
+def test_spectral_cnn_takes_segments_and_whole_clips():
+    model = models.create("spectral_cnn", 10)
+    variables = jax.jit(model.init)(KEY, jnp.zeros((1, 128, 129, 1)))
+    for shape in ((3, 128, 129, 1), (2, 128, 1292, 1), (2, 20, 1292, 1)):
+        assert jax.jit(model.apply)(variables, jnp.ones(shape)).shape == (shape[0], 10)
+    n_params = sum(x.size for x in jax.tree.leaves(variables["params"]))
+    # conv 3x3 (+bias-free) and BN per block, then 256 → 256 → 128 → 10 dense layers.
+    widths, expected, c_in = (32, 64, 128, 256, 256), 0, 1
+    for w in widths:
+        expected += 9 * c_in * w + 2 * w
+        c_in = w
+    expected += 256 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
+    assert n_params == expected
+
+
+def test_dropout_and_stochastic_depth_only_in_training():
+    model = models.create("efficientnet_v2_s", 10)
+    x = jax.random.normal(KEY, (2, 64, 64, 3))
+    torch.manual_seed(0)  # converted weights: cheaper than compiling model.init
+    variables = torchvision_port.convert(
+        torchvision.models.efficientnet_v2_s(num_classes=10).state_dict(), "efficientnet_v2_s")
+    run = jax.jit(lambda k: model.apply(variables, x, train=True, rngs={"dropout": k},
+                                        mutable=["batch_stats"])[0])
+    assert not np.allclose(run(jax.random.PRNGKey(1)), run(jax.random.PRNGKey(2)))
+    evaluate = jax.jit(lambda: model.apply(variables, x))
+    np.testing.assert_array_equal(evaluate(), evaluate())
+
+
+def test_bfloat16_computes_in_bfloat16_with_float32_params():
+    model = models.create("resnet18", 10, dtype="bfloat16")
+    x = jax.random.normal(KEY, (2, 64, 64, 3))
+    variables = jax.jit(model.init)(KEY, x)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
+    logits = jax.jit(model.apply)(variables, x)
+    reference = jax.jit(models.create("resnet18", 10).apply)(variables, x)
+    assert logits.dtype == jnp.float32
+    np.testing.assert_allclose(logits, reference, atol=0.1 * float(jnp.abs(reference).max()))
+
+
+def test_conversion_names_a_leftover_missing_or_misshapen_key():
+    state = torchvision.models.resnet18().state_dict()
+    extra = dict(state, **{"layer5.0.conv1.weight": torch.zeros(1)})
+    with pytest.raises(torchvision_port.ConversionError, match="'layer5.0.conv1.weight'"):
+        torchvision_port.convert(extra, "resnet18")
+    missing = {k: v for k, v in state.items() if k != "layer2.1.bn1.running_var"}
+    with pytest.raises(torchvision_port.ConversionError, match="layer2_1_bn1/var"):
+        torchvision_port.convert(missing, "resnet18")
+    bad = dict(state, **{"layer1.0.conv1.weight": torch.zeros(64, 64, 5, 5)})
+    with pytest.raises(torchvision_port.ConversionError, match="layer1.0.conv1.weight.*shape"):
+        torchvision_port.convert(bad, "resnet18")
+    with pytest.raises(torchvision_port.ConversionError, match="not a torchvision"):
+        torchvision_port.convert(state, "efficientnet_v2_s")
+
+
+def test_load_imagenet_reads_a_checkpoint_caches_it_and_replaces_the_head(tmp_path,
+                                                                          monkeypatch):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18()
+    path = str(tmp_path / torchvision_port.CHECKPOINTS["resnet18"])
+    torch.save(reference.state_dict(), path)
+    variables = torchvision_port.load_imagenet("resnet18", 10, path)
+    assert variables["params"]["fc"]["kernel"].shape == (512, 10)
+    np.testing.assert_allclose(variables["params"]["layer3_1_conv2"]["kernel"],
+                               reference.layer3[1].conv2.weight.detach().numpy()
+                               .transpose(2, 3, 1, 0))
+    assert os.path.isfile(path + ".flax.msgpack")
+    os.remove(path)  # the converted cache alone is enough now
+    again = torchvision_port.load_imagenet("resnet18", 10, path)
+    np.testing.assert_array_equal(again["params"]["layer3_1_conv2"]["kernel"],
+                                  variables["params"]["layer3_1_conv2"]["kernel"])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="resnet18-f37072fd.pth.*download.pytorch.org"):
+        torchvision_port.load_imagenet("resnet18", 10)
+
+
+def test_a_converted_model_fine_tunes():
+    torch.manual_seed(0)
+    variables = torchvision_port.replace_head(
+        torchvision_port.convert(torchvision.models.resnet18().state_dict(), "resnet18"),
+        "resnet18", 4, KEY)
+    model = models.create("resnet18", 4)
+    x = jax.random.normal(jax.random.PRNGKey(1), (8, 64, 64, 3))
+    labels = jnp.arange(8) % 4
+    tx = optax.adam(1e-3)
+    opt_state = tx.init(variables["params"])
+
+    @jax.jit
+    def step(params, stats, opt_state):
+        def loss_fn(p):
+            logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True,
+                                      mutable=["batch_stats"])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new
+        (loss, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state)
+        return optax.apply_updates(params, updates), new["batch_stats"], opt_state, loss
+
+    params, stats = variables["params"], variables["batch_stats"]
+    losses = []
+    for _ in range(6):
+        params, stats, opt_state, loss = step(params, stats, opt_state)
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_adapter_shapes_and_normalisations():
+    feats = jax.random.normal(KEY, (2, 128, 300)) * 20 - 40
+    one = adapter.adapt(feats)
+    assert one.shape == (2, 128, 300, 1)
+    np.testing.assert_allclose(one.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(one.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+    three = adapter.adapt(feats, input_size=(224, 224), channels=3)
+    assert three.shape == (2, 224, 224, 3)
+    np.testing.assert_array_equal(three[..., 0], three[..., 2])
+    net = adapter.adapt(feats, channels=3, normalisation="imagenet")
+    lowest = (0.0 - np.asarray(adapter.IMAGENET_MEAN)) / np.asarray(adapter.IMAGENET_STD)
+    highest = (1.0 - np.asarray(adapter.IMAGENET_MEAN)) / np.asarray(adapter.IMAGENET_STD)
+    np.testing.assert_allclose(net.min(axis=(0, 1, 2)), lowest, atol=1e-5)
+    np.testing.assert_allclose(net.max(axis=(0, 1, 2)), highest, atol=1e-5)
+    assert not np.isnan(np.asarray(adapter.adapt(jnp.zeros((1, 8, 8))))).any()
+    with pytest.raises(ValueError, match="channels=3"):
+        adapter.adapt(feats, normalisation="imagenet")

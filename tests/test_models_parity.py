@@ -1,0 +1,90 @@
+"""Flax ResNet-18 / EfficientNetV2-S against torchvision, randomly initialised (no
+download here), eval mode, same inputs, float32 at full matmul precision: logits and
+every stage's feature map; plus BatchNorm's training-mode statistics update."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from jaxgenre import models
+from jaxgenre.models import torchvision_port
+
+torch.set_num_threads(2)
+ARCHS = {  # arch: (torchvision constructor, logit tolerance, stage names flax → torch)
+    "resnet18": (torchvision.models.resnet18, 1e-4,
+                 {"stem": "maxpool", **{f"layer{i}": f"layer{i}" for i in range(1, 5)}}),
+    "efficientnet_v2_s": (torchvision.models.efficientnet_v2_s, 1e-3,
+                          {f"features_{i}": f"features.{i}" for i in range(8)}),
+}
+
+
+def _torch_model(arch, num_classes=1000, seed=0):
+    torch.manual_seed(seed)
+    model = ARCHS[arch][0](num_classes=num_classes).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics and affine parameters
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return model
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_parameter_counts_equal_torchvision(arch):
+    for num_classes in (1000, 10):
+        expected = sum(p.numel() for p in ARCHS[arch][0](num_classes=num_classes).parameters())
+        model = models.create(arch, num_classes)
+        shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
+                                                   jnp.zeros((1, 64, 64, 3))))
+        assert sum(x.size for x in jax.tree.leaves(shapes["params"])) == expected
+
+
+@pytest.mark.parametrize("shape", [(2, 224, 224, 3), (2, 128, 1292, 3)])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_logits_and_stage_outputs_equal_torchvision(arch, shape):
+    _, tol, stages = ARCHS[arch]
+    reference = _torch_model(arch)
+    captured = {}
+    for flax_name, torch_name in stages.items():
+        reference.get_submodule(torch_name).register_forward_hook(
+            lambda m, i, o, name=flax_name: captured.__setitem__(name, o.numpy()))
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    variables = torchvision_port.convert(reference.state_dict(), arch)
+    model = models.create(arch, 1000)
+    with jax.default_matmul_precision("highest"):
+        logits, state = jax.jit(lambda v, x: model.apply(v, x, train=False,
+                                                         mutable=["intermediates"]))(variables, x)
+    np.testing.assert_allclose(np.asarray(logits), expected, rtol=0, atol=tol)
+    for name in stages:
+        got = np.asarray(state["intermediates"][name][0]).transpose(0, 3, 1, 2)
+        ref = captured[name]
+        assert got.shape == ref.shape, name
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4 * max(1.0, np.abs(ref).max()),
+                                   err_msg=f"{arch} stage {name}")
+
+
+def test_training_mode_batchnorm_follows_torch_momentum():
+    reference = _torch_model("resnet18")
+    variables = torchvision_port.convert(reference.state_dict(), "resnet18")
+    x = np.random.default_rng(2).standard_normal((4, 64, 64, 3)).astype(np.float32)
+    reference.train()
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    model = models.create("resnet18", 1000)
+    with jax.default_matmul_precision("highest"):
+        logits, state = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(np.asarray(logits), expected, atol=1e-4)
+    torch_stats = reference.state_dict()
+    for module in ("bn1", "layer1_0_bn2", "layer4_1_bn2", "layer3_0_downsample_1"):
+        key = module.replace("_", ".")
+        for ours, theirs in (("mean", "running_mean"), ("var", "running_var")):
+            np.testing.assert_allclose(np.asarray(state["batch_stats"][module][ours]),
+                                       torch_stats[f"{key}.{theirs}"].numpy(), atol=1e-5,
+                                       err_msg=f"{module}.{ours}")
