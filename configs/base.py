@@ -43,7 +43,8 @@ def get_config() -> config_dict.ConfigDict:
     config.model.num_classes = 10
     config.model.pretrained = True
     config.model.dtype = "float32"
-    config.model.input_size = config_dict.placeholder(tuple)
+    config.model.input_size = config_dict.placeholder(tuple)  # None: native feature size
+    config.model.normalisation = "standardise"  # or "imagenet" (models/adapter.py)
 
     config.optim = config_dict.ConfigDict()
     config.optim.name = "adam"
