@@ -44,7 +44,8 @@ def test_mistyped_override_fails_naming_the_key(tmp_path):
 
 
 def test_import_jaxgenre_does_not_import_torch_or_tensorflow():
-    code = ("import sys, jaxgenre, jaxgenre.audio, jaxgenre.features, jaxgenre.feature_summary;"
+    code = ("import sys, jaxgenre, jaxgenre.audio, jaxgenre.features, jaxgenre.feature_summary, "
+            "jaxgenre.models, jaxgenre.models.torchvision_port, jaxgenre.data.prepare;"
             "bad = [m for m in ('torch', 'tensorflow', 'torchvision') if m in sys.modules];"
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
