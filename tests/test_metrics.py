@@ -1,0 +1,69 @@
+"""Metrics against scikit-learn on random and edge-case predictions."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from jaxgenre import metrics
+
+
+def _random_case(seed, n=300, k=10, skill=1.5):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    logits = rng.standard_normal((n, k)) + skill * np.eye(k)[labels]
+    logits[:, 3] += 0.1 * np.round(rng.standard_normal(n))  # ties in one class's scores
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return labels, probs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_report_matches_sklearn(seed):
+    labels, probs = _random_case(seed)
+    preds = probs.argmax(1)
+    report = metrics.classification_report(labels, probs)
+    assert report["accuracy"] == pytest.approx(skm.accuracy_score(labels, preds))
+    for ours, average in (("macro_precision", "precision"), ("macro_recall", "recall"),
+                          ("macro_f1", "f1")):
+        fn = {"precision": skm.precision_score, "recall": skm.recall_score,
+              "f1": skm.f1_score}[average]
+        assert report[ours] == pytest.approx(fn(labels, preds, average="macro",
+                                                zero_division=0))
+    np.testing.assert_array_equal(report["confusion"],
+                                  skm.confusion_matrix(labels, preds, labels=range(10)))
+    assert report["macro_auc"] == pytest.approx(
+        skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
+
+
+def test_roc_curves_match_sklearn_point_for_point():
+    labels, probs = _random_case(5)
+    for c in range(10):
+        fpr, tpr, thresholds = metrics.roc_curve(labels == c, probs[:, c])
+        sk_fpr, sk_tpr, sk_thr = skm.roc_curve(labels == c, probs[:, c],
+                                               drop_intermediate=False)
+        np.testing.assert_allclose(fpr, sk_fpr)
+        np.testing.assert_allclose(tpr, sk_tpr)
+        np.testing.assert_allclose(thresholds[1:], sk_thr[1:])
+
+
+def test_absent_and_never_predicted_classes():
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([[.9, .1, 0], [.2, .8, 0], [.1, .9, 0], [.3, .7, 0], [.6, .4, 0]])
+    report = metrics.classification_report(labels, probs, ["a", "b", "c"])
+    preds = probs.argmax(1)
+    assert report["macro_precision"] == pytest.approx(
+        skm.precision_score(labels, preds, labels=[0, 1, 2], average="macro", zero_division=0))
+    assert report["macro_f1"] == pytest.approx(
+        skm.f1_score(labels, preds, labels=[0, 1, 2], average="macro", zero_division=0))
+    assert report["auc_undefined_for"] == ["c"]  # no positive example of class c
+    assert report["macro_auc"] == pytest.approx(np.mean([
+        skm.roc_auc_score(labels == c, probs[:, c]) for c in (0, 1)]))
+
+
+def test_vote_averages_segment_probabilities_per_clip():
+    probs = np.array([[.9, .1], [.3, .7], [.2, .8], [.6, .4], [.1, .9]])
+    clip_index = np.array([7, 7, 2, 2, 9])
+    labels = np.array([0, 0, 1, 1, 1])
+    clips, clip_probs, clip_labels = metrics.vote(probs, clip_index, labels)
+    assert clips.tolist() == [7, 2, 9]
+    np.testing.assert_allclose(clip_probs, [[.6, .4], [.4, .6], [.1, .9]])
+    assert clip_labels.tolist() == [0, 1, 1]
