@@ -76,8 +76,9 @@ def test_processes_load_complementary_halves_and_resume_skips_ahead():
 
 SHARDING_CHECK = """
 import numpy as np, jax
+from jaxgenre import parallel
 from jaxgenre.data import pipeline
-mesh = pipeline.data_mesh()
+mesh = parallel.data_mesh()
 assert mesh.shape['data'] == 8
 batch = {'inputs': np.arange(16 * 3, dtype=np.float32).reshape(16, 3),
          'labels': np.arange(16, dtype=np.int32)}

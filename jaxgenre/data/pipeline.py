@@ -13,8 +13,9 @@ from typing import Dict, Iterator, Optional
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
+from jaxgenre import parallel
 from jaxgenre.data.cache import FeatureStore
 
 
@@ -108,19 +109,14 @@ def iterate_batches(store: FeatureStore, segs: Segments, *, batch_size: int, see
         yield gather(store, segs, rows[process_index * local:(process_index + 1) * local])
 
 
-def data_mesh(devices=None) -> Mesh:
-    """A 1-D mesh named 'data' over every device (all hosts), for data parallelism."""
-    devices = np.asarray(jax.devices() if devices is None else devices)
-    return Mesh(devices.reshape(-1), ("data",))
-
-
 def shard_batch(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
-    """Places a host batch on the mesh, split along its first axis over 'data'.
+    """Places a host batch on the mesh (`parallel.data_mesh`), split along its first
+    axis over 'data'.
 
     Each process passes its own rows; the result is one global array per key.
     """
-    sharding = NamedSharding(mesh, PartitionSpec("data"))
-    size = mesh.shape["data"]
+    sharding = parallel.batch_sharding(mesh)
+    size = mesh.shape[parallel.DATA_AXIS]
     out = {}
     for key, value in batch.items():
         global_rows = value.shape[0] * jax.process_count()

@@ -1,0 +1,110 @@
+"""The train step: the same global batch on 1 and 8 devices gives the same parameters;
+the same seed gives the same run; the loss goes down."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ml_collections import config_dict
+
+from jaxgenre import models, parallel, train
+from jaxgenre.models import adapter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup(n_devices=None, seed=0):
+    model = models.create("spectral_cnn", 4, widths=(8, 16, 16, 16, 16), dense_widths=(16, 8))
+    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
+                                    "schedule": "constant"})
+    tx = train.create_optimizer(optim, total_steps=10)
+    adapt = lambda x: adapter.adapt(x, channels=1)
+    mesh = parallel.data_mesh(jax.devices()[:n_devices] if n_devices else None)
+    state = train.create_train_state(jax.random.PRNGKey(seed), model, tx,
+                                     jnp.zeros((1, 32, 40, 1)))
+    state = jax.device_put(state, parallel.replicated(mesh))
+    return train.compile_steps(model, tx, adapt, mesh), state, mesh
+
+
+def _batch(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n).astype(np.int32)
+    inputs = rng.standard_normal((n, 32, 40)).astype(np.float32)
+    for i, label in enumerate(labels):  # a bright band whose height gives the class
+        inputs[i, 8 * label:8 * label + 8] += 3.0
+    return {"inputs": inputs, "labels": labels, "mask": np.ones(n, np.float32)}
+
+
+def _shard(batch, mesh):
+    return jax.device_put(batch, parallel.batch_sharding(mesh))
+
+
+def test_same_seed_same_run_and_the_loss_goes_down():
+    runs = []
+    for _ in range(2):
+        steps, state, mesh = _setup()
+        losses = []
+        for i in range(20):
+            state, metrics = steps.train(state, _shard(_batch(i % 2), mesh))
+            losses.append(float(metrics["loss"]))
+        runs.append((jax.tree.map(np.asarray, state.params), losses))
+    jax.tree.map(np.testing.assert_array_equal, runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    assert runs[0][1][-1] < 0.5 * runs[0][1][0], runs[0][1]
+
+
+def test_masked_rows_do_not_count():
+    steps, state, mesh = _setup()
+    batch = _batch()
+    batch["mask"][8:] = 0.0
+    relabelled = dict(batch, labels=batch["labels"].copy())
+    relabelled["labels"][8:] = (batch["labels"][8:] + 1) % 4  # only masked rows change
+    _, a = steps.train(jax.tree.map(jnp.copy, state), _shard(batch, mesh))
+    _, b = steps.train(jax.tree.map(jnp.copy, state), _shard(relabelled, mesh))
+    assert float(a["count"]) == 8.0
+    assert float(a["loss"]) == float(b["loss"]) and float(a["correct"]) == float(b["correct"])
+
+
+def test_unknown_optimiser_settings_are_named():
+    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
+                                    "schedule": "linear"})
+    with pytest.raises(ValueError, match="optim.schedule"):
+        train.create_optimizer(optim, 10)
+    optim.schedule, optim.name = "cosine", "lion"
+    with pytest.raises(ValueError, match="optim.name"):
+        train.create_optimizer(optim, 10)
+
+
+EIGHT_DEVICES = """
+import sys
+sys.path.insert(0, 'tests')
+import jax, numpy as np
+from test_train import _setup, _batch, _shard
+assert jax.device_count() == 8
+results = []
+for n in (1, 8):
+    steps, state, mesh = _setup(n)
+    for i in range(3):
+        state, metrics = steps.train(state, _shard(_batch(i), mesh))
+    probs = steps.evaluate(state, _shard(_batch(5), mesh))
+    results.append((jax.tree.map(np.asarray, (state.params, state.batch_stats)),
+                    np.asarray(probs), float(metrics['loss'])))
+(p1, pr1, l1), (p8, pr8, l8) = results
+diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8)))
+print('max param diff', diff, 'loss', l1, l8)
+assert diff <= 1e-5, diff
+np.testing.assert_allclose(pr1, pr8, atol=1e-5)
+print('ok')
+"""
+
+
+def test_eight_devices_equal_one_device_for_the_same_global_batch():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", EIGHT_DEVICES], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
