@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
+import time
+import warnings
 from typing import Any, Callable, Dict, Tuple
 
 import flax
@@ -24,8 +28,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
+from tqdm import tqdm
 
-from jaxgenre import parallel
+from jaxgenre import checkpoint, evaluate, models, parallel, report
+from jaxgenre.data import pipeline, prepare
+from jaxgenre.models import adapter
 
 Batch = Dict[str, jax.Array]
 
@@ -121,3 +128,97 @@ def compile_steps(model, tx, adapt: Callable, mesh: Mesh) -> Steps:
     evaluate = jax.jit(functools.partial(eval_step, model=model, adapt=adapt),
                        in_shardings=(state_sharding, data), out_shardings=data)
     return Steps(train=train, evaluate=evaluate)
+
+
+# ------------------------------------------------------------------- the training run
+
+
+def _initial_variables(config, model_name: str, num_classes: int, key) -> Tuple[Dict, str]:
+    """Ported ImageNet weights when asked for and present; otherwise None (random init)
+    and a note saying why, which goes into the run's results."""
+    from jaxgenre.models import torchvision_port
+
+    if not config.model.pretrained or model_name not in torchvision_port.CHECKPOINTS:
+        return None, "random initialisation"
+    try:
+        return (torchvision_port.load_imagenet(model_name, num_classes, key=key),
+                "ImageNet weights (torchvision)")
+    except FileNotFoundError as e:
+        warnings.warn(f"{e} Training starts from random initialisation instead.")
+        return None, f"random initialisation: ImageNet weights not found ({e})"
+
+
+def train_and_evaluate(config, workdir: str) -> Dict:
+    """Trains `config.model` on `config.data` / `config.features`, keeps the best
+    validation checkpoint, evaluates it on the test part and writes `results.json`.
+    Re-running with the same workdir resumes from the latest checkpoint."""
+    parallel.initialize_distributed()
+    data = prepare.prepare_data(config, workdir)
+    print(prepare.describe(data))
+    mesh = parallel.data_mesh()
+    name, n_classes = config.model.name, len(data.class_names)
+    model = models.create(name, n_classes, dtype=config.model.dtype)
+    adapt = functools.partial(adapter.adapt, input_size=config.model.input_size,
+                              channels=1 if name == "spectral_cnn" else 3,
+                              normalisation=config.model.normalisation)
+    train_segs, batch_size = data.parts["train"], config.train.batch_size
+    steps_per_epoch = len(train_segs) // batch_size
+    key = jax.random.PRNGKey(config.seed)
+    tx = create_optimizer(config.optim, steps_per_epoch * config.train.epochs)
+    variables, init_note = _initial_variables(config, name, n_classes, key)
+    sample = jnp.zeros((1,) + data.store.features.shape[1:-1] + (train_segs.length,))
+    state = jax.device_put(create_train_state(key, model, tx, adapt(sample), variables),
+                           parallel.replicated(mesh))
+    steps = compile_steps(model, tx, adapt, mesh)
+    ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep)
+    record = {"epoch": 0, "best_valid_accuracy": -1.0}
+    restored = ckpt.restore_latest(checkpoint.abstract(state))
+    if restored:
+        state, record = restored
+        print(f"resuming from {workdir}/checkpoints at epoch {record['epoch']}")
+    evaluate_part = lambda st, part: evaluate.evaluate(
+        steps.evaluate, st, data.store, data.parts[part], batch_size=config.eval.batch_size,
+        mesh=mesh)
+    for epoch in range(record["epoch"], config.train.epochs):
+        start, totals = time.perf_counter(), None
+        batches = pipeline.iterate_batches(data.store, train_segs, batch_size=batch_size,
+                                           seed=config.seed, epoch=epoch, train=True)
+        with tqdm(batches, total=steps_per_epoch, unit="step", leave=False,
+                  desc=f"epoch {epoch + 1}/{config.train.epochs}") as bar:
+            for i, batch in enumerate(bar):
+                state, m = steps.train(state, pipeline.shard_batch(batch, mesh))
+                totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+                if (i + 1) % config.train.log_every == 0:  # the only per-step host sync
+                    rate = (i + 1) * batch_size / (time.perf_counter() - start)
+                    bar.set_postfix(loss=f"{float(m['loss']):.3f}", seg_per_s=f"{rate:.1f}")
+        totals = jax.device_get(totals)
+        valid = evaluate_part(state, "valid")["clips"] if len(data.parts["valid"]) else None
+        valid_accuracy = valid["accuracy"] if valid else 0.0
+        improved = valid_accuracy > record["best_valid_accuracy"]
+        record = {"epoch": epoch + 1,
+                  "best_valid_accuracy": max(valid_accuracy, record["best_valid_accuracy"])}
+        line = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
+                "train_loss": float(totals["loss"]) / steps_per_epoch,
+                "train_accuracy": float(totals["correct"]) / max(float(totals["count"]), 1.0),
+                "valid_accuracy": valid_accuracy,
+                "valid_macro_f1": valid["macro_f1"] if valid else None,
+                "seconds": time.perf_counter() - start}
+        print(json.dumps(line))
+        with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(line) + "\n")
+        last = epoch + 1 == config.train.epochs
+        if improved or last or (epoch + 1) % config.train.checkpoint_every == 0:
+            ckpt.save(state, record, best=improved)
+    ckpt.close()
+    best = ckpt.restore_best(checkpoint.abstract(state))
+    best_state = best[0] if best else state
+    test = evaluate_part(best_state, "test")
+    results = {"model": name, "feature": config.features.kind, "data": config.data.source,
+               "initialisation": init_note, "epochs": config.train.epochs,
+               "best_valid_accuracy": record["best_valid_accuracy"],
+               "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
+                        for level, rep in test.items()}}
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(report.format_test_results(test, name, config.features.kind, config.data.source))
+    return {"results": results, "test": test, "state": best_state}

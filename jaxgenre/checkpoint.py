@@ -1,0 +1,72 @@
+"""Checkpoints with orbax: the last K train states, the best one by validation accuracy,
+and exact resume.
+
+Each checkpoint holds the whole `TrainState` (params, batch_stats, optimiser state,
+step, rng) and a small JSON record of where the run was (epoch, step within it, best
+validation accuracy so far). Restoring the latest checkpoint and asking the data
+pipeline for the same epoch from the same step reproduces an uninterrupted run.
+A checkpoint that cannot be read (truncated, corrupt) is skipped with a warning and the
+one before it is used.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+    """`<workdir>/checkpoints/last` (keep the newest `keep`) and
+    `<workdir>/checkpoints/best` (keep one: the best validation accuracy)."""
+
+    def __init__(self, workdir: str, keep: int = 3):
+        root = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        options = ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), create=True)
+        self.last = ocp.CheckpointManager(os.path.join(root, "last"), options=options)
+        self.best = ocp.CheckpointManager(
+            os.path.join(root, "best"), options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, create=True, best_fn=lambda m: m["valid_accuracy"],
+                best_mode="max"))
+
+    def save(self, state, record: Dict[str, Any], *, best: bool = False) -> None:
+        step = int(jax.device_get(state.step))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                  record=ocp.args.JsonSave(record))
+        self.last.save(step, args=args, force=True)
+        if best:
+            self.best.save(step, args=args, force=True,
+                           metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
+
+    def _restore(self, manager, abstract_state) -> Optional[Tuple[Any, Dict]]:
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                restored = manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state),
+                    record=ocp.args.JsonRestore()))
+                return restored["state"], dict(restored["record"])
+            except Exception as e:  # a damaged checkpoint: fall back to the one before
+                warnings.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
+                              f"({type(e).__name__}: {e}); trying the previous one")
+        return None
+
+    def restore_latest(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
+        """(state, record) of the newest readable checkpoint, or None."""
+        return self._restore(self.last, abstract_state)
+
+    def restore_best(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
+        return self._restore(self.best, abstract_state)
+
+    def close(self) -> None:
+        self.last.wait_until_finished()
+        self.best.wait_until_finished()
+        self.last.close()
+        self.best.close()
+
+
+def abstract(state):
+    """Shape/dtype/sharding stand-ins of a state, for restoring onto the same layout."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)

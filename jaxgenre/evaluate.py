@@ -1,0 +1,46 @@
+"""Running a train state over a part of the data: probabilities for every segment, and
+the study's metrics at segment level and, by averaging a clip's segments, clip level."""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import jax
+import numpy as np
+
+from jaxgenre import metrics
+from jaxgenre.data import pipeline
+from jaxgenre.data.cache import FeatureStore
+
+
+def predict(evaluate_fn, state, store: FeatureStore, segs: pipeline.Segments, *,
+            batch_size: int, mesh) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, labels, clip_index) for every segment of `segs`, padding removed."""
+    probs, labels, clips = [], [], []
+    for batch in pipeline.iterate_batches(store, segs, batch_size=batch_size, seed=0, epoch=0,
+                                          train=False):
+        out = evaluate_fn(state, pipeline.shard_batch(batch, mesh))
+        if jax.process_count() > 1:  # each process loaded its own rows: gather them all
+            from jax.experimental import multihost_utils
+
+            out = multihost_utils.process_allgather(out)
+            batch = {k: multihost_utils.process_allgather(v, tiled=True)
+                     for k, v in batch.items()}
+        out = np.asarray(out)
+        keep = np.asarray(batch["mask"]) > 0
+        probs.append(out[keep])
+        labels.append(batch["labels"][keep])
+        clips.append(batch["clip_index"][keep])
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips)
+
+
+def evaluate(evaluate_fn, state, store: FeatureStore, segs: pipeline.Segments, *,
+             batch_size: int, mesh) -> Dict:
+    """Segment- and clip-level classification reports (identical without segmenting)."""
+    probs, labels, clips = predict(evaluate_fn, state, store, segs, batch_size=batch_size,
+                                   mesh=mesh)
+    names = list(store.class_names)
+    result = {"segments": metrics.classification_report(labels, probs, names)}
+    _, clip_probs, clip_labels = metrics.vote(probs, clips, labels)
+    result["clips"] = metrics.classification_report(clip_labels, clip_probs, names)
+    return result
