@@ -30,7 +30,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jaxgenre import checkpoint, evaluate, models, parallel, report
+from jaxgenre import checkpoint, evaluate, models, parallel, plots, report
 from jaxgenre.data import pipeline, prepare
 from jaxgenre.models import adapter
 
@@ -221,4 +221,7 @@ def train_and_evaluate(config, workdir: str) -> Dict:
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(report.format_test_results(test, name, config.features.kind, config.data.source))
+    if config.eval.plots and jax.process_index() == 0:
+        for path in plots.run_figures(test, workdir, f"{name} / {config.features.kind}"):
+            print(f"wrote {path}")
     return {"results": results, "test": test, "state": best_state}

@@ -33,6 +33,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert results["initialisation"] == "random initialisation"
     assert 0.0 <= results["test"]["clips"]["accuracy"] <= 1.0
     assert results["test"]["clips"]["n"] == 10 and results["test"]["segments"]["n"] == 40
+    for figure in ("confusion_clips", "confusion_segments", "roc_clips", "training_curves"):
+        assert (tmp_path / "whole" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
     # "Interrupted" after epoch 1, then the same command again with the full length.
     train.train_and_evaluate(_config(1), str(tmp_path / "resumed"))

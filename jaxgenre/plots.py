@@ -1,0 +1,101 @@
+"""PNG figures of a run: confusion matrix, one-vs-rest ROC curves, training curves.
+(The study's figure-2 panel of the four features is `feature_summary.plot_features`.)"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix(confusion: Sequence[Sequence[int]], class_names: List[str], path: str,
+                     title: str = "") -> None:
+    """Counts, with each row's share as the colour (rows: true class)."""
+    plt = _pyplot()
+    counts = np.asarray(confusion)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(class_names), 0.6 + 0.5 * len(class_names)))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def roc_curves(report: Dict, path: str, title: str = "") -> None:
+    """One-vs-rest ROC per class with its AUC, and the diagonal."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, curve in zip(report["class_names"], report["roc_curves"]):
+        if curve is None:
+            continue
+        fpr, tpr = curve
+        ax.plot(fpr, tpr, linewidth=1, label=f"{name} ({report['per_class'][name]['auc']:.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"{title} macro AUC {report['macro_auc']:.3f}", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def training_curves(metrics_jsonl: str, path: str) -> None:
+    """Train loss, train and validation accuracy per epoch, from metrics.jsonl."""
+    plt = _pyplot()
+    with open(metrics_jsonl) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    epochs = [r["epoch"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [r["train_loss"] for r in rows], marker=".")
+    left.set_xlabel("epoch")
+    left.set_ylabel("train loss")
+    right.plot(epochs, [r["train_accuracy"] for r in rows], marker=".", label="train")
+    right.plot(epochs, [r["valid_accuracy"] for r in rows], marker=".", label="valid (clips)")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.set_ylim(0, 1)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_figures(test: Dict, workdir: str, title: str) -> List[str]:
+    """All figures of a finished run; returns their paths."""
+    paths = []
+    for level in ("clips", "segments"):
+        if level == "segments" and test["segments"]["n"] == test["clips"]["n"]:
+            continue  # no segmenting: the two levels are the same
+        path = os.path.join(workdir, f"confusion_{level}.png")
+        confusion_matrix(test[level]["confusion"], test[level]["class_names"], path,
+                         f"{title} — test {level}")
+        paths.append(path)
+    path = os.path.join(workdir, "roc_clips.png")
+    roc_curves(test["clips"], path, f"{title} — test clips,")
+    paths.append(path)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.isfile(metrics_path):
+        path = os.path.join(workdir, "training_curves.png")
+        training_curves(metrics_path, path)
+        paths.append(path)
+    return paths
