@@ -162,6 +162,10 @@ def train_and_evaluate(config, workdir: str) -> Dict:
                               channels=1 if name == "spectral_cnn" else 3,
                               normalisation=config.model.normalisation)
     train_segs, batch_size = data.parts["train"], config.train.batch_size
+    if jax.process_index() == 0:  # what `python -m jaxgenre.predict` needs to rebuild the model
+        with open(os.path.join(workdir, "run.json"), "w") as f:
+            json.dump({"config": json.loads(config.to_json()), "segment_steps": train_segs.length,
+                       "class_names": list(data.class_names)}, f, indent=2)
     steps_per_epoch = len(train_segs) // batch_size
     key = jax.random.PRNGKey(config.seed)
     tx = create_optimizer(config.optim, steps_per_epoch * config.train.epochs)

@@ -1,6 +1,7 @@
 """train_and_evaluate end to end on a tiny synthetic set: outputs, determinism, resume."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -36,6 +37,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     for figure in ("confusion_clips", "confusion_segments", "roc_clips", "training_curves"):
         assert (tmp_path / "whole" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
+    _check_predict(tmp_path, whole)
+
     # "Interrupted" after epoch 1, then the same command again with the full length.
     train.train_and_evaluate(_config(1), str(tmp_path / "resumed"))
     resumed = train.train_and_evaluate(_config(3), str(tmp_path / "resumed"))
@@ -45,3 +48,32 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     # The last-epoch weights of both runs are equal; so are the chosen best states.
     jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
     assert whole["results"]["test"] == resumed["results"]["test"]
+
+
+def _check_predict(tmp_path, whole):
+    import soundfile as sf
+
+    from jaxgenre import predict
+    from jaxgenre.data import synthetic
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    sf.write(str(folder / "a_metal_song.flac"), synthetic.generate_clip(6, 99, seconds=7.0), 22050)
+    sf.write(str(folder / "short.wav"), synthetic.generate_clip(1, 99, seconds=0.5), 16000)
+    (folder / "broken.mp3").write_bytes(b"ID3 not really")
+    out = tmp_path / "predictions.json"
+    code = predict.main([f"--workdir={tmp_path / 'whole'}", "--top_k=2", f"--json={out}",
+                         str(folder)])
+    assert code == 0
+    rows = {os.path.basename(r["file"]): r for r in json.loads(out.read_text())}
+    assert set(rows) == {"a_metal_song.flac", "short.wav", "broken.mp3"}
+    assert "error" in rows["broken.mp3"] and "broken.mp3" in rows["broken.mp3"]["error"]
+    for name in ("a_metal_song.flac", "short.wav"):
+        top = rows[name]["top"]
+        assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
+        assert top[0]["genre"] in synthetic.CLASS_NAMES
+    # The Python API: one clip of any length → class probabilities summing to one.
+    predictor = predict.Predictor(str(tmp_path / "whole"))
+    probs = predictor.probabilities(synthetic.generate_clip(6, 99, seconds=7.0))
+    assert probs.shape == (10,) and abs(float(probs.sum()) - 1.0) < 1e-5
+    assert predict.main([f"--workdir={tmp_path / 'nothing'}", str(folder)]) == 2
