@@ -1,24 +1,25 @@
 """jaxgenre's entry point: `python launch.py --config=configs/<name>.py --workdir=DIR`.
 
-Config values can be overridden on the command line with dotted flags, e.g.
-`--config.features.kind=mfcc`; a mistyped key fails and names the key.
+One study cell (`configs/resnet_mel.py`, ...) trains on the configured data (the
+built-in synthetic set by default), keeps the best validation checkpoint, evaluates it
+on the test part beside the study's numbers and writes results, figures and
+checkpoints into the work directory; running the same command again resumes.
+`configs/study_grid.py` runs all nine cells and writes results.md / results.csv.
 
-Until training lands (issue 6 replaces this with train.train_and_evaluate), the job
-computes the study's four features on built-in test signals, checks them against
-librosa, and writes a summary and a figure into the work directory; then it prepares
-the configured data set (the built-in synthetic genres by default): data report, split,
-feature cache, segments, everything a training run starts from.
+Config values can be overridden on the command line with dotted flags, e.g.
+`--config.data.source=folder --config.data.root=/path/to/gtzan`; a mistyped key fails
+and names the key.
 """
+
+import logging as py_logging
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxgenre import feature_summary
-from jaxgenre.data import prepare
-
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file, e.g. configs/base.py.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", "runs/features", "Directory for all outputs.")
+    "config", None, "Path to a config file, e.g. configs/resnet_mel.py.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs "
+                               "(default: runs/<config file name>).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -27,9 +28,17 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not flags.FLAGS["verbosity"].present:  # hide JAX's INFO lines (e.g. "no TPU")
         logging.set_verbosity(logging.WARNING)
-    feature_summary.run(_CONFIG.value, _WORKDIR.value)
-    data = prepare.prepare_data(_CONFIG.value, _WORKDIR.value)
-    print(prepare.describe(data))
+    py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
+    config = _CONFIG.value
+    workdir = _WORKDIR.value or "runs/" + flags.FLAGS["config"].value.split("/")[-1].rsplit(".", 1)[0]
+    if config.get("grid"):
+        from jaxgenre import grid
+
+        grid.run_grid(config, workdir)
+    else:
+        from jaxgenre import train
+
+        train.train_and_evaluate(config, workdir)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The start-up job until training lands: the study's four features on the built-in
-test signals, checked against librosa, timed, summarised and plotted.
+"""A tour of the study's four features on built-in test signals: checked against
+librosa, timed, summarised and plotted (the study's figure-2 layout).
 
-`python launch.py --config=configs/base.py --workdir=runs/features` runs it; it prints
-a table, and writes `feature_summary.json` and `features.png` into the work directory.
+    python -m jaxgenre.feature_summary [--workdir=runs/features] [--seconds=30]
+
+prints a table and writes `feature_summary.json` and `features.png` into the workdir.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Dict
 
 import jax
 import numpy as np
-from ml_collections import config_dict
 from tqdm import tqdm
 
 from jaxgenre import audio, features, reference, signals
@@ -33,20 +33,24 @@ def _timed(fn, *args, repeats: int = 3) -> float:
     return best
 
 
-def run(config: config_dict.ConfigDict, workdir: str) -> Dict:
-    """Computes, checks and plots every feature; returns the summary it writes."""
+DEFAULTS = {"sr": 22050, "n_fft": 2048, "hop_length": 512, "n_mels": 128, "n_mfcc": 20,
+            "ref": 1.0, "top_db": 80.0}
+
+
+def run(workdir: str, *, seconds: float = 30.0, seed: int = 0, plot: bool = True,
+        **feature_params) -> Dict:
+    """Computes, checks and plots every feature; returns the summary it writes.
+    `feature_params` override librosa's defaults (sr, n_fft, hop_length, n_mels, ref, ...)."""
     os.makedirs(workdir, exist_ok=True)
-    params = dict(config.features)
-    params.pop("kind")  # the job computes every kind
+    params = {**DEFAULTS, **feature_params}
     sr = params["sr"]
-    named = signals.test_signals(sr=sr, seconds=config.data.clip_seconds,
-                                 n_fft=params["n_fft"], seed=config.seed)
+    named = signals.test_signals(sr=sr, seconds=seconds, n_fft=params["n_fft"], seed=seed)
     names = list(named)
-    batch = np.stack([audio.fix_length(y, config.data.clip_seconds, sr) for y in named.values()])
-    print(f"jaxgenre features on {len(names)} built-in signals of {config.data.clip_seconds:g} s "
+    batch = np.stack([audio.fix_length(y, seconds, sr) for y in named.values()])
+    print(f"jaxgenre features on {len(names)} built-in signals of {seconds:g} s "
           f"at {sr} Hz ({jax.device_count()} {jax.default_backend()} device(s))")
 
-    summary = {"signals": names, "sr": sr, "clip_seconds": config.data.clip_seconds,
+    summary = {"signals": names, "sr": sr, "clip_seconds": seconds,
                "features": {}}
     outputs = {}
     for kind in tqdm(features.KINDS, desc="features", unit="kind"):
@@ -66,7 +70,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> Dict:
     _print_table(summary)
     with open(os.path.join(workdir, "feature_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    if config.eval.plots:
+    if plot:
         path = os.path.join(workdir, "features.png")
         plot_features(outputs, names, path, sr=sr, hop_length=params["hop_length"])
         print(f"wrote {path}")
@@ -120,3 +124,23 @@ def plot_features(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m jaxgenre.feature_summary",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", default="runs/features")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--ref", default="1.0", help="a number, or 'max'")
+    args = parser.parse_args(argv)
+    run(args.workdir, seconds=args.seconds,
+        ref=args.ref if args.ref == "max" else float(args.ref))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

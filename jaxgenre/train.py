@@ -19,8 +19,8 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 import time
-import warnings
 from typing import Any, Callable, Dict, Tuple
 
 import flax
@@ -132,6 +132,16 @@ def compile_steps(model, tx, adapt: Callable, mesh: Mesh) -> Steps:
 
 # ------------------------------------------------------------------- the training run
 
+STUDY_EPOCHS = 50
+
+
+def resolve_epochs(config) -> int:
+    """`config.train.epochs`, or when None: the study's 50 on real data (folder, tfds)
+    and `config.data.synthetic.epochs` on the built-in synthetic set."""
+    if config.train.epochs is not None:
+        return config.train.epochs
+    return config.data.synthetic.epochs if config.data.source == "synthetic" else STUDY_EPOCHS
+
 
 def _initial_variables(config, model_name: str, num_classes: int, key) -> Tuple[Dict, str]:
     """Ported ImageNet weights when asked for and present; otherwise None (random init)
@@ -144,7 +154,8 @@ def _initial_variables(config, model_name: str, num_classes: int, key) -> Tuple[
         return (torchvision_port.load_imagenet(model_name, num_classes, key=key),
                 "ImageNet weights (torchvision)")
     except FileNotFoundError as e:
-        warnings.warn(f"{e} Training starts from random initialisation instead.")
+        print(f"WARNING: {e} Training starts from random initialisation instead.",
+              file=sys.stderr)
         return None, f"random initialisation: ImageNet weights not found ({e})"
 
 
@@ -168,7 +179,8 @@ def train_and_evaluate(config, workdir: str) -> Dict:
                        "class_names": list(data.class_names)}, f, indent=2)
     steps_per_epoch = len(train_segs) // batch_size
     key = jax.random.PRNGKey(config.seed)
-    tx = create_optimizer(config.optim, steps_per_epoch * config.train.epochs)
+    n_epochs = resolve_epochs(config)
+    tx = create_optimizer(config.optim, steps_per_epoch * n_epochs)
     variables, init_note = _initial_variables(config, name, n_classes, key)
     sample = jnp.zeros((1,) + data.store.features.shape[1:-1] + (train_segs.length,))
     state = jax.device_put(create_train_state(key, model, tx, adapt(sample), variables),
@@ -183,12 +195,12 @@ def train_and_evaluate(config, workdir: str) -> Dict:
     evaluate_part = lambda st, part: evaluate.evaluate(
         steps.evaluate, st, data.store, data.parts[part], batch_size=config.eval.batch_size,
         mesh=mesh)
-    for epoch in range(record["epoch"], config.train.epochs):
+    for epoch in range(record["epoch"], n_epochs):
         start, totals = time.perf_counter(), None
         batches = pipeline.iterate_batches(data.store, train_segs, batch_size=batch_size,
                                            seed=config.seed, epoch=epoch, train=True)
         with tqdm(batches, total=steps_per_epoch, unit="step", leave=False,
-                  desc=f"epoch {epoch + 1}/{config.train.epochs}") as bar:
+                  desc=f"epoch {epoch + 1}/{n_epochs}") as bar:
             for i, batch in enumerate(bar):
                 state, m = steps.train(state, pipeline.shard_batch(batch, mesh))
                 totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
@@ -210,7 +222,7 @@ def train_and_evaluate(config, workdir: str) -> Dict:
         print(json.dumps(line))
         with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(line) + "\n")
-        last = epoch + 1 == config.train.epochs
+        last = epoch + 1 == n_epochs
         if improved or last or (epoch + 1) % config.train.checkpoint_every == 0:
             ckpt.save(state, record, best=improved)
     ckpt.close()
@@ -218,7 +230,7 @@ def train_and_evaluate(config, workdir: str) -> Dict:
     best_state = best[0] if best else state
     test = evaluate_part(best_state, "test")
     results = {"model": name, "feature": config.features.kind, "data": config.data.source,
-               "initialisation": init_note, "epochs": config.train.epochs,
+               "initialisation": init_note, "epochs": n_epochs,
                "best_valid_accuracy": record["best_valid_accuracy"],
                "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
                         for level, rep in test.items()}}

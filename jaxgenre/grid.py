@@ -1,0 +1,116 @@
+"""The study's grid: every model x feature cell, trained and tested, tabulated beside
+the study's tables 1-3.
+
+`python launch.py --config=configs/study_grid.py --workdir=runs/grid` trains each cell
+in `<workdir>/<model>_<feature>/` (a finished cell — one with results.json — is not run
+again, so an interrupted grid resumes cell by cell), then writes `results.md`,
+`results.csv` and `confusion_grid.png` into the workdir.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from jaxgenre import report
+
+MODELS = ("spectral_cnn", "resnet18", "efficientnet_v2_s")
+FEATURES = ("mel", "spec", "mfcc")
+TITLES = {"mel": "Table 1. Mel-spectrogram input", "spec": "Table 2. Spectrogram input",
+          "mfcc": "Table 3. MFCC input"}
+NAMES = {"spectral_cnn": "SpectralCNN", "resnet18": "ResNet-18",
+         "efficientnet_v2_s": "EfficientNetV2-S"}
+
+
+def cell_config(config, model: str, feature: str):
+    cell = copy.deepcopy(config)
+    with cell.unlocked():
+        cell.model.name = model
+        cell.model.pretrained = model != "spectral_cnn"
+        cell.features.kind = feature
+    return cell
+
+
+def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
+    from jaxgenre import train  # the grid is a thin loop over training runs
+
+    cells = cells or [(m, f) for f in FEATURES for m in MODELS]
+    results = {}
+    for model, feature in cells:
+        cell_dir = os.path.join(workdir, f"{model}_{feature}")
+        path = os.path.join(cell_dir, "results.json")
+        if not os.path.isfile(path):
+            print(f"=== grid cell {model} x {feature} ===")
+            train.train_and_evaluate(cell_config(config, model, feature), cell_dir)
+        with open(path) as f:
+            results[(model, feature)] = json.load(f)
+    write_tables(results, workdir, config.data.source)
+    return results
+
+
+def write_tables(results: Dict, workdir: str, data_source: str) -> None:
+    rows, md = [], [f"# The study's grid, on {data_source} data",
+                    "", "Each cell: jaxgenre's test figure (clip level), and the study's in "
+                    "brackets (GTZAN, its tables 1-3).", ""]
+    for feature in FEATURES:
+        cells = [(m, feature) for m in MODELS if (m, feature) in results]
+        if not cells:
+            continue
+        md += [f"## {TITLES[feature]}", "",
+               "| model | " + " | ".join(label for label, _ in report.METRICS) + " |",
+               "|---" * (1 + len(report.METRICS)) + "|"]
+        for model, _ in cells:
+            ours = results[(model, feature)]["test"]["clips"]
+            study = report.STUDY[(model, feature)]
+            md.append(f"| {NAMES[model]} | " + " | ".join(
+                f"{ours[key]:.4f} ({study[i]:.4f})" for i, (_, key) in enumerate(report.METRICS))
+                + " |")
+            rows.append({"model": model, "feature": feature, "data": data_source,
+                         **{f"{label}": ours[key] for label, key in report.METRICS},
+                         **{f"study_{label}": study[i]
+                            for i, (label, _) in enumerate(report.METRICS)},
+                         "macro_auc": ours["macro_auc"]})
+        md.append("")
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+        f.write("\n".join(md))
+    with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _confusion_grid(results, os.path.join(workdir, "confusion_grid.png"))
+    print("\n".join(md))
+
+
+def _confusion_grid(results: Dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(MODELS), len(FEATURES), figsize=(12, 11), squeeze=False)
+    for i, model in enumerate(MODELS):
+        for j, feature in enumerate(FEATURES):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if (model, feature) not in results:
+                ax.set_title(f"{NAMES[model]} / {feature}: not run", fontsize=8)
+                continue
+            clips = results[(model, feature)]["test"]["clips"]
+            counts = np.asarray(clips["confusion"])
+            ax.imshow(counts / np.maximum(counts.sum(1, keepdims=True), 1), cmap="Blues",
+                      vmin=0, vmax=1)
+            ax.set_title(f"{NAMES[model]} / {feature}: acc {clips['accuracy']:.2f}", fontsize=8)
+            if j == 0:
+                ax.set_yticks(range(len(clips["class_names"])), clips["class_names"], fontsize=6)
+            if i == len(MODELS) - 1:
+                ax.set_xticks(range(len(clips["class_names"])), clips["class_names"],
+                              rotation=70, fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
