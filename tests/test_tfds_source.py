@@ -70,7 +70,8 @@ def test_tfds_from_an_archive_feeds_the_batch_iterator(tmp_path):
     data_dir, _ = tfds_gtzan.prepare_from_folder(archive, str(tmp_path / "tfds"))
 
     config = base.get_config()
-    config.data.update(source="tfds", tfds_dir=data_dir, clip_seconds=4.0, min_seconds=1.0)
+    config.data.update(source="tfds", tfds_dir=data_dir, clip_seconds=4.0, min_seconds=1.0,
+                       segment_seconds=None)  # whole clips
     data = prepare.prepare_data(config, str(tmp_path / "run"), progress=False)
     assert data.class_names == tuple(genres) and len(data.store) == 30
     assert {p: len(s) for p, s in data.parts.items()} == {"train": 10, "valid": 10, "test": 10}
