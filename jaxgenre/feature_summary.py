@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxgenre import audio, features, reference, signals
+from jaxgenre import audio, features, plots, reference, signals
 
 _LIBROSA_KINDS = ("spec", "mel", "mfcc")
 
@@ -72,7 +72,7 @@ def run(workdir: str, *, seconds: float = 30.0, seed: int = 0, plot: bool = True
         json.dump(summary, f, indent=2)
     if plot:
         path = os.path.join(workdir, "features.png")
-        plot_features(outputs, names, path, sr=sr, hop_length=params["hop_length"])
+        plots.feature_panel(outputs, names, path, sr=sr, hop_length=params["hop_length"])
         print(f"wrote {path}")
     print(f"wrote {os.path.join(workdir, 'feature_summary.json')}")
     return summary
@@ -89,41 +89,6 @@ def _print_table(summary: Dict) -> None:
         lib = f"{e['librosa_ms_per_clip']:.1f}" if "librosa_ms_per_clip" in e else "-"
         print(f"{kind:<9} {shape:>12} {e['min']:>9.2f}..{e['max']:<8.2f} {diff:>15} "
               f"{e['jaxgenre_ms_per_clip']:>17.2f} {lib:>16}")
-
-
-def plot_features(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
-                  hop_length: int) -> None:
-    """One row per signal, one column per feature (the study's figure 2 layout)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = [k for k in features.KINDS if k in outputs]
-    fig, axes = plt.subplots(len(names), len(kinds), figsize=(4 * len(kinds), 2 * len(names)),
-                             squeeze=False)
-    titles = {"waveform": "waveform (peak-normalised)", "spec": "spectrogram (dB)",
-              "mel": "mel-spectrogram (dB)", "mfcc": "MFCC"}
-    for col, kind in enumerate(kinds):
-        for row, name in enumerate(names):
-            ax = axes[row, col]
-            data = outputs[kind][row]
-            if kind == "waveform":
-                ax.plot(np.arange(data.size) / sr, data, linewidth=0.3)
-                ax.set_ylim(-1.05, 1.05)
-            else:
-                seconds = data.shape[-1] * hop_length / sr
-                image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma",
-                                  extent=(0, seconds, 0, data.shape[0]))
-                fig.colorbar(image, ax=ax, pad=0.01)
-            if row == 0:
-                ax.set_title(titles[kind], fontsize=9)
-            if col == 0:
-                ax.set_ylabel(name.replace("_", " "), fontsize=8)
-            ax.tick_params(labelsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:

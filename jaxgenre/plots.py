@@ -1,5 +1,5 @@
-"""PNG figures of a run: confusion matrix, one-vs-rest ROC curves, training curves.
-(The study's figure-2 panel of the four features is `feature_summary.plot_features`.)"""
+"""PNG figures: the study's figure-2 panel of the four features, confusion matrices,
+one-vs-rest ROC curves, training curves."""
 
 from __future__ import annotations
 
@@ -17,6 +17,56 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def feature_panel(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
+                  hop_length: int) -> None:
+    """One row per clip, one column per feature (the study's figure 2 layout)."""
+    from jaxgenre import features
+
+    plt = _pyplot()
+
+    kinds = [k for k in features.KINDS if k in outputs]
+    fig, axes = plt.subplots(len(names), len(kinds), figsize=(4 * len(kinds), 2 * len(names)),
+                             squeeze=False)
+    titles = {"waveform": "waveform (peak-normalised)", "spec": "spectrogram (dB)",
+              "mel": "mel-spectrogram (dB)", "mfcc": "MFCC"}
+    for col, kind in enumerate(kinds):
+        for row, name in enumerate(names):
+            ax = axes[row, col]
+            data = outputs[kind][row]
+            if kind == "waveform":
+                ax.plot(np.arange(data.size) / sr, data, linewidth=0.3)
+                ax.set_ylim(-1.05, 1.05)
+            else:
+                seconds = data.shape[-1] * hop_length / sr
+                image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma",
+                                  extent=(0, seconds, 0, data.shape[0]))
+                fig.colorbar(image, ax=ax, pad=0.01)
+            if row == 0:
+                ax.set_title(titles[kind], fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name.replace("_", " "), fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def class_panel(source, feature_params: Dict, path: str) -> None:
+    """The four features of the first usable clip of every class of a data source."""
+    from jaxgenre import features
+
+    params = {k: v for k, v in feature_params.items() if k != "kind"}
+    firsts = {}
+    for ref in source.clips:
+        firsts.setdefault(ref.label, ref)
+    refs = [firsts[label] for label in sorted(firsts)]
+    audio = np.stack([source.load(ref) for ref in refs])
+    outputs = {kind: np.asarray(features.compute(audio, kind=kind, **params))
+               for kind in features.KINDS}
+    feature_panel(outputs, [ref.clip_id for ref in refs], path, sr=params["sr"],
+                  hop_length=params["hop_length"])
 
 
 def confusion_matrix(confusion: Sequence[Sequence[int]], class_names: List[str], path: str,

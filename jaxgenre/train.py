@@ -238,6 +238,8 @@ def train_and_evaluate(config, workdir: str) -> Dict:
         json.dump(results, f, indent=2)
     print(report.format_test_results(test, name, config.features.kind, config.data.source))
     if config.eval.plots and jax.process_index() == 0:
-        for path in plots.run_figures(test, workdir, f"{name} / {config.features.kind}"):
+        panel = os.path.join(workdir, "features_per_class.png")
+        plots.class_panel(data.source, dict(config.features), panel)
+        for path in plots.run_figures(test, workdir, f"{name} / {config.features.kind}") + [panel]:
             print(f"wrote {path}")
     return {"results": results, "test": test, "state": best_state}

@@ -17,6 +17,7 @@ class PreparedData:
     parts: Dict[str, pipeline.Segments]  # 'train' / 'valid' / 'test'
     class_names: Tuple[str, ...]
     report: DataReport
+    source: sources.Source
 
 
 def prepare_data(config, workdir: str, *, progress: bool = True) -> PreparedData:
@@ -45,7 +46,8 @@ def prepare_data(config, workdir: str, *, progress: bool = True) -> PreparedData
                                      segment_steps=to_steps(config.data.segment_seconds),
                                      hop_steps=to_steps(config.data.segment_hop_seconds))
              for name, idx in split.items()}
-    return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report)
+    return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report,
+                        source=source)
 
 
 def describe(data: PreparedData) -> str:
