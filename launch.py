@@ -31,14 +31,12 @@ def main(argv):
     py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
     config = _CONFIG.value
     workdir = _WORKDIR.value or "runs/" + flags.FLAGS["config"].value.split("/")[-1].rsplit(".", 1)[0]
+    from jaxgenre import grid
+
     if config.get("grid"):
-        from jaxgenre import grid
-
         grid.run_grid(config, workdir)
-    else:
-        from jaxgenre import train
-
-        train.train_and_evaluate(config, workdir)
+    else:  # one run, or every fold of a k-fold split
+        grid.run_experiment(config, workdir)
 
 
 if __name__ == "__main__":

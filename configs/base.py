@@ -16,7 +16,7 @@ def get_config() -> config_dict.ConfigDict:
     config.data.split = "random"  # random | kfold | fault_filtered
     config.data.fractions = (0.8, 0.1, 0.1)
     config.data.folds = 10
-    config.data.fold = 0
+    config.data.fold = config_dict.placeholder(int)  # kfold: None runs every fold
     config.data.clip_seconds = 30.0
     # Train on 3 s segments, evaluate whole clips by averaging their segments' probabilities.
     config.data.segment_seconds = 3.0

@@ -1,5 +1,5 @@
 """The study's grid: every model x feature cell, trained and tested, tabulated beside
-the study's tables 1-3.
+the study's tables 1-3; and k-fold cross-validation, one training run per fold.
 
 `python launch.py --config=configs/study_grid.py --workdir=runs/grid` trains each cell
 in `<workdir>/<model>_<feature>/` (a finished cell — one with results.json — is not run
@@ -36,9 +36,55 @@ def cell_config(config, model: str, feature: str):
     return cell
 
 
-def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
-    from jaxgenre import train  # the grid is a thin loop over training runs
+def run_experiment(config, workdir: str) -> None:
+    """One training run, or — for `data.split='kfold'` with no `data.fold` — one run
+    per fold and their mean ± std (`run_kfold`)."""
+    from jaxgenre import train  # grids and folds are thin loops over training runs
 
+    if config.data.split == "kfold" and config.data.fold is None:
+        run_kfold(config, workdir)
+    else:
+        train.train_and_evaluate(config, workdir)
+
+
+def run_kfold(config, workdir: str) -> Dict:
+    """Trains fold 0 .. folds-1 in `<workdir>/fold_<k>/` (finished folds are kept) and
+    writes `<workdir>/results.json` with every clip-level test metric's mean and std."""
+    from jaxgenre import train
+
+    per_fold = []
+    for fold in range(config.data.folds):
+        fold_dir = os.path.join(workdir, f"fold_{fold}")
+        path = os.path.join(fold_dir, "results.json")
+        if not os.path.isfile(path):
+            print(f"=== fold {fold + 1} of {config.data.folds} ===")
+            fold_config = copy.deepcopy(config)
+            with fold_config.unlocked():
+                fold_config.data.fold = fold
+            train.train_and_evaluate(fold_config, fold_dir)
+        with open(path) as f:
+            per_fold.append(json.load(f))
+    keys = [key for _, key in report.METRICS] + ["macro_auc"]
+    summary = {}
+    for level in ("clips", "segments"):
+        values = {k: [r["test"][level][k] for r in per_fold] for k in keys}
+        summary[level] = {k: float(np.mean(v)) for k, v in values.items()}
+        summary[level].update({f"{k}_std": float(np.std(v)) for k, v in values.items()})
+        summary[level]["per_fold"] = values
+        summary[level]["confusion"] = np.sum([r["test"][level]["confusion"] for r in per_fold],
+                                             axis=0).tolist()
+        summary[level]["class_names"] = per_fold[0]["test"][level]["class_names"]
+    results = {**{k: per_fold[0][k] for k in ("model", "feature", "data")},
+               "folds": config.data.folds, "test": summary}
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"{config.data.folds}-fold cross-validation, test clips (mean ± std over folds):")
+    for label, key in report.METRICS:
+        print(f"  {label:<10} {summary['clips'][key]:.4f} ± {summary['clips'][key + '_std']:.4f}")
+    return results
+
+
+def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
     cells = cells or [(m, f) for f in FEATURES for m in MODELS]
     results = {}
     for model, feature in cells:
@@ -46,7 +92,7 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
         path = os.path.join(cell_dir, "results.json")
         if not os.path.isfile(path):
             print(f"=== grid cell {model} x {feature} ===")
-            train.train_and_evaluate(cell_config(config, model, feature), cell_dir)
+            run_experiment(cell_config(config, model, feature), cell_dir)
         with open(path) as f:
             results[(model, feature)] = json.load(f)
     write_tables(results, workdir, config.data.source)

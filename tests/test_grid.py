@@ -27,3 +27,26 @@ def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr("jaxgenre.train.train_and_evaluate", lambda *a: calls.append(a))
     grid.run_grid(config, str(tmp_path), cells=cells)
     assert calls == []
+
+
+def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
+    import json
+
+    import numpy as np
+
+    config = base.get_config()
+    config.data.synthetic.update(clips_per_class=3, seconds=4.0)
+    config.data.update(clip_seconds=4.0, segment_seconds=1.0, split="kfold", folds=3)
+    config.model.update(name="spectral_cnn", pretrained=False)
+    config.features.n_mels = 32
+    config.train.update(epochs=1, batch_size=8)
+    config.eval.update(batch_size=8, plots=False)
+    grid.run_experiment(config, str(tmp_path))
+    folds = [json.loads((tmp_path / f"fold_{k}" / "results.json").read_text()) for k in range(3)]
+    test_clips = [f["test"]["clips"]["n"] for f in folds]
+    assert test_clips == [10, 10, 10]  # one clip per class per fold: all 30 tested once
+    summary = json.loads((tmp_path / "results.json").read_text())
+    accuracies = [f["test"]["clips"]["accuracy"] for f in folds]
+    assert summary["test"]["clips"]["accuracy"] == np.mean(accuracies)
+    assert summary["test"]["clips"]["accuracy_std"] == np.std(accuracies)
+    assert np.sum(summary["test"]["clips"]["confusion"]) == 30

@@ -123,6 +123,9 @@ def make_split(data_config, clip_ids: Sequence[str], labels, seed: int,
     if kind == "random":
         return random_split(clip_ids, labels, fractions=data_config.fractions, seed=seed)
     if kind == "kfold":
+        if data_config.fold is None:
+            raise ValueError("data.split='kfold' needs data.fold (0 .. folds-1) for one run; "
+                             "launch.py runs every fold when it is not set")
         train, valid, _ = data_config.fractions
         return kfold_split(clip_ids, labels, folds=data_config.folds, fold=data_config.fold,
                            valid_fraction=valid / (train + valid), seed=seed)
