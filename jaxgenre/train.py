@@ -220,13 +220,14 @@ def train_and_evaluate(config, workdir: str) -> Dict:
                 "valid_macro_f1": valid["macro_f1"] if valid else None,
                 "seconds": time.perf_counter() - start}
         print(json.dumps(line))
-        with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps(line) + "\n")
+        if jax.process_index() == 0:
+            with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps(line) + "\n")
         last = epoch + 1 == n_epochs
         if improved or last or (epoch + 1) % config.train.checkpoint_every == 0:
             ckpt.save(state, record, best=improved)
-    ckpt.close()
     best = ckpt.restore_best(checkpoint.abstract(state))
+    ckpt.close()
     best_state = best[0] if best else state
     test = evaluate_part(best_state, "test")
     results = {"model": name, "feature": config.features.kind, "data": config.data.source,
@@ -234,8 +235,9 @@ def train_and_evaluate(config, workdir: str) -> Dict:
                "best_valid_accuracy": record["best_valid_accuracy"],
                "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
                         for level, rep in test.items()}}
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
     print(report.format_test_results(test, name, config.features.kind, config.data.source))
     if config.eval.plots and jax.process_index() == 0:
         panel = os.path.join(workdir, "features_per_class.png")
