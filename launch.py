@@ -12,6 +12,7 @@ and names the key.
 """
 
 import logging as py_logging
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -30,7 +31,9 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
     config = _CONFIG.value
-    workdir = _WORKDIR.value or "runs/" + flags.FLAGS["config"].value.split("/")[-1].rsplit(".", 1)[0]
+    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    workdir = _WORKDIR.value or os.path.join(
+        "runs", os.path.splitext(os.path.basename(config_file))[0])
     from jaxgenre import grid
 
     if config.get("grid"):

@@ -36,6 +36,17 @@ def test_launch_trains_a_study_cell_and_resumes(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2
 
 
+def test_default_workdir_is_runs_slash_config_name(tmp_path):
+    # The README's main command gives no --workdir; here it runs from another folder.
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "launch.py"),
+         f"--config={os.path.join(ROOT, 'configs', 'spectralcnn_mfcc.py')}", *TINY,
+         "--config.train.epochs=1", "--config.eval.plots=False"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "runs" / "spectralcnn_mfcc" / "results.json").exists()
+
+
 def test_mistyped_override_fails_naming_the_key(tmp_path):
     result = _run("launch.py", "--config=configs/resnet_mel.py", f"--workdir={tmp_path}",
                   "--config.featurs.kind=mel")
