@@ -70,9 +70,7 @@ def get_config() -> config_dict.ConfigDict:
 
 
 def cell(*, model: str, feature: str) -> config_dict.ConfigDict:
-    """One model x feature cell of the study's tables 1-3."""
-    config = get_config()
-    config.model.name = model
-    config.model.pretrained = model != "spectral_cnn"
-    config.features.kind = feature
-    return config
+    """One model x feature cell of the study's tables 1-3 (the grid uses the same rule)."""
+    from jaxgenre import grid
+
+    return grid.cell_config(get_config(), model, feature)

@@ -28,6 +28,8 @@ NAMES = {"spectral_cnn": "SpectralCNN", "resnet18": "ResNet-18",
 
 
 def cell_config(config, model: str, feature: str):
+    """`config` set to one study cell: that model and feature; ImageNet weights for the
+    two ImageNet models (the study fine-tuned them), none for SpectralCNN."""
     cell = copy.deepcopy(config)
     with cell.unlocked():
         cell.model.name = model
