@@ -38,6 +38,17 @@ def cell_config(config, model: str, feature: str):
     return cell
 
 
+def _results(run_dir: str, title: str, run) -> Dict:
+    """`<run_dir>/results.json`, after calling `run()` to produce it unless it exists:
+    how the grid and k-fold resume (a finished cell or fold is not run again)."""
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.isfile(path):
+        print(f"=== {title} ===")
+        run()
+    with open(path) as f:
+        return json.load(f)
+
+
 def run_experiment(config, workdir: str) -> None:
     """One training run, or — for `data.split='kfold'` with no `data.fold` — one run
     per fold and their mean ± std (`run_kfold`)."""
@@ -54,18 +65,18 @@ def run_kfold(config, workdir: str) -> Dict:
     writes `<workdir>/results.json` with every clip-level test metric's mean and std."""
     from jaxgenre import train
 
+    def fold_config(fold):
+        cfg = copy.deepcopy(config)
+        with cfg.unlocked():
+            cfg.data.fold = fold
+        return cfg
+
     per_fold = []
     for fold in range(config.data.folds):
         fold_dir = os.path.join(workdir, f"fold_{fold}")
-        path = os.path.join(fold_dir, "results.json")
-        if not os.path.isfile(path):
-            print(f"=== fold {fold + 1} of {config.data.folds} ===")
-            fold_config = copy.deepcopy(config)
-            with fold_config.unlocked():
-                fold_config.data.fold = fold
-            train.train_and_evaluate(fold_config, fold_dir)
-        with open(path) as f:
-            per_fold.append(json.load(f))
+        per_fold.append(_results(
+            fold_dir, f"fold {fold + 1} of {config.data.folds}",
+            lambda: train.train_and_evaluate(fold_config(fold), fold_dir)))
     keys = [key for _, key in report.METRICS] + ["macro_auc"]
     summary = {}
     for level in ("clips", "segments"):
@@ -91,12 +102,9 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
     results = {}
     for model, feature in cells:
         cell_dir = os.path.join(workdir, f"{model}_{feature}")
-        path = os.path.join(cell_dir, "results.json")
-        if not os.path.isfile(path):
-            print(f"=== grid cell {model} x {feature} ===")
-            run_experiment(cell_config(config, model, feature), cell_dir)
-        with open(path) as f:
-            results[(model, feature)] = json.load(f)
+        results[(model, feature)] = _results(
+            cell_dir, f"grid cell {model} x {feature}",
+            lambda: run_experiment(cell_config(config, model, feature), cell_dir))
     write_tables(results, workdir, config.data.source)
     return results
 

@@ -42,6 +42,8 @@ class Predictor:
         self.config = config_dict.ConfigDict(run["config"])
         self.class_names = run["class_names"]
         self.segment_steps = run["segment_steps"]
+        self.feature_params = dict(self.config.features)
+        self.kind = self.feature_params.pop("kind")
         manager = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints",
                                                      "best"))
         step = manager.latest_step()
@@ -60,9 +62,8 @@ class Predictor:
 
     def probabilities(self, y: np.ndarray) -> np.ndarray:
         """Mean class probabilities over the segments of one clip of any length."""
-        params = dict(self.config.features)
-        kind = params.pop("kind")
-        feat = np.asarray(features.compute(y, kind=kind, **params))
+        kind = self.kind
+        feat = np.asarray(features.compute(y, kind=kind, **self.feature_params))
         steps = self.segment_steps
         if feat.shape[-1] < steps:  # shorter than one segment: zero-pad (dB floor for dB kinds)
             fill = feat.min() if kind != "waveform" else 0.0
