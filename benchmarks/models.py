@@ -16,10 +16,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torchvision  # noqa: E402
 
 from jaxgenre import models  # noqa: E402
-from jaxgenre.models import torchvision_port  # noqa: E402
+from jaxgenre.models import torch_reference, torchvision_port  # noqa: E402
+
+torchvision = torch_reference.import_torchvision()
 
 
 def n_params(model, shape):

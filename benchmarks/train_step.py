@@ -48,7 +48,9 @@ def jax_rate(name: str, shape, batch: int, steps: int) -> float:
 
 def torch_rate(name: str, shape, batch: int, steps: int) -> float:
     import torch
-    import torchvision
+
+    from jaxgenre.models import torch_reference
+    torchvision = torch_reference.import_torchvision()
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     net = getattr(torchvision.models, name)(num_classes=10).train()

@@ -9,11 +9,11 @@ import numpy as np
 import optax
 import pytest
 import torch
-import torchvision
 
 from jaxgenre import models
-from jaxgenre.models import adapter, torchvision_port
+from jaxgenre.models import adapter, torch_reference, torchvision_port
 
+torchvision = torch_reference.import_torchvision()
 KEY = jax.random.PRNGKey(0)
 
 

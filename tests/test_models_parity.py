@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 from jaxgenre import models
-from jaxgenre.models import torchvision_port
+from jaxgenre.models import torch_reference, torchvision_port
 
+torchvision = torch_reference.import_torchvision()
 torch.set_num_threads(2)
 ARCHS = {  # arch: (torchvision constructor, logit tolerance, stage names flax → torch)
     "resnet18": (torchvision.models.resnet18, 1e-4,
