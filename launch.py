@@ -9,6 +9,11 @@ checkpoints into the work directory; running the same command again resumes.
 Config values can be overridden on the command line with dotted flags, e.g.
 `--config.data.source=folder --config.data.root=/path/to/gtzan`; a mistyped key fails
 and names the key.
+
+Several processes (hosts) train one model together when each is started with the same
+command plus `--num_processes=N --process_id=I --coordinator_address=HOST:PORT` (or
+`--distributed` under SLURM / on a TPU pod slice); each loads only its share of every
+batch. See the README.
 """
 
 import logging as py_logging
@@ -21,6 +26,17 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, e.g. configs/resnet_mel.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs "
                                "(default: runs/<config file name>).")
+# Multi-process (multi-host) runs: one process per host, or several on one machine.
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "HOST:PORT of process 0 in a multi-process run "
+    "(or JAX_COORDINATOR_ADDRESS).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run "
+                                      "(or JAX_NUM_PROCESSES; default 1).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based "
+                                   "(or JAX_PROCESS_ID).")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Let jax.distributed.initialize() find the cluster itself "
+    "(SLURM, Open MPI, Cloud TPU pod slices).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -30,6 +46,11 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:  # hide JAX's INFO lines (e.g. "no TPU")
         logging.set_verbosity(logging.WARNING)
     py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
+    from jaxgenre import parallel
+
+    parallel.initialize_distributed(  # before any JAX computation
+        coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+        process_id=_PROCESS_ID.value, auto=_DISTRIBUTED.value)
     config = _CONFIG.value
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(

@@ -25,12 +25,16 @@ class Checkpoints:
 
     def __init__(self, workdir: str, keep: int = 3):
         root = os.path.abspath(os.path.join(workdir, "checkpoints"))
-        options = ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), create=True)
-        self.last = ocp.CheckpointManager(os.path.join(root, "last"), options=options)
+        # Both managers may save the same step; in a multi-process run their barriers
+        # (named after the step) must not collide, hence one key prefix each.
+        sync = lambda name: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+        self.last = ocp.CheckpointManager(
+            os.path.join(root, "last"), options=ocp.CheckpointManagerOptions(
+                max_to_keep=max(1, keep), create=True, multiprocessing_options=sync("last")))
         self.best = ocp.CheckpointManager(
             os.path.join(root, "best"), options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, create=True, best_fn=lambda m: m["valid_accuracy"],
-                best_mode="max"))
+                best_mode="max", multiprocessing_options=sync("best")))
 
     def save(self, state, record: Dict[str, Any], *, best: bool = False) -> None:
         step = int(jax.device_get(state.step))

@@ -23,7 +23,7 @@ def predict(evaluate_fn, state, store: FeatureStore, segs: pipeline.Segments, *,
         if jax.process_count() > 1:  # each process loaded its own rows: gather them all
             from jax.experimental import multihost_utils
 
-            out = multihost_utils.process_allgather(out)
+            out = multihost_utils.process_allgather(out, tiled=True)
             batch = {k: multihost_utils.process_allgather(v, tiled=True)
                      for k, v in batch.items()}
         out = np.asarray(out)

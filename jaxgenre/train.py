@@ -162,8 +162,8 @@ def _initial_variables(config, model_name: str, num_classes: int, key) -> Tuple[
 def train_and_evaluate(config, workdir: str) -> Dict:
     """Trains `config.model` on `config.data` / `config.features`, keeps the best
     validation checkpoint, evaluates it on the test part and writes `results.json`.
-    Re-running with the same workdir resumes from the latest checkpoint."""
-    parallel.initialize_distributed()
+    Re-running with the same workdir resumes from the latest checkpoint. In a
+    multi-process run, call `parallel.initialize_distributed` first (launch.py does)."""
     data = prepare.prepare_data(config, workdir)
     print(prepare.describe(data))
     mesh = parallel.data_mesh()
@@ -178,6 +178,12 @@ def train_and_evaluate(config, workdir: str) -> Dict:
             json.dump({"config": json.loads(config.to_json()), "segment_steps": train_segs.length,
                        "class_names": list(data.class_names)}, f, indent=2)
     steps_per_epoch = len(train_segs) // batch_size
+    if jax.process_count() > 1:
+        local = batch_size // jax.process_count()
+        print(f"process {jax.process_index()} of {jax.process_count()}: loads rows "
+              f"{jax.process_index() * local}..{(jax.process_index() + 1) * local - 1} of "
+              f"every global batch of {batch_size}; {jax.local_device_count()} of "
+              f"{jax.device_count()} devices are local")
     key = jax.random.PRNGKey(config.seed)
     n_epochs = resolve_epochs(config)
     tx = create_optimizer(config.optim, steps_per_epoch * n_epochs)
@@ -200,7 +206,8 @@ def train_and_evaluate(config, workdir: str) -> Dict:
         batches = pipeline.iterate_batches(data.store, train_segs, batch_size=batch_size,
                                            seed=config.seed, epoch=epoch, train=True)
         with tqdm(batches, total=steps_per_epoch, unit="step", leave=False,
-                  desc=f"epoch {epoch + 1}/{n_epochs}") as bar:
+                  desc=f"epoch {epoch + 1}/{n_epochs}",
+                  disable=jax.process_index() != 0) as bar:
             for i, batch in enumerate(bar):
                 state, m = steps.train(state, pipeline.shard_batch(batch, mesh))
                 totals = m if totals is None else jax.tree.map(jnp.add, totals, m)

@@ -7,6 +7,8 @@ import dataclasses
 import os
 from typing import Dict, Tuple
 
+import jax
+
 from jaxgenre.data import cache, pipeline, sources, splits
 from jaxgenre.data.report import DataReport
 
@@ -30,7 +32,8 @@ def prepare_data(config, workdir: str, *, progress: bool = True) -> PreparedData
     split = splits.make_split(config.data, ids, sources.labels_of(source.clips), config.seed,
                               report)
     os.makedirs(workdir, exist_ok=True)
-    report.write_json(os.path.join(workdir, "data_report.json"))
+    if jax.process_index() == 0:  # every process holds the same report
+        report.write_json(os.path.join(workdir, "data_report.json"))
     print(report.format())
     if not report.ok():
         raise sources.DataSourceError(

@@ -1,0 +1,97 @@
+"""launch.py as two cooperating processes on this machine (jax.distributed over gloo, the
+CPU collectives) against the same command as one process: same global batches, so the
+same training and the same test results. Each process has 2 CPU devices, so the 4-device
+mesh spans both processes; the single-process run has 4 local devices."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["launch.py", "--config=configs/spectralcnn_mel.py",
+        "--config.data.synthetic.clips_per_class=3", "--config.data.synthetic.seconds=4",
+        "--config.data.clip_seconds=4", "--config.data.segment_seconds=1",
+        "--config.features.n_mels=32", "--config.train.epochs=2",
+        "--config.train.batch_size=8", "--config.eval.batch_size=8",
+        "--config.eval.plots=False",
+        # SGD, not the default Adam: Adam divides by sqrt(v), so a near-zero gradient whose
+        # float summation order differs (gloo's all-reduce vs one process's) can move a
+        # weight by up to ±lr in either direction; SGD keeps such differences at rounding
+        # level, so the comparison below can be tight.
+        "--config.optim.name=sgd", "--config.optim.learning_rate=0.05"]
+
+
+def _env(devices):
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                JAX_PLATFORMS="cpu")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _final_params(workdir):
+    """The last checkpoint's step and parameters, restored onto this process's one device."""
+    last = os.path.join(workdir, "checkpoints", "last")
+    step = max(int(d) for d in os.listdir(last) if d.isdigit())
+    path = os.path.join(last, str(step), "state")
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          checkpointer.metadata(path).item_metadata.tree)
+    return step, checkpointer.restore(path, target)["params"]
+
+
+def test_two_processes_train_like_one(tmp_path):
+    single = tmp_path / "single"
+    result = subprocess.run([sys.executable, *TINY, f"--workdir={single}"], cwd=ROOT,
+                            env=_env(4), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    multi, port = tmp_path / "multi", _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, *TINY, f"--workdir={multi}", "--num_processes=2",
+         f"--process_id={i}", f"--coordinator_address=127.0.0.1:{port}"],
+        cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    # Each process loaded only its own half of every global batch of 8.
+    assert "process 0 of 2: loads rows 0..3 of every global batch of 8" in outputs[0][0]
+    assert "process 1 of 2: loads rows 4..7 of every global batch of 8" in outputs[1][0]
+    assert "2 of 4 devices are local" in outputs[1][0]
+
+    lines = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+             for d in (single, multi)]
+    assert [l["epoch"] for l in lines[1]] == [1, 2]  # written once, by process 0
+    for a, b in zip(*lines):
+        assert a["step"] == b["step"]
+        np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)
+        assert a["valid_accuracy"] == b["valid_accuracy"]
+    (step_1, params_1), (step_2, params_2) = _final_params(single), _final_params(multi)
+    assert step_1 == step_2 > 0
+    diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for a, b in zip(jax.tree.leaves(params_1), jax.tree.leaves(params_2)))
+    assert diff <= 1e-5, diff
+    results = [json.loads((d / "results.json").read_text()) for d in (single, multi)]
+    for level in ("clips", "segments"):
+        for metric in ("accuracy", "macro_f1", "macro_auc", "n"):
+            np.testing.assert_allclose(results[0]["test"][level][metric],
+                                       results[1]["test"][level][metric], atol=1e-6)
+
+
+def test_a_multiprocess_run_without_its_coordinator_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, *TINY, f"--workdir={tmp_path}",
+                             "--num_processes=2", "--process_id=0"], cwd=ROOT, env=_env(1),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "2-process run needs the coordinator address" in result.stderr
