@@ -1,4 +1,4 @@
-"""The train step: the same global batch on 1 and 8 devices gives the same parameters;
+"""The train step: the same global batch on 1, 2, 4 and 8 devices gives the same parameters;
 the same seed gives the same run; the loss goes down."""
 
 import os
@@ -85,24 +85,27 @@ sys.path.insert(0, 'tests')
 import jax, numpy as np
 from test_train import _setup, _batch, _shard
 assert jax.device_count() == 8
-results = []
-for n in (1, 8):
+results = {}
+for n in (1, 2, 4, 8):
     steps, state, mesh = _setup(n)
     for i in range(3):
         state, metrics = steps.train(state, _shard(_batch(i), mesh))
     probs = steps.evaluate(state, _shard(_batch(5), mesh))
-    results.append((jax.tree.map(np.asarray, (state.params, state.batch_stats)),
-                    np.asarray(probs), float(metrics['loss'])))
-(p1, pr1, l1), (p8, pr8, l8) = results
-diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8)))
-print('max param diff', diff, 'loss', l1, l8)
-assert diff <= 1e-5, diff
-np.testing.assert_allclose(pr1, pr8, atol=1e-5)
+    assert len(probs.sharding.device_set) == n  # the work really was spread over n devices
+    results[n] = (jax.tree.map(np.asarray, (state.params, state.batch_stats)),
+                  np.asarray(probs), float(metrics['loss']))
+p1, pr1, l1 = results[1]
+for n in (2, 4, 8):
+    pn, prn, ln = results[n]
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(pn)))
+    print(n, 'devices: max param diff', diff, 'loss', l1, ln)
+    assert diff <= 1e-5, (n, diff)
+    np.testing.assert_allclose(pr1, prn, atol=1e-5)
 print('ok')
 """
 
 
-def test_eight_devices_equal_one_device_for_the_same_global_batch():
+def test_two_four_and_eight_devices_equal_one_device_for_the_same_global_batch():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", EIGHT_DEVICES], cwd=ROOT, env=env,

@@ -78,3 +78,23 @@ def _check_predict(tmp_path, whole):
     probs = predictor.probabilities(synthetic.generate_clip(6, 99, seconds=7.0))
     assert probs.shape == (10,) and abs(float(probs.sum()) - 1.0) < 1e-5
     assert predict.main([f"--workdir={tmp_path / 'nothing'}", str(folder)]) == 2
+
+
+def test_training_compiles_each_step_function_once(tmp_path):
+    """No recompiles: two epochs (each ending with a partial, padded validation batch,
+    then the test part) compile train_step and eval_step exactly once each."""
+    import logging
+    import re
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            train.train_and_evaluate(_config(2), str(tmp_path))
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    compiled = re.findall(r"Compiling jit\((\w+)\)", "\n".join(messages))
+    assert compiled.count("train_step") == 1, compiled
+    assert compiled.count("eval_step") == 1, compiled
