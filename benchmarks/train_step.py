@@ -1,11 +1,17 @@
 """Training-step throughput: jaxgenre (jit, warmed up) vs torchvision + torch eager, same
-model, input, batch and dtype, torch limited to as many threads as this process has cores.
+model, input, batch and dtype, on the same device; on CPU torch gets as many threads as
+this process has cores (what XLA's CPU runtime uses).
 
-    python benchmarks/train_step.py [--models=resnet18,efficientnet_v2_s] [--size=128x129]
-                                    [--batch=32] [--steps=3]
+    python benchmarks/train_step.py [--models=resnet18,efficientnet_v2_s]
+        [--sizes=128x129,128x1292] [--batch=32] [--steps=3] [--dtype=float32|bfloat16]
+        [--peak_tflops=989]
 
-One step = forward + backward + Adam update, on random inputs with 10 classes. Prints
-images (segments) per second for both and the ratio jaxgenre / torch.
+One step = forward + backward + Adam update, on random inputs with 10 classes. Sizes:
+128x129 is the default model input (a 3 s mel segment), 128x1292 a whole 30 s clip
+(the study's native mel image). Prints images per second for both, the ratio
+jaxgenre / torch, and the step's FLOPs (XLA's cost analysis of the compiled step) as
+achieved TFLOP/s; with --peak_tflops (the device's peak for the dtype, e.g. 989 for an
+H100 SXM in bfloat16) also the model FLOPs utilisation (MFU).
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from ml_collections import config_dict  # noqa: E402
 from jaxgenre import models, parallel, train  # noqa: E402
 
 
-def jax_rate(name: str, shape, batch: int, steps: int) -> float:
-    model = models.create(name, 10)
+def jax_rate(name: str, shape, batch: int, steps: int, dtype: str):
+    """(images per second, FLOPs per step) of jaxgenre's jitted train step."""
+    model = models.create(name, 10, dtype=dtype)
     optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
                                     "schedule": "constant"})
     tx = train.create_optimizer(optim, 100)
@@ -37,56 +44,85 @@ def jax_rate(name: str, shape, batch: int, steps: int) -> float:
     data = {"inputs": np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32),
             "labels": np.zeros(batch, np.int32), "mask": np.ones(batch, np.float32)}
     data = jax.device_put(data, parallel.batch_sharding(mesh))
+    cost = steps_fn.train.lower(state, data).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float((cost or {}).get("flops", float("nan")))
     state, m = steps_fn.train(state, data)
     jax.block_until_ready(m)
     start = time.perf_counter()
     for _ in range(steps):
         state, m = steps_fn.train(state, data)
     jax.block_until_ready(m)
-    return batch * steps / (time.perf_counter() - start)
+    return batch * steps / (time.perf_counter() - start), flops
 
 
-def torch_rate(name: str, shape, batch: int, steps: int) -> float:
+def torch_rate(name: str, shape, batch: int, steps: int, dtype: str) -> float:
+    """Images per second of torchvision's model in torch eager mode, on JAX's platform."""
     import torch
 
     from jaxgenre.models import torch_reference
     torchvision = torch_reference.import_torchvision()
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    net = getattr(torchvision.models, name)(num_classes=10).train()
+    on_gpu = jax.devices()[0].platform == "gpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if on_gpu else "cpu")
+    if not on_gpu:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    net = getattr(torchvision.models, name)(num_classes=10).train().to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     h, w, c = shape
-    x = torch.randn(batch, c, h, w)
-    y = torch.zeros(batch, dtype=torch.long)
+    x = torch.randn(batch, c, h, w, device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
+    # Mixed precision like jaxgenre's dtype option: bfloat16 compute, float32 weights.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
     def step():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
         opt.step()
 
+    def sync():
+        if on_gpu:
+            torch.cuda.synchronize()
+
     step()
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return batch * steps / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="resnet18,efficientnet_v2_s")
-    parser.add_argument("--size", default="128x129", help="H x W of the model input")
+    parser.add_argument("--sizes", default="128x129,128x1292",
+                        help="comma-separated H x W of the model input")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--peak_tflops", type=float, default=None,
+                        help="the device's peak TFLOP/s for --dtype: prints MFU")
+    parser.add_argument("--no_torch", action="store_true", help="jaxgenre only")
     args = parser.parse_args()
-    h, w = (int(v) for v in args.size.split("x"))
-    print(f"train step, batch {args.batch}, input {h}x{w}x3, float32, "
-          f"{jax.devices()[0].device_kind} x{jax.device_count()}, one timed run of "
-          f"{args.steps} steps after a warm-up step")
-    print(f"{'model':<18} {'jaxgenre img/s':>15} {'torch img/s':>12} {'ratio':>7}")
-    for name in args.models.split(","):
-        ours = jax_rate(name, (h, w, 3), args.batch, args.steps)
-        theirs = torch_rate(name, (h, w, 3), args.batch, args.steps)
-        print(f"{name:<18} {ours:>15.1f} {theirs:>12.1f} {ours / theirs:>6.2f}x", flush=True)
+    device = jax.devices()[0]
+    print(f"train step, batch {args.batch}, {args.dtype}, {device.platform} "
+          f"({device.device_kind}) x{jax.device_count()}, {len(os.sched_getaffinity(0))} "
+          f"cores; one timed run of {args.steps} steps after a warm-up step")
+    print(f"{'model':<18} {'input':>9} {'jaxgenre img/s':>15} {'torch img/s':>12} "
+          f"{'ratio':>7} {'GFLOP/step':>11} {'TFLOP/s':>8}" + (" MFU" if args.peak_tflops else ""))
+    for size in args.sizes.split(","):
+        h, w = (int(v) for v in size.split("x"))
+        for name in args.models.split(","):
+            ours, flops = jax_rate(name, (h, w, 3), args.batch, args.steps, args.dtype)
+            theirs = (float("nan") if args.no_torch
+                      else torch_rate(name, (h, w, 3), args.batch, args.steps, args.dtype))
+            achieved = flops * ours / args.batch / 1e12
+            mfu = f" {achieved / args.peak_tflops:.1%}" if args.peak_tflops else ""
+            print(f"{name:<18} {size:>9} {ours:>15.2f} {theirs:>12.2f} {ours / theirs:>6.2f}x "
+                  f"{flops / 1e9:>11.1f} {achieved:>8.3f}{mfu}", flush=True)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ def get_config() -> config_dict.ConfigDict:
     # built-in set (sized so the README's main command runs in minutes on a laptop CPU).
     config.train.epochs = config_dict.placeholder(int)
     config.train.log_every = 10
+    config.train.prefetch = 2  # batches placed on the devices ahead of the step (0: inline)
     config.train.checkpoint_every = 1
     config.train.keep = 3
 

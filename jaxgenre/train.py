@@ -31,7 +31,7 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from jaxgenre import checkpoint, evaluate, models, parallel, plots, report
-from jaxgenre.data import pipeline, prepare
+from jaxgenre.data import pipeline, prefetch, prepare
 from jaxgenre.models import adapter
 
 Batch = Dict[str, jax.Array]
@@ -203,13 +203,15 @@ def train_and_evaluate(config, workdir: str) -> Dict:
         mesh=mesh)
     for epoch in range(record["epoch"], n_epochs):
         start, totals = time.perf_counter(), None
-        batches = pipeline.iterate_batches(data.store, train_segs, batch_size=batch_size,
-                                           seed=config.seed, epoch=epoch, train=True)
+        batches = prefetch.prefetch_to_mesh(
+            pipeline.iterate_batches(data.store, train_segs, batch_size=batch_size,
+                                     seed=config.seed, epoch=epoch, train=True),
+            mesh, size=config.train.get("prefetch", 2))
         with tqdm(batches, total=steps_per_epoch, unit="step", leave=False,
                   desc=f"epoch {epoch + 1}/{n_epochs}",
                   disable=jax.process_index() != 0) as bar:
             for i, batch in enumerate(bar):
-                state, m = steps.train(state, pipeline.shard_batch(batch, mesh))
+                state, m = steps.train(state, batch)
                 totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
                 if (i + 1) % config.train.log_every == 0:  # the only per-step host sync
                     rate = (i + 1) * batch_size / (time.perf_counter() - start)
