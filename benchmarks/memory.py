@@ -1,0 +1,127 @@
+"""Peak memory of the data path and training at GTZAN size (and beyond): the feature
+cache is a memory map, so the data set never has to fit in RAM.
+
+    python benchmarks/memory.py [--clips_per_class=100] [--model=resnet18] [--steps=20]
+                                [--cache_dir=DIR]
+
+Builds the mel feature cache of `10 * clips_per_class` synthetic 30 s clips (100 per
+class is GTZAN's size, 1000 is 10x), reads one whole epoch of 3 s segment batches from
+it, then runs `steps` training steps. A thread samples /proc/self/status every 50 ms
+and the script prints, per phase, the peak of the process's anonymous memory (RssAnon:
+what the process itself allocated) and of its whole resident set (VmRSS, which also
+counts file pages of the memory map the kernel may drop at any time), beside the cache's
+size on disk. On a CPU, device memory is this same host memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from ml_collections import config_dict  # noqa: E402
+
+from configs import base  # noqa: E402
+from jaxgenre import models, parallel, train  # noqa: E402
+from jaxgenre.data import cache, pipeline, prefetch, sources  # noqa: E402
+from jaxgenre.models import adapter  # noqa: E402
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class PeakMemory:
+    """Peak RssAnon and VmRSS (MB) between `reset()` calls, sampled in a thread."""
+
+    def __init__(self, every: float = 0.05):
+        self.every, self.anon, self.rss = every, 0, 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.anon = max(self.anon, _status_kb("RssAnon"))
+            self.rss = max(self.rss, _status_kb("VmRSS"))
+            time.sleep(self.every)
+
+    def reset(self):
+        peak = (self.anon / 1024, self.rss / 1024)
+        self.anon = self.rss = 0
+        return peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips_per_class", type=int, default=100)
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cache_dir", default=None, help="default: a temporary folder")
+    args = parser.parse_args()
+    peak = PeakMemory()
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="jaxgenre-memory-")
+    n = 10 * args.clips_per_class
+    print(f"{n} synthetic clips of 30 s, mel, {args.model}; "
+          f"{jax.devices()[0].platform} x{jax.device_count()}")
+    print(f"{'phase':<34} {'seconds':>8} {'peak RssAnon MB':>16} {'peak VmRSS MB':>14}")
+
+    def report(phase, start):
+        anon, rss = peak.reset()
+        print(f"{phase:<34} {time.perf_counter() - start:>8.1f} {anon:>16.0f} {rss:>14.0f}",
+              flush=True)
+
+    start = time.perf_counter()
+    features = dict(base.get_config().features, kind="mel")
+    source = sources.SyntheticSource(clips_per_class=args.clips_per_class, seconds=30.0, seed=0)
+    store = cache.build_features(source, features, cache_dir, progress=False)
+    size_mb = os.path.getsize(os.path.join(store.path, "features.npy")) / 2**20
+    report(f"build the cache ({size_mb:.0f} MB on disk)", start)
+
+    start = time.perf_counter()
+    segs = pipeline.segments(np.arange(n), store.features.shape[-1], segment_steps=129)
+    rows = 0
+    for batch in pipeline.iterate_batches(store, segs, batch_size=32, seed=0, epoch=0,
+                                          train=True):
+        rows += batch["inputs"].shape[0]
+    report(f"one epoch of batches ({rows} segments)", start)
+
+    start = time.perf_counter()
+    mesh = parallel.data_mesh()
+    model = models.create(args.model, 10)
+    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
+                                    "schedule": "constant"})
+    tx = train.create_optimizer(optim, 100)
+    adapt = functools.partial(adapter.adapt, channels=1 if args.model == "spectral_cnn" else 3)
+    sample = jnp.zeros((1,) + store.features.shape[1:-1] + (segs.length,))
+    state = jax.device_put(train.create_train_state(jax.random.PRNGKey(0), model, tx,
+                                                    adapt(sample)), parallel.replicated(mesh))
+    steps = train.compile_steps(model, tx, adapt, mesh)
+    batches = prefetch.prefetch_to_mesh(pipeline.iterate_batches(
+        store, segs, batch_size=32, seed=0, epoch=1, train=True), mesh)
+    for i, batch in enumerate(batches):
+        state, m = steps.train(state, batch)
+        if i + 1 == args.steps:
+            batches.close()
+            break
+    jax.block_until_ready(m)
+    report(f"{args.steps} train steps (batch 32)", start)
+    if args.cache_dir is None:
+        shutil.rmtree(cache_dir)
+
+
+if __name__ == "__main__":
+    main()
