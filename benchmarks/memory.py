@@ -16,7 +16,6 @@ size on disk. On a CPU, device memory is this same host memory.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import sys
@@ -27,14 +26,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from ml_collections import config_dict  # noqa: E402
 
 from configs import base  # noqa: E402
-from jaxgenre import models, parallel, train  # noqa: E402
+import common  # noqa: E402
+from jaxgenre import parallel  # noqa: E402
 from jaxgenre.data import cache, pipeline, prefetch, sources  # noqa: E402
-from jaxgenre.models import adapter  # noqa: E402
 
 
 def _status_kb(field: str) -> int:
@@ -53,13 +50,17 @@ class PeakMemory:
         self._stop = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
+    def _sample(self):
+        self.anon = max(self.anon, _status_kb("RssAnon"))
+        self.rss = max(self.rss, _status_kb("VmRSS"))
+
     def _run(self):
         while not self._stop.is_set():
-            self.anon = max(self.anon, _status_kb("RssAnon"))
-            self.rss = max(self.rss, _status_kb("VmRSS"))
+            self._sample()
             time.sleep(self.every)
 
     def reset(self):
+        self._sample()  # a phase shorter than one period still gets a reading
         peak = (self.anon / 1024, self.rss / 1024)
         self.anon = self.rss = 0
         return peak
@@ -101,15 +102,8 @@ def main() -> None:
 
     start = time.perf_counter()
     mesh = parallel.data_mesh()
-    model = models.create(args.model, 10)
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
-                                    "schedule": "constant"})
-    tx = train.create_optimizer(optim, 100)
-    adapt = functools.partial(adapter.adapt, channels=1 if args.model == "spectral_cnn" else 3)
-    sample = jnp.zeros((1,) + store.features.shape[1:-1] + (segs.length,))
-    state = jax.device_put(train.create_train_state(jax.random.PRNGKey(0), model, tx,
-                                                    adapt(sample)), parallel.replicated(mesh))
-    steps = train.compile_steps(model, tx, adapt, mesh)
+    state, steps = common.setup(args.model, store.features.shape[1:-1] + (segs.length,), mesh,
+                                adapt=common.feature_adapter(args.model))
     batches = prefetch.prefetch_to_mesh(pipeline.iterate_batches(
         store, segs, batch_size=32, seed=0, epoch=1, train=True), mesh)
     for i, batch in enumerate(batches):

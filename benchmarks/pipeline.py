@@ -19,7 +19,6 @@ WAV, so decoding is real):
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import tempfile
@@ -28,15 +27,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-from ml_collections import config_dict  # noqa: E402
 
 from configs import base  # noqa: E402
-from jaxgenre import audio, models, parallel, train  # noqa: E402
+import common  # noqa: E402
+from jaxgenre import audio, parallel  # noqa: E402
 from jaxgenre.data import cache, pipeline, prefetch, sources  # noqa: E402
-from jaxgenre.models import adapter  # noqa: E402
 
 
 def write_wavs(root: str, clips_per_class: int) -> sources.FolderSource:
@@ -58,16 +55,8 @@ def timed(fn):
 def train_steps(model_name: str, store, segs, mesh, *, steps: int, prefetch_size: int):
     """Seconds for `steps` training steps fed from the cache (after one warm-up epoch
     slice, so compilation is excluded), and segments per second."""
-    model = models.create(model_name, len(store.class_names))
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
-                                    "schedule": "constant"})
-    tx = train.create_optimizer(optim, 100)
-    channels = 1 if model_name == "spectral_cnn" else 3
-    adapt = functools.partial(adapter.adapt, channels=channels)
-    sample = jnp.zeros((1,) + store.features.shape[1:-1] + (segs.length,))
-    state = jax.device_put(train.create_train_state(jax.random.PRNGKey(0), model, tx,
-                                                    adapt(sample)), parallel.replicated(mesh))
-    step_fns = train.compile_steps(model, tx, adapt, mesh)
+    state, step_fns = common.setup(model_name, store.features.shape[1:-1] + (segs.length,),
+                                   mesh, adapt=common.feature_adapter(model_name))
 
     def run(epoch, count):
         nonlocal state

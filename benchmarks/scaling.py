@@ -23,25 +23,15 @@ if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from ml_collections import config_dict  # noqa: E402
 
-from jaxgenre import models, parallel, train  # noqa: E402
+import common  # noqa: E402
+from jaxgenre import parallel  # noqa: E402
 
 
 def rate(name: str, shape, batch: int, steps: int, n_devices: int) -> float:
-    model = models.create(name, 10)
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
-                                    "schedule": "constant"})
-    tx = train.create_optimizer(optim, 100)
     mesh = parallel.data_mesh(jax.devices()[:n_devices])
-    state = train.create_train_state(jax.random.PRNGKey(0), model, tx, jnp.zeros((1, *shape)))
-    state = jax.device_put(state, parallel.replicated(mesh))
-    step = train.compile_steps(model, tx, lambda x: x, mesh).train
-    data = {"inputs": np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32),
-            "labels": np.zeros(batch, np.int32), "mask": np.ones(batch, np.float32)}
-    data = jax.device_put(data, parallel.batch_sharding(mesh))
+    state, step_fns = common.setup(name, shape, mesh)
+    step, data = step_fns.train, common.random_batch(batch, shape, mesh)
     state, m = step(state, data)
     jax.block_until_ready(m)
     start = time.perf_counter()

@@ -24,26 +24,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from ml_collections import config_dict  # noqa: E402
 
-from jaxgenre import models, parallel, train  # noqa: E402
+import common  # noqa: E402
+from jaxgenre import parallel  # noqa: E402
 
 
 def jax_rate(name: str, shape, batch: int, steps: int, dtype: str):
     """(images per second, FLOPs per step) of jaxgenre's jitted train step."""
-    model = models.create(name, 10, dtype=dtype)
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
-                                    "schedule": "constant"})
-    tx = train.create_optimizer(optim, 100)
     mesh = parallel.data_mesh()
-    state = train.create_train_state(jax.random.PRNGKey(0), model, tx, jnp.zeros((1, *shape)))
-    state = jax.device_put(state, parallel.replicated(mesh))
-    steps_fn = train.compile_steps(model, tx, lambda x: x, mesh)
-    data = {"inputs": np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32),
-            "labels": np.zeros(batch, np.int32), "mask": np.ones(batch, np.float32)}
-    data = jax.device_put(data, parallel.batch_sharding(mesh))
+    state, steps_fn = common.setup(name, shape, mesh, dtype=dtype)
+    data = common.random_batch(batch, shape, mesh)
     cost = steps_fn.train.lower(state, data).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float((cost or {}).get("flops", float("nan")))

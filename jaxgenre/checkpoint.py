@@ -21,20 +21,25 @@ import orbax.checkpoint as ocp
 
 class Checkpoints:
     """`<workdir>/checkpoints/last` (keep the newest `keep`) and
-    `<workdir>/checkpoints/best` (keep one: the best validation accuracy)."""
+    `<workdir>/checkpoints/best` (keep one: the best validation accuracy).
 
-    def __init__(self, workdir: str, keep: int = 3):
+    Saves are asynchronous by default (orbax writes in a background thread while
+    training goes on; `benchmarks/checkpoint.py` measures what that saves)."""
+
+    def __init__(self, workdir: str, keep: int = 3, use_async: bool = True):
         root = os.path.abspath(os.path.join(workdir, "checkpoints"))
         # Both managers may save the same step; in a multi-process run their barriers
         # (named after the step) must not collide, hence one key prefix each.
         sync = lambda name: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
         self.last = ocp.CheckpointManager(
             os.path.join(root, "last"), options=ocp.CheckpointManagerOptions(
-                max_to_keep=max(1, keep), create=True, multiprocessing_options=sync("last")))
+                max_to_keep=max(1, keep), create=True, multiprocessing_options=sync("last"),
+                enable_async_checkpointing=use_async))
         self.best = ocp.CheckpointManager(
             os.path.join(root, "best"), options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, create=True, best_fn=lambda m: m["valid_accuracy"],
-                best_mode="max", multiprocessing_options=sync("best")))
+                best_mode="max", multiprocessing_options=sync("best"),
+                enable_async_checkpointing=use_async))
 
     def save(self, state, record: Dict[str, Any], *, best: bool = False) -> None:
         step = int(jax.device_get(state.step))

@@ -1,7 +1,5 @@
 """load_audio against librosa.load and the written samples; bad files → AudioDecodeError."""
 
-import os
-
 import jax.numpy as jnp
 import librosa
 import numpy as np

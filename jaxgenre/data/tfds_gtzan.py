@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from jaxgenre import audio
 from jaxgenre.data.report import DataReport
-from jaxgenre.data.sources import ClipRef, DataSourceError, Source, find_class_root
+from jaxgenre.data.sources import ClipRef, DataSourceError, Source
 
 TFDS_SR = 22050  # gtzan's Audio feature: int16-range integers at 22050 Hz
 _PREPARE_HINT = ("Prepare it from a local GTZAN copy with: python -m jaxgenre.data.tfds_gtzan "

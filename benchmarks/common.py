@@ -1,0 +1,45 @@
+"""What the training benchmarks share: a model's train state and jitted steps on a mesh
+(Adam at the study's 1e-3, as `configs/base.py`), and a random batch placed on it."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from ml_collections import config_dict
+
+from jaxgenre import models, parallel, train
+from jaxgenre.models import adapter
+
+
+def feature_adapter(model_name: str) -> Callable:
+    """Cached features (batch, rows, frames) → the model's NHWC input, as training does."""
+    return functools.partial(adapter.adapt, channels=1 if model_name == "spectral_cnn" else 3)
+
+
+def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
+          adapt: Optional[Callable] = None, dtype: str = "float32"
+          ) -> Tuple[train.TrainState, train.Steps]:
+    """A replicated train state for one example of `input_shape` (after `adapt`, if
+    given, which the steps then apply to every batch) and the steps compiled for `mesh`."""
+    model = models.create(model_name, 10, dtype=dtype)
+    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
+                                    "schedule": "constant"})
+    tx = train.create_optimizer(optim, 100)
+    adapt = adapt or (lambda x: x)
+    sample = adapt(jnp.zeros((1, *input_shape)))
+    state = train.create_train_state(jax.random.PRNGKey(0), model, tx, sample)
+    state = jax.device_put(state, parallel.replicated(mesh))
+    return state, train.compile_steps(model, tx, adapt, mesh)
+
+
+def random_batch(batch: int, input_shape: Tuple[int, ...], mesh: Mesh):
+    """Gaussian inputs, label 0, every row counted; split over the mesh."""
+    data = {"inputs": np.random.default_rng(0).standard_normal((batch, *input_shape))
+            .astype(np.float32),
+            "labels": np.zeros(batch, np.int32), "mask": np.ones(batch, np.float32)}
+    return jax.device_put(data, parallel.batch_sharding(mesh))
