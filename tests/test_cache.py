@@ -56,3 +56,29 @@ def test_an_unfinished_entry_is_never_read(tmp_path):
     store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
     assert not store.hit and store.path == str(tmp_path / f"mel-{key}")
     assert np.isfinite(np.asarray(store.features)).all()
+
+
+def test_two_processes_building_the_same_entry_both_succeed(tmp_path, monkeypatch):
+    """The race of a multi-process run: both miss, both compute; the second to finish
+    finds the entry already in place, drops its own copy and reads the winner's."""
+    source = _source()
+    first = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    expected = np.asarray(first.features).copy()
+    entry_meta = os.path.join(first.path, "meta.json")
+    real_isfile, asked = os.path.isfile, []
+
+    def isfile(path):  # the loser looked before the winner had finished: a miss
+        if path == entry_meta and not asked:
+            asked.append(path)
+            return False
+        return real_isfile(path)
+
+    monkeypatch.setattr(cache.os.path, "isfile", isfile)
+    # ... and any look before its own rename may still miss the winner's entry.
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(cache.os.path, "isdir",
+                        lambda path: False if path == first.path else real_isdir(path))
+    second = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    assert asked and not second.hit and second.path == first.path
+    np.testing.assert_array_equal(np.asarray(second.features), expected)
+    assert [p for p in os.listdir(tmp_path) if "partial" in p] == []

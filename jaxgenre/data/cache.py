@@ -118,7 +118,9 @@ def _compute(source, kind, params, clips, path, meta, batch_size, progress) -> N
     del out
     with open(os.path.join(partial, "meta.json"), "w") as f:
         json.dump(meta, f)
-    if os.path.isdir(path):  # another process finished the same entry first
-        shutil.rmtree(partial)
-    else:
+    try:
         os.replace(partial, path)
+    except OSError:  # another process (e.g. of a multi-process run) finished it first
+        if not os.path.isfile(os.path.join(path, "meta.json")):
+            raise
+        shutil.rmtree(partial)
