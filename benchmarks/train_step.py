@@ -4,7 +4,7 @@ this process has cores (what XLA's CPU runtime uses).
 
     python benchmarks/train_step.py [--models=resnet18,efficientnet_v2_s]
         [--sizes=128x129,128x1292] [--batch=32] [--steps=3] [--dtype=float32|bfloat16]
-        [--peak_tflops=989]
+        [--peak_tflops=989] [--forward_only]
 
 One step = forward + backward + Adam update, on random inputs with 10 classes. Sizes:
 128x129 is the default model input (a 3 s mel segment), 128x1292 a whole 30 s clip
@@ -29,24 +29,32 @@ import common  # noqa: E402
 from jaxgenre import parallel  # noqa: E402
 
 
-def jax_rate(name: str, shape, batch: int, steps: int, dtype: str):
-    """(images per second, FLOPs per step) of jaxgenre's jitted train step."""
+def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only: bool):
+    """(images per second, FLOPs per step) of jaxgenre's jitted train step, or of its
+    jitted evaluation forward pass with `forward_only`."""
     mesh = parallel.data_mesh()
     state, steps_fn = common.setup(name, shape, mesh, dtype=dtype)
     data = common.random_batch(batch, shape, mesh)
-    cost = steps_fn.train.lower(state, data).compile().cost_analysis()
+    if forward_only:
+        step = lambda st: (st, steps_fn.evaluate(st, data))
+        compiled = steps_fn.evaluate.lower(state, data).compile()
+    else:
+        step = lambda st: steps_fn.train(st, data)
+        compiled = steps_fn.train.lower(state, data).compile()
+    cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float((cost or {}).get("flops", float("nan")))
-    state, m = steps_fn.train(state, data)
+    state, m = step(state)
     jax.block_until_ready(m)
     start = time.perf_counter()
     for _ in range(steps):
-        state, m = steps_fn.train(state, data)
+        state, m = step(state)
     jax.block_until_ready(m)
     return batch * steps / (time.perf_counter() - start), flops
 
 
-def torch_rate(name: str, shape, batch: int, steps: int, dtype: str) -> float:
+def torch_rate(name: str, shape, batch: int, steps: int, dtype: str,
+               forward_only: bool) -> float:
     """Images per second of torchvision's model in torch eager mode, on JAX's platform."""
     import torch
 
@@ -65,12 +73,20 @@ def torch_rate(name: str, shape, batch: int, steps: int, dtype: str) -> float:
     # Mixed precision like jaxgenre's dtype option: bfloat16 compute, float32 weights.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
-    def step():
+    def train_step():
         opt.zero_grad()
         with autocast:
             loss = torch.nn.functional.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
+
+    def forward():  # inference, like jaxgenre's eval step
+        with torch.no_grad(), autocast:
+            net(x)
+
+    if forward_only:
+        net.eval()
+    step = forward if forward_only else train_step
 
     def sync():
         if on_gpu:
@@ -96,9 +112,12 @@ def main() -> None:
     parser.add_argument("--peak_tflops", type=float, default=None,
                         help="the device's peak TFLOP/s for --dtype: prints MFU")
     parser.add_argument("--no_torch", action="store_true", help="jaxgenre only")
+    parser.add_argument("--forward_only", action="store_true",
+                        help="time inference (the eval step) instead of training")
     args = parser.parse_args()
     device = jax.devices()[0]
-    print(f"train step, batch {args.batch}, {args.dtype}, {device.platform} "
+    what = "forward pass (inference)" if args.forward_only else "train step"
+    print(f"{what}, batch {args.batch}, {args.dtype}, {device.platform} "
           f"({device.device_kind}) x{jax.device_count()}, {len(os.sched_getaffinity(0))} "
           f"cores; one timed run of {args.steps} steps after a warm-up step")
     print(f"{'model':<18} {'input':>9} {'jaxgenre img/s':>15} {'torch img/s':>12} "
@@ -106,9 +125,11 @@ def main() -> None:
     for size in args.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
         for name in args.models.split(","):
-            ours, flops = jax_rate(name, (h, w, 3), args.batch, args.steps, args.dtype)
+            ours, flops = jax_rate(name, (h, w, 3), args.batch, args.steps, args.dtype,
+                                   args.forward_only)
             theirs = (float("nan") if args.no_torch
-                      else torch_rate(name, (h, w, 3), args.batch, args.steps, args.dtype))
+                      else torch_rate(name, (h, w, 3), args.batch, args.steps, args.dtype,
+                                      args.forward_only))
             achieved = flops * ours / args.batch / 1e12
             mfu = f" {achieved / args.peak_tflops:.1%}" if args.peak_tflops else ""
             print(f"{name:<18} {size:>9} {ours:>15.2f} {theirs:>12.2f} {ours / theirs:>6.2f}x "

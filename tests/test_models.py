@@ -151,3 +151,34 @@ def test_adapter_shapes_and_normalisations():
     assert not np.isnan(np.asarray(adapter.adapt(jnp.zeros((1, 8, 8))))).any()
     with pytest.raises(ValueError, match="channels=3"):
         adapter.adapt(feats, normalisation="imagenet")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_cpu_depthwise_conv_equals_a_grouped_lax_conv_with_gradients(stride):
+    """layers.DepthwiseConv (shifted multiply-adds, used on CPU) against flax's grouped
+    nn.Conv: same initial kernel, same output and same gradients, odd and even sizes."""
+    import flax.linen as nn
+
+    from jaxgenre.models import layers
+
+    class Grouped(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Conv(24, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)),
+                           feature_group_count=24, use_bias=False, name="dw")(x)
+
+    class Shifted(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return layers.DepthwiseConv(3, stride=stride, padding=1, name="dw")(x)
+
+    for shape in ((2, 17, 20, 24), (2, 16, 16, 24)):
+        x = jax.random.normal(KEY, shape)
+        v_grouped, v_shifted = Grouped().init(KEY, x), Shifted().init(KEY, x)
+        jax.tree.map(np.testing.assert_array_equal, v_grouped, v_shifted)
+        loss = lambda module: lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))
+        for a, b in zip(jax.grad(loss(Grouped()), (0, 1))(v_grouped, x),
+                        jax.grad(loss(Shifted()), (0, 1))(v_grouped, x)):
+            jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, atol=1e-4), a, b)
+        np.testing.assert_allclose(Shifted().apply(v_grouped, x), Grouped().apply(v_grouped, x),
+                                   atol=1e-5)

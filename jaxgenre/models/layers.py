@@ -21,9 +21,48 @@ def conv(x, name: str, features: int, kernel: int, *, stride: int = 1, groups: i
          bias: bool = False, dtype: Dtype = jnp.float32, padding: Optional[int] = None):
     """torch.nn.Conv2d with symmetric padding (k - 1) // 2 unless given."""
     pad = (kernel - 1) // 2 if padding is None else padding
+    if (groups > 1 and groups == features == x.shape[-1] and not bias
+            and jax.default_backend() == "cpu"):
+        return DepthwiseConv(kernel, stride=stride, padding=pad, dtype=dtype, name=name)(x)
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                    padding=((pad, pad), (pad, pad)), feature_group_count=groups, use_bias=bias,
                    dtype=dtype, param_dtype=jnp.float32, name=name)(x)
+
+
+class DepthwiseConv(nn.Module):
+    """A depthwise convolution (one k x k filter per channel) as k² shifted, scaled
+    copies of the input, for XLA's CPU backend.
+
+    Why: XLA's CPU convolution with `feature_group_count = channels` is slow, and its
+    kernel gradient is lowered as if the convolution were dense (XLA's cost analysis
+    counts 91x the forward FLOPs). As shifted multiply-adds, XLA fuses the forward and
+    both gradients into elementwise loops: EfficientNetV2-S's train step got faster
+    (BUILD_NOTES.md, "Performance and scale"). Same parameter ('kernel', shape
+    (k, k, 1, channels)), same initialiser and same result as `nn.Conv` with
+    `feature_group_count=channels` (the torchvision parity tests cover it).
+    """
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        n, h, w, c = x.shape
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, 1, c),
+                            jnp.float32).astype(self.dtype)
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), (p, p), (p, p), (0, 0)))
+        out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        out = None
+        for i in range(k):
+            for j in range(k):
+                window = jax.lax.slice(x, (0, i, j, 0),
+                                       (n, i + (out_h - 1) * s + 1, j + (out_w - 1) * s + 1, c),
+                                       (1, s, s, 1))
+                term = window * kernel[i, j, 0]
+                out = term if out is None else out + term
+        return out
 
 
 class BatchNorm(nn.Module):
