@@ -18,7 +18,7 @@ from jaxgenre.models import adapter
 
 def feature_adapter(model_name: str) -> Callable:
     """Cached features (batch, rows, frames) → the model's NHWC input, as training does."""
-    return functools.partial(adapter.adapt, channels=1 if model_name == "spectral_cnn" else 3)
+    return functools.partial(adapter.adapt, channels=adapter.channels_for(model_name))
 
 
 def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,

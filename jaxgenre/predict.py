@@ -55,10 +55,9 @@ class Predictor:
         self.variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
         model_cfg = self.config.model
         self.model = models.create(model_cfg.name, len(self.class_names), dtype=model_cfg.dtype)
-        channels = 1 if model_cfg.name == "spectral_cnn" else 3
-        self._apply = jax.jit(lambda v, x: jax.nn.softmax(self.model.apply(
-            v, adapter.adapt(x, input_size=model_cfg.input_size, channels=channels,
-                             normalisation=model_cfg.normalisation), train=False), -1))
+        adapt = adapter.for_model(model_cfg)
+        self._apply = jax.jit(lambda v, x: jax.nn.softmax(
+            self.model.apply(v, adapt(x), train=False), -1))
 
     def probabilities(self, y: np.ndarray) -> np.ndarray:
         """Mean class probabilities over the segments of one clip of any length."""

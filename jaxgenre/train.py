@@ -169,9 +169,7 @@ def train_and_evaluate(config, workdir: str) -> Dict:
     mesh = parallel.data_mesh()
     name, n_classes = config.model.name, len(data.class_names)
     model = models.create(name, n_classes, dtype=config.model.dtype)
-    adapt = functools.partial(adapter.adapt, input_size=config.model.input_size,
-                              channels=1 if name == "spectral_cnn" else 3,
-                              normalisation=config.model.normalisation)
+    adapt = adapter.for_model(config.model)
     train_segs, batch_size = data.parts["train"], config.train.batch_size
     if jax.process_index() == 0:  # what `python -m jaxgenre.predict` needs to rebuild the model
         with open(os.path.join(workdir, "run.json"), "w") as f:

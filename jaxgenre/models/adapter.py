@@ -16,7 +16,8 @@ likely did and why jaxgenre's defaults are what they are):
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+import functools
+from typing import Callable, Optional, Sequence, Tuple
 
 import chex
 import jax
@@ -53,6 +54,20 @@ def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
         unit = (x - low) / jnp.maximum(span, eps)
         x = (unit[..., None] - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
     return x
+
+
+def channels_for(model_name: str) -> int:
+    """Input channels of a model: 1 for SpectralCNN (trained from scratch on the feature
+    image), 3 for the ImageNet models (the channel repeated, as their weights expect)."""
+    return 1 if model_name == "spectral_cnn" else 3
+
+
+def for_model(model_config) -> Callable[[jax.Array], jax.Array]:
+    """`adapt` set up as `config.model` asks (its name, `input_size`, `normalisation`):
+    the one function training, evaluation and prediction apply to feature batches."""
+    return functools.partial(adapt, input_size=model_config.input_size,
+                             channels=channels_for(model_config.name),
+                             normalisation=model_config.normalisation)
 
 
 def _size(input_size: Sequence[int]) -> Tuple[int, int]:
