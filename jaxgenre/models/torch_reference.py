@@ -38,9 +38,3 @@ def import_torchvision():
     sys.modules[_SKIPPED] = types.ModuleType(_SKIPPED)
     import torchvision
     return torchvision
-
-
-def compiled_ops_available() -> bool:
-    """Whether torchvision's compiled operators loaded (False under the CPU-torch workaround)."""
-    torchvision = import_torchvision()
-    return bool(torchvision.extension._has_ops())
