@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from jaxgenre import report
+from jaxgenre import plots, report
 
 MODELS = ("spectral_cnn", "resnet18", "efficientnet_v2_s")
 FEATURES = ("mel", "spec", "mfcc")
@@ -138,35 +138,7 @@ def write_tables(results: Dict, workdir: str, data_source: str) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    _confusion_grid(results, os.path.join(workdir, "confusion_grid.png"))
+    plots.confusion_grid(
+        {(NAMES[m], f): results[(m, f)]["test"]["clips"] if (m, f) in results else None
+         for m in MODELS for f in FEATURES}, os.path.join(workdir, "confusion_grid.png"))
     print("\n".join(md))
-
-
-def _confusion_grid(results: Dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(MODELS), len(FEATURES), figsize=(12, 11), squeeze=False)
-    for i, model in enumerate(MODELS):
-        for j, feature in enumerate(FEATURES):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if (model, feature) not in results:
-                ax.set_title(f"{NAMES[model]} / {feature}: not run", fontsize=8)
-                continue
-            clips = results[(model, feature)]["test"]["clips"]
-            counts = np.asarray(clips["confusion"])
-            ax.imshow(counts / np.maximum(counts.sum(1, keepdims=True), 1), cmap="Blues",
-                      vmin=0, vmax=1)
-            ax.set_title(f"{NAMES[model]} / {feature}: acc {clips['accuracy']:.2f}", fontsize=8)
-            if j == 0:
-                ax.set_yticks(range(len(clips["class_names"])), clips["class_names"], fontsize=6)
-            if i == len(MODELS) - 1:
-                ax.set_xticks(range(len(clips["class_names"])), clips["class_names"],
-                              rotation=70, fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

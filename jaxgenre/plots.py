@@ -69,12 +69,17 @@ def class_panel(source, feature_params: Dict, path: str) -> None:
                   hop_length=params["hop_length"])
 
 
+def _row_shares(counts: np.ndarray) -> np.ndarray:
+    """Each row of a confusion matrix as fractions of its true class (empty rows: 0)."""
+    return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+
+
 def confusion_matrix(confusion: Sequence[Sequence[int]], class_names: List[str], path: str,
                      title: str = "") -> None:
     """Counts, with each row's share as the colour (rows: true class)."""
     plt = _pyplot()
     counts = np.asarray(confusion)
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    shares = _row_shares(counts)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(class_names), 0.6 + 0.5 * len(class_names)))
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), n in np.ndenumerate(counts):
@@ -87,6 +92,35 @@ def confusion_matrix(confusion: Sequence[Sequence[int]], class_names: List[str],
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion_grid(cells: Dict, path: str) -> None:
+    """A grid of confusion matrices (row shares as colour): `cells` maps (row label,
+    column label) to a classification report, or None for a cell that was not run;
+    rows and columns appear in the order their labels first occur."""
+    plt = _pyplot()
+    rows = list(dict.fromkeys(row for row, _ in cells))
+    cols = list(dict.fromkeys(col for _, col in cells))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4 * len(cols), 3.7 * len(rows)),
+                             squeeze=False)
+    for (row, col), report in cells.items():
+        i, j = rows.index(row), cols.index(col)
+        ax = axes[i, j]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if report is None:
+            ax.set_title(f"{row} / {col}: not run", fontsize=8)
+            continue
+        ax.imshow(_row_shares(np.asarray(report["confusion"])), cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(f"{row} / {col}: acc {report['accuracy']:.2f}", fontsize=8)
+        names = report["class_names"]
+        if j == 0:
+            ax.set_yticks(range(len(names)), names, fontsize=6)
+        if i == len(rows) - 1:
+            ax.set_xticks(range(len(names)), names, rotation=70, fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
