@@ -105,6 +105,31 @@ def test_load_imagenet_reads_a_checkpoint_caches_it_and_replaces_the_head(tmp_pa
         torchvision_port.load_imagenet("resnet18", 10)
 
 
+def test_a_damaged_imagenet_checkpoint_is_named_with_the_fix(tmp_path):
+    torch.manual_seed(0)
+    path = str(tmp_path / torchvision_port.CHECKPOINTS["resnet18"])
+    with open(path, "wb") as f:  # a download cut short
+        f.write(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="resnet18-f37072fd.pth' is not a readable torchvision "
+                                         "checkpoint.*download https://download.pytorch.org"):
+        torchvision_port.load_imagenet("resnet18", 10, path)
+    # A damaged converted cache is converted again from the checkpoint beside it ...
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    expected = torchvision_port.load_imagenet("resnet18", 10, path)
+    with open(path + ".flax.msgpack", "wb") as f:
+        f.write(b"\x00 not msgpack")
+    again = torchvision_port.load_imagenet("resnet18", 10, path)
+    np.testing.assert_array_equal(again["params"]["layer1_0_conv1"]["kernel"],
+                                  expected["params"]["layer1_0_conv1"]["kernel"])
+    # ... and, with no checkpoint left, is named with the fix.
+    with open(path + ".flax.msgpack", "wb") as f:
+        f.write(b"\x00 not msgpack")
+    os.remove(path)
+    with pytest.raises(ValueError, match="flax.msgpack' \\(converted resnet18 weights\\) "
+                                         "cannot be read"):
+        torchvision_port.load_imagenet("resnet18", 10, path)
+
+
 def test_a_converted_model_fine_tunes():
     torch.manual_seed(0)
     variables = torchvision_port.replace_head(

@@ -110,18 +110,31 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
     cached = path + ".flax.msgpack"
     fresh = os.path.isfile(cached) and (not os.path.isfile(path)
                                         or os.path.getmtime(cached) >= os.path.getmtime(path))
+    download = URL.format(file=CHECKPOINTS[arch])
+    variables = None
     if fresh:
-        with open(cached, "rb") as f:
-            variables = flax.serialization.msgpack_restore(f.read())
-    else:
+        try:
+            with open(cached, "rb") as f:
+                variables = flax.serialization.msgpack_restore(f.read())
+        except Exception as e:  # damaged: convert the checkpoint again if it is there
+            if not os.path.isfile(path):
+                raise ValueError(f"'{cached}' (converted {arch} weights) cannot be read "
+                                 f"({type(e).__name__}: {e}); delete it and put {download} at "
+                                 f"'{path}'") from None
+    if variables is None:
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"no torchvision checkpoint for {arch} at '{path}'. Download "
-                f"{URL.format(file=CHECKPOINTS[arch])} and put it there (or pass its path), "
+                f"{download} and put it there (or pass its path), "
                 f"or set --config.model.pretrained=False to train from scratch.")
         import torch
 
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated download, not a checkpoint, ...
+            raise ValueError(f"'{path}' is not a readable torchvision checkpoint "
+                             f"({type(e).__name__}: {e}); delete it and download {download} "
+                             f"again") from None
         variables = convert(state_dict, arch)
         with open(cached, "wb") as f:
             f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
