@@ -35,8 +35,9 @@ class DepthwiseConv(nn.Module):
 
     Why: XLA's CPU convolution with `feature_group_count = channels` is slow, and its
     kernel gradient is lowered as if the convolution were dense (XLA's cost analysis
-    counts ~100x the forward FLOPs; `benchmarks/depthwise.py`). As shifted multiply-adds, XLA fuses the forward and
-    both gradients into elementwise loops: EfficientNetV2-S's train step got faster
+    counts ~100x the forward FLOPs; `benchmarks/depthwise.py`). As shifted
+    multiply-adds, XLA fuses the forward and both gradients into elementwise loops:
+    EfficientNetV2-S's train step got faster
     (BUILD_NOTES.md, "Performance and scale"). Same parameter ('kernel', shape
     (k, k, 1, channels)), same initialiser and same result as `nn.Conv` with
     `feature_group_count=channels` (the torchvision parity tests cover it).
