@@ -29,6 +29,29 @@ from jaxgenre.data.sources import AUDIO_EXTENSIONS
 from jaxgenre.models import adapter
 
 
+def _restore_best(workdir: str) -> Dict:
+    """The best checkpoint's train state (as saved), or a clear error naming it."""
+    best_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+    manager = None
+    try:
+        manager = ocp.CheckpointManager(best_dir)
+        step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/best")
+        state = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()))["state"]
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # truncated or damaged files
+        raise ValueError(f"the best checkpoint in {best_dir} cannot be read "
+                         f"({type(e).__name__}: {e}); train again into a new "
+                         f"--workdir") from None
+    finally:
+        if manager is not None:
+            manager.close()
+    return state
+
+
 class Predictor:
     """A trained run's best checkpoint, ready to classify audio arrays."""
 
@@ -44,14 +67,7 @@ class Predictor:
         self.segment_steps = run["segment_steps"]
         self.feature_params = dict(self.config.features)
         self.kind = self.feature_params.pop("kind")
-        manager = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints",
-                                                     "best"))
-        step = manager.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/best")
-        state = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()))["state"]
-        manager.close()
+        state = _restore_best(workdir)
         self.variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
         model_cfg = self.config.model
         self.model = models.create(model_cfg.name, len(self.class_names), dtype=model_cfg.dtype)
@@ -96,7 +112,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.workdir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     sr = predictor.config.features.sr

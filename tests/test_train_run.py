@@ -5,6 +5,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from configs import base
 from jaxgenre import train
@@ -78,6 +79,18 @@ def _check_predict(tmp_path, whole):
     probs = predictor.probabilities(synthetic.generate_clip(6, 99, seconds=7.0))
     assert probs.shape == (10,) and abs(float(probs.sum()) - 1.0) < 1e-5
     assert predict.main([f"--workdir={tmp_path / 'nothing'}", str(folder)]) == 2
+    # A run whose best checkpoint was damaged: refused, naming it and the fix.
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "whole", damaged, ignore=shutil.ignore_patterns("cache"))
+    for path in (damaged / "checkpoints" / "best").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"\x00")
+    with pytest.raises(ValueError, match="best checkpoint in .*damaged/checkpoints/best cannot "
+                                         "be read.*new --workdir"):
+        predict.Predictor(str(damaged))
+    assert predict.main([f"--workdir={damaged}", str(folder)]) == 2
 
 
 def test_training_compiles_each_step_function_once(tmp_path):
