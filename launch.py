@@ -48,9 +48,12 @@ def main(argv):
     py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
     from jaxgenre import parallel
 
-    parallel.initialize_distributed(  # before any JAX computation
-        coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
-        process_id=_PROCESS_ID.value, auto=_DISTRIBUTED.value)
+    try:
+        parallel.initialize_distributed(  # before any JAX computation
+            coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+            process_id=_PROCESS_ID.value, auto=_DISTRIBUTED.value)
+    except ValueError as e:  # a flag missing or out of range: a usage error, not a crash
+        raise app.UsageError(str(e)) from None
     config = _CONFIG.value
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(
