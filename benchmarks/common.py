@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Callable, Optional, Tuple
 
 import jax
@@ -43,3 +44,16 @@ def random_batch(batch: int, input_shape: Tuple[int, ...], mesh: Mesh):
             .astype(np.float32),
             "labels": np.zeros(batch, np.int32), "mask": np.ones(batch, np.float32)}
     return jax.device_put(data, parallel.batch_sharding(mesh))
+
+
+def measure(fn, *args, repeats: int):
+    """(ms per call, XLA GFLOP) of `jax.jit(fn)(*args)`: compiled and run once first,
+    then the mean of `repeats` calls."""
+    jitted = jax.jit(fn)
+    cost = jitted.lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    jax.block_until_ready(jitted(*args))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(jitted(*args))
+    return (time.perf_counter() - start) / repeats * 1e3, float(cost["flops"]) / 1e9

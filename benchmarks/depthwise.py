@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,24 +21,13 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+import common  # noqa: E402
 from jaxgenre.models import layers  # noqa: E402
 
 
 def grouped(channels: int) -> nn.Module:
     return nn.Conv(channels, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=channels,
                    use_bias=False)
-
-
-def measure(fn, *args, repeats: int):
-    """(ms per call, XLA GFLOP) of `jax.jit(fn)(*args)`."""
-    jitted = jax.jit(fn)
-    cost = jitted.lower(*args).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    jax.block_until_ready(jitted(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(jitted(*args))
-    return (time.perf_counter() - start) / repeats * 1e3, float(cost["flops"]) / 1e9
 
 
 def main() -> None:
@@ -59,10 +47,10 @@ def main() -> None:
     totals = {}
     for name, module in modules.items():
         loss = lambda v, x: jnp.sum(jnp.square(module.apply(v, x)))
-        cells = [measure(lambda v, x: module.apply(v, x), variables, x, repeats=args.repeats),
-                 measure(jax.grad(loss, 1), variables, x, repeats=args.repeats),
-                 measure(jax.grad(loss, 0), variables, x, repeats=args.repeats),
-                 measure(jax.grad(loss, (0, 1)), variables, x, repeats=args.repeats)]
+        cells = [common.measure(lambda v, x: module.apply(v, x), variables, x, repeats=args.repeats),
+                 common.measure(jax.grad(loss, 1), variables, x, repeats=args.repeats),
+                 common.measure(jax.grad(loss, 0), variables, x, repeats=args.repeats),
+                 common.measure(jax.grad(loss, (0, 1)), variables, x, repeats=args.repeats)]
         totals[name] = cells
         print(f"{name:<18} " + " ".join(f"{ms:>8.1f} ({gf:>5.2f})" for ms, gf in cells))
     (f_old, _), *_, (b_old, _) = totals["grouped lax conv"]

@@ -207,3 +207,31 @@ def test_cpu_depthwise_conv_equals_a_grouped_lax_conv_with_gradients(stride):
             jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, atol=1e-4), a, b)
         np.testing.assert_allclose(Shifted().apply(v_grouped, x), Grouped().apply(v_grouped, x),
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("window,stride,padding,shape", [
+    (3, 2, 1, (2, 9, 10, 3)),   # ResNet-18's stem pool, odd and even sizes
+    (3, 2, 1, (2, 8, 8, 2)),
+    (2, 2, 0, (2, 8, 7, 4)),    # SpectralCNN's pool, a ragged edge dropped
+])
+def test_max_pool_and_its_gradient_equal_torch_with_ties(window, stride, padding, shape):
+    """layers.max_pool against torch.nn.functional.max_pool2d: same output, and the
+    gradient goes to the same (first) maximum where a window holds several — ReLU
+    outputs are full of tied zeros, and a block of equal positive values is added."""
+    from jaxgenre.models import layers
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
+    x[0, :3, :3, 0] = 1.0
+    y, vjp = jax.vjp(lambda a: layers.max_pool(a, window, stride=stride, padding=padding),
+                     jnp.asarray(x))
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    (dx,) = vjp(jnp.asarray(g))
+
+    x_t = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_(True)
+    y_t = torch.nn.functional.max_pool2d(x_t, window, stride, padding)
+    y_t.backward(torch.tensor(g).permute(0, 3, 1, 2))
+    np.testing.assert_array_equal(np.asarray(y), y_t.detach().permute(0, 2, 3, 1).numpy())
+    np.testing.assert_allclose(np.asarray(dx), x_t.grad.permute(0, 2, 3, 1).numpy(),
+                               atol=1e-6)
+    assert np.count_nonzero(np.asarray(dx)) == np.count_nonzero(x_t.grad.numpy())

@@ -14,7 +14,7 @@ import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxgenre.models.layers import batch_norm, conv, dense
+from jaxgenre.models.layers import batch_norm, conv, dense, max_pool
 
 _EPS = 1e-5
 
@@ -32,7 +32,7 @@ class ResNet18(nn.Module):
         bn = lambda y, name: batch_norm(y, name, train=train, eps=_EPS, dtype=self.dtype)
         x = conv(x, "conv1", 64, 7, stride=2, dtype=self.dtype)
         x = nn.relu(bn(x, "bn1"))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = max_pool(x, 3, stride=2, padding=1)
         self.sow("intermediates", "stem", x)
         for stage, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths), start=1):
             for block in range(blocks):

@@ -16,7 +16,7 @@ import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxgenre.models.layers import batch_norm, conv, dense
+from jaxgenre.models.layers import batch_norm, conv, dense, max_pool
 
 
 class SpectralCNN(nn.Module):
@@ -36,7 +36,7 @@ class SpectralCNN(nn.Module):
             x = conv(x, f"conv{i}", width, 3, dtype=self.dtype)
             x = nn.relu(batch_norm(x, f"bn{i}", train=train, eps=1e-5, dtype=self.dtype))
             if min(x.shape[1:3]) >= self.pool:  # small inputs: stop pooling, keep going
-                x = nn.max_pool(x, (self.pool, self.pool), strides=(self.pool, self.pool))
+                x = max_pool(x, self.pool, stride=self.pool)
             if i > 0:
                 x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
             self.sow("intermediates", f"block{i}", x)
