@@ -1,0 +1,67 @@
+"""XLA settings for the CPU that jaxgenre applies when it is imported.
+
+The pinned jaxlib (0.10.2) hands every 2-D convolution on the CPU to YNNPACK by default
+(`--xla_cpu_experimental_ynn_fusion_type` includes `individual_convolution`). For the
+convolutions these models train, YNNPACK is the slow choice: the kernel gradient of one
+ResNet-18 3x3 layer took 3-5x longer than with XLA's own (Eigen) convolution, and
+ResNet-18's whole train step ran 1.45x faster without it (BUILD_NOTES.md, "Performance
+and scale"). So jaxgenre removes that one entry, keeping YNNPACK for dots and
+reductions, by adding to `XLA_FLAGS` before JAX creates its CPU backend.
+
+It leaves `XLA_FLAGS` alone when the user already set a YNN fusion type there, when
+`JAXGENRE_KEEP_XLA_FLAGS` is set, or when the installed jaxlib is not one this was
+measured on (XLA aborts the process on a flag it does not know). The flag only matters
+to the CPU backend; GPU and TPU runs ignore it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import MutableMapping, Optional
+
+FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+OPT_OUT = "JAXGENRE_KEEP_XLA_FLAGS"
+TESTED_JAXLIB = ("0.10.2",)
+
+
+def cpu_flags_skipped(environ: MutableMapping[str, str], jaxlib_version: str) -> Optional[str]:
+    """Why FLAG should not be added to `environ['XLA_FLAGS']`, or None if it should."""
+    if environ.get(OPT_OUT):
+        return f"{OPT_OUT} is set"
+    if "xla_cpu_experimental_ynn_fusion_type" in environ.get("XLA_FLAGS", ""):
+        return "XLA_FLAGS already sets xla_cpu_experimental_ynn_fusion_type"
+    if jaxlib_version not in TESTED_JAXLIB:
+        return f"jaxlib {jaxlib_version} is not one the flag was tested with {TESTED_JAXLIB}"
+    return None
+
+
+def apply_cpu_flags(environ: MutableMapping[str, str] = os.environ) -> Optional[str]:
+    """Add FLAG to XLA_FLAGS unless `cpu_flags_skipped` says why not (returned). Warns
+    when JAX's CPU backend already runs, since XLA reads the flags only when it starts."""
+    import jaxlib
+
+    skipped = cpu_flags_skipped(environ, jaxlib.__version__)
+    if skipped:
+        return skipped
+    if FLAG in environ.get("XLA_FLAGS", ""):
+        return None
+    environ["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} {FLAG}".strip()
+    if environ is os.environ and _cpu_backend_running():
+        warnings.warn(
+            "jaxgenre was imported after JAX started its CPU backend, so XLA keeps "
+            "running convolutions through YNNPACK and training is ~1.45x slower. Import "
+            f"jaxgenre before using JAX, or start Python with XLA_FLAGS='{FLAG}'.",
+            stacklevel=3)
+    return None
+
+
+def _cpu_backend_running() -> bool:
+    try:
+        from jax._src import xla_bridge
+        if not xla_bridge.backends_are_initialized():
+            return False
+        import jax
+        return jax.default_backend() == "cpu"
+    except Exception:  # private API moved: say nothing rather than fail the import
+        return False
