@@ -150,20 +150,23 @@ def _max_pool(x, window: int, stride: int, padding: int):
 
 
 def _max_pool_forward(x, window, stride, padding):
-    y = _max_pool(x, window, stride, padding)
-    return y, (x, y)
+    return _max_pool(x, window, stride, padding), x
 
 
-def _max_pool_backward(window, stride, padding, residuals, grad):
-    x, y = residuals
+def _max_pool_backward(window, stride, padding, x, grad):
     n, h, w, c = x.shape
-    out_h, out_w = y.shape[1:3]
-    # Which offset of its window each output's maximum came from (the first in row-major
-    # order, as torch), kept in memory: left to fusion, XLA would redo the comparisons.
-    source = jnp.full(y.shape, window * window, jnp.int8)
-    for k, values in reversed(list(enumerate(_pool_windows(x, window, stride, padding)))):
-        source = jnp.where(values == y, jnp.int8(k), source)
-    source = jax.lax.optimization_barrier(source)
+    out_h, out_w = grad.shape[1:3]
+    # Which offset of its window each output's maximum came from: the first in
+    # row-major order, as in torch. Found by comparing the window's values with each
+    # other, not with the forward's output: XLA may recompute x here with other
+    # rounding (fused differently), and an equality test against y would then miss.
+    best, source = None, None
+    for k, values in enumerate(_pool_windows(x, window, stride, padding)):
+        if best is None:
+            best, source = values, jnp.zeros(values.shape, jnp.int8)
+        else:
+            later = values > best
+            best, source = jnp.where(later, values, best), jnp.where(later, jnp.int8(k), source)
     # Offset (i, j) of output (p, q) read padded input (i + stride * p, j + stride * q).
     # Gather the gradient per phase (row mod stride, column mod stride) of the padded
     # input: within a phase each offset is a whole-output shift, so no strided scatter.
