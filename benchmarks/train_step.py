@@ -10,8 +10,11 @@ One step = forward + backward + Adam update, on random inputs with 10 classes. S
 128x129 is the default model input (a 3 s mel segment), 128x1292 a whole 30 s clip
 (the study's native mel image). Prints images per second for both, the ratio
 jaxgenre / torch, and the step's FLOPs (XLA's cost analysis of the compiled step) as
-achieved TFLOP/s; with --peak_tflops (the device's peak for the dtype, e.g. 989 for an
-H100 SXM in bfloat16) also the model FLOPs utilisation (MFU).
+achieved TFLOP/s, and the memory XLA's buffer assignment gives the compiled step
+(arguments + outputs not aliased to arguments + temporaries); with --peak_tflops (the
+device's peak for the dtype, e.g. 989 for an H100 SXM in bfloat16) also the model FLOPs
+utilisation (MFU). A step the device cannot allocate is reported as out of memory,
+with that figure.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from jaxgenre import parallel  # noqa: E402
 
 
 def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only: bool):
-    """(images per second, FLOPs per step) of jaxgenre's jitted train step, or of its
-    jitted evaluation forward pass with `forward_only`."""
+    """(images per second, FLOPs per step, bytes XLA allocates for it) of jaxgenre's
+    jitted train step, or of its jitted evaluation forward pass with `forward_only`.
+    The rate is None when the device cannot allocate what the step needs."""
     mesh = parallel.data_mesh()
     state, steps_fn = common.setup(name, shape, mesh, dtype=dtype)
     data = common.random_batch(batch, shape, mesh)
@@ -44,13 +48,21 @@ def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float((cost or {}).get("flops", float("nan")))
-    state, m = step(state)
-    jax.block_until_ready(m)
+    memory = compiled.memory_analysis()  # its peak_memory_in_bytes omits temporaries on CPU
+    peak = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
+                 - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
+    try:
+        state, m = step(state)
+        jax.block_until_ready(m)
+    except jax.errors.JaxRuntimeError as error:
+        if "RESOURCE_EXHAUSTED" not in str(error):
+            raise
+        return None, flops, peak
     start = time.perf_counter()
     for _ in range(steps):
         state, m = step(state)
     jax.block_until_ready(m)
-    return batch * steps / (time.perf_counter() - start), flops
+    return batch * steps / (time.perf_counter() - start), flops, peak
 
 
 def torch_rate(name: str, shape, batch: int, steps: int, dtype: str,
@@ -106,7 +118,7 @@ def main() -> None:
     parser.add_argument("--models", default="resnet18,efficientnet_v2_s")
     parser.add_argument("--sizes", default="128x129",
                         help="comma-separated H x W of the model input (128x1292: a whole "
-                        "30 s clip; EfficientNetV2-S there at batch 32 needs > 24 GB RAM)")
+                        "30 s clip; EfficientNetV2-S there at batch 32 needs ~33 GB)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
@@ -122,20 +134,24 @@ def main() -> None:
           f"({device.device_kind}) x{jax.device_count()}, {len(os.sched_getaffinity(0))} "
           f"cores; one timed run of {args.steps} steps after a warm-up step")
     print(f"{'model':<18} {'input':>9} {'jaxgenre img/s':>15} {'torch img/s':>12} "
-          f"{'ratio':>7} {'GFLOP/step':>11} {'TFLOP/s':>8}" + (" MFU" if args.peak_tflops else ""))
+          f"{'ratio':>7} {'GFLOP/step':>11} {'TFLOP/s':>8} {'XLA GB':>7}"
+          + (" MFU" if args.peak_tflops else ""))
     for size in args.sizes.split(","):
         h, w = (int(v) for v in size.split("x"))
         for name in args.models.split(","):
-            ours, flops = jax_rate(name, (h, w, 3), args.batch, args.steps, args.dtype,
-                                   args.forward_only)
+            ours, flops, peak = jax_rate(name, (h, w, 3), args.batch, args.steps, args.dtype,
+                                         args.forward_only)
+            if ours is None:
+                print(f"{name:<18} {size:>9} {'out of memory':>15} {'-':>12} {'-':>7} "
+                      f"{flops / 1e9:>11.1f} {'-':>8} {peak / 1e9:>7.1f}", flush=True)
+                continue
             theirs = (float("nan") if args.no_torch
                       else torch_rate(name, (h, w, 3), args.batch, args.steps, args.dtype,
                                       args.forward_only))
             achieved = flops * ours / args.batch / 1e12
             mfu = f" {achieved / args.peak_tflops:.1%}" if args.peak_tflops else ""
             print(f"{name:<18} {size:>9} {ours:>15.2f} {theirs:>12.2f} {ours / theirs:>6.2f}x "
-                  f"{flops / 1e9:>11.1f} {achieved:>8.3f}{mfu}", flush=True)
-
+                  f"{flops / 1e9:>11.1f} {achieved:>8.3f} {peak / 1e9:>7.1f}{mfu}", flush=True)
 
 if __name__ == "__main__":
     main()
