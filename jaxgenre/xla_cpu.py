@@ -1,12 +1,12 @@
 """XLA settings for the CPU that jaxgenre applies when it is imported.
 
-The pinned jaxlib (0.10.2) hands every 2-D convolution on the CPU to YNNPACK by default
+The pinned jaxlib (0.10.2) hands 2-D convolutions on the CPU to YNNPACK by default
 (`--xla_cpu_experimental_ynn_fusion_type` includes `individual_convolution`). For the
-convolutions these models train, YNNPACK is the slow choice: the kernel gradient of one
-ResNet-18 3x3 layer took 3-5x longer than with XLA's own (Eigen) convolution, and
-ResNet-18's whole train step ran 1.45x faster without it (BUILD_NOTES.md, "Performance
-and scale"). So jaxgenre removes that one entry, keeping YNNPACK for dots and
-reductions, by adding to `XLA_FLAGS` before JAX creates its CPU backend.
+convolutions these models train, YNNPACK is the slow choice: a ResNet-18 3x3 layer's
+kernel gradient takes 3.8x as long as with XLA's own (Eigen) convolution, and
+ResNet-18's train step runs 1.6x faster without it (`benchmarks/xla_cpu_flags.py`).
+So jaxgenre removes that one entry, keeping YNNPACK for dots and reductions, by adding
+to `XLA_FLAGS` before JAX creates its CPU backend.
 
 It leaves `XLA_FLAGS` alone when the user already set a YNN fusion type there, when
 `JAXGENRE_KEEP_XLA_FLAGS` is set, or when the installed jaxlib is not one this was
@@ -50,7 +50,7 @@ def apply_cpu_flags(environ: MutableMapping[str, str] = os.environ) -> Optional[
     if environ is os.environ and _cpu_backend_running():
         warnings.warn(
             "jaxgenre was imported after JAX started its CPU backend, so XLA keeps "
-            "running convolutions through YNNPACK and training is ~1.45x slower. Import "
+            "running convolutions through YNNPACK and training is ~1.6x slower. Import "
             f"jaxgenre before using JAX, or start Python with XLA_FLAGS='{FLAG}'.",
             stacklevel=3)
     return None
