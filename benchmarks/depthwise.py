@@ -47,10 +47,9 @@ def main() -> None:
     totals = {}
     for name, module in modules.items():
         loss = lambda v, x: jnp.sum(jnp.square(module.apply(v, x)))
-        cells = [common.measure(lambda v, x: module.apply(v, x), variables, x, repeats=args.repeats),
-                 common.measure(jax.grad(loss, 1), variables, x, repeats=args.repeats),
-                 common.measure(jax.grad(loss, 0), variables, x, repeats=args.repeats),
-                 common.measure(jax.grad(loss, (0, 1)), variables, x, repeats=args.repeats)]
+        cells = [common.measure(fn, variables, x, repeats=args.repeats)
+                 for fn in (lambda v, x: module.apply(v, x), jax.grad(loss, 1),
+                            jax.grad(loss, 0), jax.grad(loss, (0, 1)))]
         totals[name] = cells
         print(f"{name:<18} " + " ".join(f"{ms:>8.1f} ({gf:>5.2f})" for ms, gf in cells))
     (f_old, _), *_, (b_old, _) = totals["grouped lax conv"]

@@ -44,8 +44,6 @@ def apply_cpu_flags(environ: MutableMapping[str, str] = os.environ) -> Optional[
     skipped = cpu_flags_skipped(environ, jaxlib.__version__)
     if skipped:
         return skipped
-    if FLAG in environ.get("XLA_FLAGS", ""):
-        return None
     environ["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} {FLAG}".strip()
     if environ is os.environ and _cpu_backend_running():
         warnings.warn(
