@@ -46,6 +46,18 @@ def random_batch(batch: int, input_shape: Tuple[int, ...], mesh: Mesh):
     return jax.device_put(data, parallel.batch_sharding(mesh))
 
 
+def images_per_second(step: Callable, state, batch: int, steps: int) -> float:
+    """Throughput of `state, out = step(state)` on batches of `batch` images: one
+    warm-up call (compiling), then `steps` timed calls, ended by `block_until_ready`."""
+    state, out = step(state)
+    jax.block_until_ready(out)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, out = step(state)
+    jax.block_until_ready(out)
+    return batch * steps / (time.perf_counter() - start)
+
+
 def measure(fn, *args, repeats: int):
     """(ms per call, XLA GFLOP) of `jax.jit(fn)(*args)`: compiled and run once first,
     then the mean of `repeats` calls."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -32,14 +31,8 @@ from jaxgenre.models import adapter  # noqa: E402
 def rate(name: str, shape, batch: int, steps: int, n_devices: int) -> float:
     mesh = parallel.data_mesh(jax.devices()[:n_devices])
     state, step_fns = common.setup(name, shape, mesh)
-    step, data = step_fns.train, common.random_batch(batch, shape, mesh)
-    state, m = step(state, data)
-    jax.block_until_ready(m)
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state, data)
-    jax.block_until_ready(m)
-    return batch * steps / (time.perf_counter() - start)
+    data = common.random_batch(batch, shape, mesh)
+    return common.images_per_second(lambda st: step_fns.train(st, data), state, batch, steps)
 
 
 def main() -> None:

@@ -52,17 +52,11 @@ def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only:
     peak = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
                  - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
     try:
-        state, m = step(state)
-        jax.block_until_ready(m)
+        return common.images_per_second(step, state, batch, steps), flops, peak
     except jax.errors.JaxRuntimeError as error:
         if "RESOURCE_EXHAUSTED" not in str(error):
             raise
         return None, flops, peak
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state)
-    jax.block_until_ready(m)
-    return batch * steps / (time.perf_counter() - start), flops, peak
 
 
 def torch_rate(name: str, shape, batch: int, steps: int, dtype: str,
