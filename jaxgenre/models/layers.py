@@ -50,20 +50,14 @@ class DepthwiseConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        k, s, p = self.kernel_size, self.stride, self.padding
-        n, h, w, c = x.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, 1, c),
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, 1, x.shape[-1]),
                             jnp.float32).astype(self.dtype)
-        x = jnp.pad(x.astype(self.dtype), ((0, 0), (p, p), (p, p), (0, 0)))
-        out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        windows = _windows(x.astype(self.dtype), k, self.stride, self.padding, fill=0.0)
         out = None
-        for i in range(k):
-            for j in range(k):
-                window = jax.lax.slice(x, (0, i, j, 0),
-                                       (n, i + (out_h - 1) * s + 1, j + (out_w - 1) * s + 1, c),
-                                       (1, s, s, 1))
-                term = window * kernel[i, j, 0]
-                out = term if out is None else out + term
+        for offset, window in enumerate(windows):
+            term = window * kernel[offset // k, offset % k, 0]
+            out = term if out is None else out + term
         return out
 
 
@@ -126,15 +120,15 @@ def max_pool(x, window: int, *, stride: int, padding: int = 0):
     return _max_pool(x, window, stride, padding)
 
 
-def _pool_windows(x, window: int, stride: int, padding: int):
-    """x[:, i::stride, j::stride, :] cut to the output size, for each offset (i, j) of
-    the window in row-major order, over x padded with -inf."""
+def _windows(x, window: int, stride: int, padding: int, *, fill: float):
+    """x[:, i::stride, j::stride, :] cut to the output size, for each offset (i, j) of a
+    window x window window in row-major order, over x padded with `fill` (0 for a
+    convolution, -inf for a max pool)."""
     n, h, w, c = x.shape
     out_h = (h + 2 * padding - window) // stride + 1
     out_w = (w + 2 * padding - window) // stride + 1
-    low = jnp.array(-jnp.inf, x.dtype)
-    padded = jax.lax.pad(x, low, ((0, 0, 0), (padding, padding, 0), (padding, padding, 0),
-                                  (0, 0, 0)))
+    padded = jax.lax.pad(x, jnp.array(fill, x.dtype),
+                         ((0, 0, 0), (padding, padding, 0), (padding, padding, 0), (0, 0, 0)))
     for i in range(window):
         for j in range(window):
             yield jax.lax.slice(
@@ -161,7 +155,7 @@ def _max_pool_backward(window, stride, padding, x, grad):
     # other, not with the forward's output: XLA may recompute x here with other
     # rounding (fused differently), and an equality test against y would then miss.
     best, source = None, None
-    for k, values in enumerate(_pool_windows(x, window, stride, padding)):
+    for k, values in enumerate(_windows(x, window, stride, padding, fill=-jnp.inf)):
         if best is None:
             best, source = values, jnp.zeros(values.shape, jnp.int8)
         else:
