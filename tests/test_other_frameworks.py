@@ -1,9 +1,18 @@
 """The STFT power against two more independent implementations: torch.stft and
 tf.signal.stft (both installed by the test command: requirements-parity.txt and
-requirements-tfds.txt). White noise, so no bin sits near a float32 noise floor."""
+requirements-tfds.txt). White noise: its quietest bins sit ~50 dB below the mean power,
+where float32 rounding of a correct FFT still moves them by under 0.001 dB.
+
+torch is asked for float64: its float32 Hann window is not reliable enough to judge by.
+In torch 2.13.0+cpu with 2 threads, in one process in ten to one in three, the first
+`torch.hann_window(2048)` call comes out up to 7.6e-5 off (a correct float32 window is
+within 2e-7; later calls are right; with 1 thread it was never seen). Through the STFT
+that is 1.6e-4 of the rms magnitude, 0.17 dB in the quietest bins, and it once failed
+this test in CI (BUILD_NOTES, "torch's first Hann window";
+`benchmarks/torch_hann_window.py` counts it). The float64 window's first call is off by
+up to 3.4e-9: far below the 0.01 dB checked here."""
 
 import numpy as np
-import pytest
 
 from jaxgenre import features, signals
 
@@ -17,23 +26,14 @@ def _db(power):
 def test_spectrogram_matches_torch_stft():
     import torch
 
-    def torch_db(center):
-        spec = torch.stft(torch.from_numpy(Y), n_fft=2048, hop_length=512,
-                          window=torch.hann_window(2048, periodic=True), center=center,
-                          pad_mode="constant", return_complex=True)
-        return _db(spec.abs().numpy().astype(np.float64) ** 2)
-
+    y64 = torch.from_numpy(Y.astype(np.float64))
+    window = torch.hann_window(2048, periodic=True, dtype=torch.float64)
     for center in (True, False):
-        expected = torch_db(center)
+        spec = torch.stft(y64, n_fft=2048, hop_length=512, window=window, center=center,
+                          pad_mode="constant", return_complex=True)
+        expected = _db(spec.abs().numpy() ** 2)
         got = np.asarray(features.spectrogram_db(Y, center=center, top_db=None))
-        diff = np.abs(got - expected)
-        if diff.max() > 0.01:  # once seen in a fresh venv and never again: say which side moved
-            again = np.asarray(features.spectrogram_db(Y, center=center, top_db=None))
-            pytest.fail(f"center={center}: max |Δ| {diff.max():.4g} dB at "
-                        f"{np.unravel_index(diff.argmax(), diff.shape)}, "
-                        f"{int((diff > 0.01).sum())} bins over 0.01 dB; recomputed: jaxgenre "
-                        f"moved {np.abs(again - got).max():.3g}, torch moved "
-                        f"{np.abs(torch_db(center) - expected).max():.3g}")
+        np.testing.assert_allclose(got, expected, atol=0.01, err_msg=f"center={center}")
 
 
 def test_spectrogram_matches_tf_signal_stft():
