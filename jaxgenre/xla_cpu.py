@@ -17,6 +17,7 @@ to the CPU backend; GPU and TPU runs ignore it.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import MutableMapping, Optional
 
@@ -55,6 +56,8 @@ def apply_cpu_flags(environ: MutableMapping[str, str] = os.environ) -> Optional[
 
 
 def _cpu_backend_running() -> bool:
+    if "jax" not in sys.modules:  # no backend without JAX; and importing it here costs ~0.5 s
+        return False
     try:
         from jax._src import xla_bridge
         if not xla_bridge.backends_are_initialized():
