@@ -58,14 +58,29 @@ def images_per_second(step: Callable, state, batch: int, steps: int) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
+def ms_per_call(call: Callable[[], object], repeats: int) -> float:
+    """Milliseconds per `call()`: one warm-up call, then the mean of `repeats` calls.
+    `call` must finish its work before returning (JAX: `block_until_ready`)."""
+    call()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
 def measure(fn, *args, repeats: int):
     """(ms per call, XLA GFLOP) of `jax.jit(fn)(*args)`: compiled and run once first,
     then the mean of `repeats` calls."""
     jitted = jax.jit(fn)
     cost = jitted.lower(*args).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    jax.block_until_ready(jitted(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(jitted(*args))
-    return (time.perf_counter() - start) / repeats * 1e3, float(cost["flops"]) / 1e9
+    ms = ms_per_call(lambda: jax.block_until_ready(jitted(*args)), repeats)
+    return ms, float(cost["flops"]) / 1e9
+
+
+def conv_nhwc(x, kernel, *, stride: int = 1, padding: int):
+    """A plain 2-D convolution (NHWC input, HWIO kernel, symmetric zero padding), as
+    torch's conv2d computes it: the layer the convolution benchmarks time."""
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride),
+                                        ((padding, padding), (padding, padding)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))

@@ -147,5 +147,6 @@ def main() -> None:
             print(f"{name:<18} {size:>9} {ours:>15.2f} {theirs:>12.2f} {ours / theirs:>6.2f}x "
                   f"{flops / 1e9:>11.1f} {achieved:>8.3f} {peak / 1e9:>7.1f}{mfu}", flush=True)
 
+
 if __name__ == "__main__":
     main()

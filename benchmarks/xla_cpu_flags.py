@@ -32,8 +32,7 @@ def child(steps: int) -> dict:
 
     x = jax.random.normal(jax.random.PRNGKey(0), (32, 32, 33, 64))
     w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 64, 64)) * 0.05
-    conv = lambda x, w: jax.lax.conv_general_dilated(
-        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv = lambda x, w: common.conv_nhwc(x, w, padding=1)
     loss = lambda x, w: jnp.sum(jnp.square(conv(x, w)))
     out = {name: common.measure(fn, x, w, repeats=5)[0] for name, fn in (
         ("conv forward", conv), ("conv grad input", jax.grad(loss, 0)),
