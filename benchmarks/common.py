@@ -13,29 +13,29 @@ import numpy as np
 from jax.sharding import Mesh
 from ml_collections import config_dict
 
-from jaxgenre import models, parallel, train
+from jaxgenre import models, parallel, steps as steps_lib
 from jaxgenre.models import adapter
 
 
 def feature_adapter(model_name: str) -> Callable:
     """Cached features (batch, rows, frames) → the model's NHWC input, as training does."""
-    return functools.partial(adapter.adapt, channels=adapter.channels_for(model_name))
+    return functools.partial(adapter.adapt, channels=models.get_spec(model_name).channels)
 
 
 def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
           adapt: Optional[Callable] = None, dtype: str = "float32"
-          ) -> Tuple[train.TrainState, train.Steps]:
+          ) -> Tuple[steps_lib.TrainState, steps_lib.Steps]:
     """A replicated train state for one example of `input_shape` (after `adapt`, if
     given, which the steps then apply to every batch) and the steps compiled for `mesh`."""
     model = models.create(model_name, 10, dtype=dtype)
     optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
                                     "schedule": "constant"})
-    tx = train.create_optimizer(optim, 100)
+    tx = steps_lib.create_optimizer(optim, 100)
     adapt = adapt or (lambda x: x)
     sample = adapt(jnp.zeros((1, *input_shape)))
-    state = train.create_train_state(jax.random.PRNGKey(0), model, tx, sample)
+    state = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, sample)
     state = jax.device_put(state, parallel.replicated(mesh))
-    return state, train.compile_steps(model, tx, adapt, mesh)
+    return state, steps_lib.compile_steps(model, tx, adapt, mesh)
 
 
 def random_batch(batch: int, input_shape: Tuple[int, ...], mesh: Mesh):

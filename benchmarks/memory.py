@@ -93,7 +93,7 @@ def main() -> None:
     report(f"build the cache ({size_mb:.0f} MB on disk)", start)
 
     start = time.perf_counter()
-    segs = pipeline.segments(np.arange(n), store.features.shape[-1], segment_steps=129)
+    segs = pipeline.segments(np.arange(n), store.features.shape[-1], segment_frames=129)
     rows = 0
     for batch in pipeline.iterate_batches(store, segs, batch_size=32, seed=0, epoch=0,
                                           train=True):

@@ -101,7 +101,7 @@ def main() -> None:
         assert again.hit
         print(f"3. cache hit (open the memory map)    {t_hit * 1e3:10.1f} ms  "
               f"({t_build / t_hit:.0f}x faster than building)")
-        segs = pipeline.segments(np.arange(n), store.features.shape[-1], segment_steps=129)
+        segs = pipeline.segments(np.arange(n), store.features.shape[-1], segment_frames=129)
         host = lambda: list(pipeline.iterate_batches(store, segs, batch_size=32, seed=0,
                                                      epoch=0, train=True))
         batches, t_gather = timed(host)

@@ -24,8 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 
 import common  # noqa: E402
-from jaxgenre import parallel  # noqa: E402
-from jaxgenre.models import adapter  # noqa: E402
+from jaxgenre import models, parallel  # noqa: E402
 
 
 def rate(name: str, shape, batch: int, steps: int, n_devices: int) -> float:
@@ -44,7 +43,7 @@ def main() -> None:
     parser.add_argument("--devices", default="1,2,4,8")
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
-    channels = adapter.channels_for(args.model)
+    channels = models.get_spec(args.model).channels
     counts = [int(n) for n in args.devices.split(",") if int(n) <= jax.device_count()]
     device = jax.devices()[0]
     print(f"{args.model}, global batch {args.batch}, input {h}x{w}x{channels}, "

@@ -40,8 +40,8 @@ def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only:
     state, steps_fn = common.setup(name, shape, mesh, dtype=dtype)
     data = common.random_batch(batch, shape, mesh)
     if forward_only:
-        step = lambda st: (st, steps_fn.evaluate(st, data))
-        compiled = steps_fn.evaluate.lower(state, data).compile()
+        step = lambda st: (st, steps_fn.predict(st, data))
+        compiled = steps_fn.predict.lower(state, data).compile()
     else:
         step = lambda st: steps_fn.train(st, data)
         compiled = steps_fn.train.lower(state, data).compile()

@@ -6,5 +6,5 @@ from configs import base
 
 def get_config():
     config = base.get_config()
-    config.grid = True  # launch.py runs jaxgenre.grid.run_grid instead of one training
+    config.grid = True  # launch.py runs jaxgenre.experiments.run_grid instead of one training
     return config

@@ -1,12 +1,13 @@
 """Checkpoints with orbax: the last K train states, the best one by validation accuracy,
-and exact resume.
+and resume at an epoch boundary.
 
 Each checkpoint holds the whole `TrainState` (params, batch_stats, optimiser state,
-step, rng) and a small JSON record of where the run was (epoch, step within it, best
-validation accuracy so far). Restoring the latest checkpoint and asking the data
-pipeline for the same epoch from the same step reproduces an uninterrupted run.
-A checkpoint that cannot be read (truncated, corrupt) is skipped with a warning and the
-one before it is used.
+step, rng) and a small JSON record of where the run was (the epochs completed, the best
+validation accuracy so far). Training saves at the end of epochs, so a resumed run
+restarts at the epoch after the newest checkpoint; since each epoch's batches depend
+only on (seed, epoch), it ends exactly where an uninterrupted run would. A checkpoint
+that cannot be read (truncated, corrupt) is skipped with a warning and the one before
+it is used; `restore_best` (for predict) refuses it instead, naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
+
+from jaxgenre.errors import UserError
 
 
 class Checkpoints:
@@ -50,7 +53,8 @@ class Checkpoints:
             self.best.save(step, args=args, force=True,
                            metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
 
-    def _restore(self, manager, abstract_state) -> Optional[Tuple[Any, Dict]]:
+    def _restore(self, manager, abstract_state, strict: bool = False
+                 ) -> Optional[Tuple[Any, Dict]]:
         for step in sorted(manager.all_steps(), reverse=True):
             try:
                 restored = manager.restore(step, args=ocp.args.Composite(
@@ -58,6 +62,9 @@ class Checkpoints:
                     record=ocp.args.JsonRestore()))
                 return restored["state"], dict(restored["record"])
             except Exception as e:  # a damaged checkpoint: fall back to the one before
+                if strict:
+                    raise UserError(f"the best checkpoint in {manager.directory} cannot be "
+                                    f"read ({type(e).__name__}: {e})") from None
                 warnings.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
                               f"({type(e).__name__}: {e}); trying the previous one")
         return None
@@ -66,8 +73,11 @@ class Checkpoints:
         """(state, record) of the newest readable checkpoint, or None."""
         return self._restore(self.last, abstract_state)
 
-    def restore_best(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
-        return self._restore(self.best, abstract_state)
+    def restore_best(self, abstract_state, strict: bool = False
+                     ) -> Optional[Tuple[Any, Dict]]:
+        """(state, record) of the best checkpoint, or None; with `strict`, a damaged
+        one raises a `UserError` naming it instead of falling back."""
+        return self._restore(self.best, abstract_state, strict)
 
     def close(self) -> None:
         self.last.wait_until_finished()
@@ -79,3 +89,23 @@ class Checkpoints:
 def abstract(state):
     """Shape/dtype/sharding stand-ins of a state, for restoring onto the same layout."""
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def restore_best(workdir: str, abstract_state):
+    """The best train state of a finished run in `workdir` (what predict serves), or a
+    `UserError` naming the folder and the fix."""
+    best_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+    if not os.path.isdir(best_dir):
+        raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
+                        f"finished training run")
+    ckpt = Checkpoints(workdir, use_async=False)
+    try:
+        restored = ckpt.restore_best(abstract_state, strict=True)
+    except UserError as e:
+        raise UserError(f"{e}; train again into a new --workdir") from None
+    finally:
+        ckpt.close()
+    if restored is None:
+        raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
+                        f"finished training run")
+    return restored[0]

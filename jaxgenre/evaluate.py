@@ -1,9 +1,11 @@
 """Running a train state over a part of the data: probabilities for every segment, and
-the study's metrics at segment level and, by averaging a clip's segments, clip level."""
+the study's metrics at segment level and, by averaging a clip's segments, clip level.
+Evaluation, validation and `predict` (a user's files) all go through
+`segment_probabilities`."""
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import jax
 import numpy as np
@@ -13,13 +15,15 @@ from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
 
 
-def predict(evaluate_fn, state, store: FeatureStore, segs: pipeline.Segments, *,
-            batch_size: int, mesh) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, labels, clip_index) for every segment of `segs`, padding removed."""
+def segment_probabilities(predict_fn: Callable, state, store: FeatureStore,
+                          segs: pipeline.Segments, *, batch_size: int, mesh
+                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, labels, clip_index) for every segment of `segs`, padding removed;
+    `predict_fn` is `Steps.predict`."""
     probs, labels, clips = [], [], []
     for batch in pipeline.iterate_batches(store, segs, batch_size=batch_size, seed=0, epoch=0,
                                           train=False):
-        out = evaluate_fn(state, pipeline.shard_batch(batch, mesh))
+        out = predict_fn(state, pipeline.shard_batch(batch, mesh))
         if jax.process_count() > 1:  # each process loaded its own rows: gather them all
             from jax.experimental import multihost_utils
 
@@ -34,11 +38,11 @@ def predict(evaluate_fn, state, store: FeatureStore, segs: pipeline.Segments, *,
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips)
 
 
-def evaluate(evaluate_fn, state, store: FeatureStore, segs: pipeline.Segments, *,
-             batch_size: int, mesh) -> Dict:
+def evaluate_part(predict_fn: Callable, state, store: FeatureStore, segs: pipeline.Segments, *,
+                  batch_size: int, mesh) -> Dict:
     """Segment- and clip-level classification reports (identical without segmenting)."""
-    probs, labels, clips = predict(evaluate_fn, state, store, segs, batch_size=batch_size,
-                                   mesh=mesh)
+    probs, labels, clips = segment_probabilities(predict_fn, state, store, segs,
+                                                 batch_size=batch_size, mesh=mesh)
     names = list(store.class_names)
     result = {"segments": metrics.classification_report(labels, probs, names)}
     _, clip_probs, clip_labels = metrics.vote(probs, clips, labels)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgenre import filters, spectral
+from jaxgenre.errors import UserError
 
 Ref = spectral.Ref
 _PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
@@ -42,38 +43,38 @@ def _as_audio(y, name: str) -> jax.Array:
     if not hasattr(y, "dtype") or not hasattr(y, "shape"):
         y = np.asarray(y)
     if y.ndim < 1:
-        raise ValueError(f"{name} expects audio of shape (..., samples); got a scalar")
+        raise UserError(f"{name} expects audio of shape (..., samples); got a scalar")
     if not jnp.issubdtype(y.dtype, jnp.floating):
         hint = (" Integer PCM: divide by 32768 (int16) or use jaxgenre.audio.load_audio."
                 if jnp.issubdtype(y.dtype, jnp.integer) else "")
-        raise ValueError(f"{name} expects real floating-point audio, got dtype {y.dtype}.{hint}")
+        raise UserError(f"{name} expects real floating-point audio, got dtype {y.dtype}.{hint}")
     if y.shape[-1] == 0 or any(d == 0 for d in y.shape):
-        raise ValueError(f"{name} got an empty array of shape {tuple(y.shape)}")
+        raise UserError(f"{name} got an empty array of shape {tuple(y.shape)}")
     return jnp.asarray(y, dtype=jnp.float32)
 
 
 def _stft_params(name: str, n_samples: int, *, n_fft, hop_length, win_length, window, center,
                  pad_mode, ref, amin, top_db, mel=None, dct=None) -> spectral.Params:
     if n_fft < 2 or hop_length < 1:
-        raise ValueError(f"{name}: need n_fft >= 2 and hop_length >= 1, "
+        raise UserError(f"{name}: need n_fft >= 2 and hop_length >= 1, "
                          f"got n_fft={n_fft}, hop_length={hop_length}")
     if pad_mode not in _PAD_MODES:
-        raise ValueError(f"{name}: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
+        raise UserError(f"{name}: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
     if not (isinstance(ref, str) and ref == "max" or isinstance(ref, (int, float)) and ref > 0):
         hint = " (librosa's ref=np.max is ref='max' here)" if callable(ref) else ""
-        raise ValueError(f"{name}: ref must be a positive number or 'max', got {ref!r}{hint}")
+        raise UserError(f"{name}: ref must be a positive number or 'max', got {ref!r}{hint}")
     if amin <= 0:
-        raise ValueError(f"{name}: amin must be strictly positive, got {amin}")
+        raise UserError(f"{name}: amin must be strictly positive, got {amin}")
     if top_db is not None and top_db < 0:
-        raise ValueError(f"{name}: top_db must be non-negative or None, got {top_db}")
+        raise UserError(f"{name}: top_db must be non-negative or None, got {top_db}")
     if not center and n_samples < n_fft:
-        raise ValueError(f"{name}: with center=False the signal ({n_samples} samples) must be "
+        raise UserError(f"{name}: with center=False the signal ({n_samples} samples) must be "
                          f"at least n_fft={n_fft} long; pad it or use center=True")
     if center and pad_mode in ("reflect", "symmetric") and n_samples <= n_fft // 2:
-        raise ValueError(f"{name}: pad_mode={pad_mode!r} needs more than n_fft // 2 = "
+        raise UserError(f"{name}: pad_mode={pad_mode!r} needs more than n_fft // 2 = "
                          f"{n_fft // 2} samples, got {n_samples}; use pad_mode='constant'")
     if isinstance(window, (list, np.ndarray)):
-        raise ValueError(f"{name}: pass the window as a name or (name, param) tuple, "
+        raise UserError(f"{name}: pass the window as a name or (name, param) tuple, "
                          "e.g. 'hann' or ('kaiser', 8.0)")
     return spectral.Params(n_fft=int(n_fft), hop_length=int(hop_length),
                            win_length=int(win_length or n_fft), window=window,
@@ -129,7 +130,7 @@ def mfcc(y, *, sr: int = 22050, n_mfcc: int = 20, dct_type: int = 2,
     """
     y = _as_audio(y, "mfcc")
     if lifter < 0:
-        raise ValueError(f"mfcc: lifter must be >= 0, got {lifter}")
+        raise UserError(f"mfcc: lifter must be >= 0, got {lifter}")
     mel_kwargs = dict(mel_kwargs)
     if "mel_norm" in mel_kwargs:
         mel_kwargs["norm"] = mel_kwargs.pop("mel_norm")
@@ -151,7 +152,7 @@ def _mel_params(name: str, n_samples: int, *, sr: int = 22050, n_fft: int = 2048
         filters.mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=float(fmin),
                                fmax=fmax, htk=htk, norm=norm)
     except ValueError as e:
-        raise ValueError(f"{name}: {e}") from None
+        raise UserError(f"{name}: {e}") from None
     return _stft_params(name, n_samples, n_fft=n_fft, hop_length=hop_length,
                         win_length=win_length, window=window, center=center,
                         pad_mode=pad_mode, ref=ref, amin=amin, top_db=top_db,
@@ -163,7 +164,7 @@ def waveform(y, *, norm: str = "peak") -> jax.Array:
     unit RMS ('rms'). Silent examples stay all-zero. Shape is unchanged."""
     y = _as_audio(y, "waveform")
     if norm not in ("peak", "rms"):
-        raise ValueError(f"waveform: norm must be 'peak' or 'rms', got {norm!r}")
+        raise UserError(f"waveform: norm must be 'peak' or 'rms', got {norm!r}")
     return _normalise(y, norm)
 
 
@@ -189,7 +190,7 @@ def compute(y, *, kind: str, **params) -> jax.Array:
     transforms = {"mel": melspectrogram_db, "spec": spectrogram_db, "mfcc": mfcc,
                   "waveform": waveform}
     if kind not in transforms:
-        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
+        raise UserError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
     accepted = set(inspect.signature(transforms[kind]).parameters) - {"y", "mel_kwargs"}
     if kind == "mfcc":
         accepted |= set(inspect.signature(melspectrogram_db).parameters) - {"y", "norm"}

@@ -2,11 +2,13 @@
 
     python -m jaxgenre.predict --workdir=runs/resnet_mel song.mp3 album/ [--top_k=3] [--json=out.json]
 
-Any format `load_audio` reads, any length and sample rate. Each file's feature is
-computed whole, cut into the model's segment (or clip) length like the training data,
-and the segments' probabilities are averaged. A file that cannot be read is reported
-on its own line; the others still get predictions. Exit status 0 when at least one
-file was classified.
+Any format `load_audio` reads, any length and sample rate. Built from the pieces
+evaluation uses: the run's best checkpoint restored by `checkpoint.Checkpoints`, the
+compiled `Steps.predict`, and the data pipeline's segments and batches
+(`evaluate.segment_probabilities`), with clip voting from `metrics.vote` — so a file
+is cut and scored exactly as a test clip is. A file that cannot be read is reported on
+its own line; the others still get predictions. Exit status 0 when at least one file
+was classified, 1 when none was, 2 on a usage error (one line, no traceback).
 """
 
 from __future__ import annotations
@@ -20,36 +22,14 @@ from typing import Dict, List
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 from ml_collections import config_dict
 
-from jaxgenre import audio, features, models
+from jaxgenre import audio, checkpoint, errors, evaluate, features, metrics, models, parallel
+from jaxgenre import steps as steps_lib
 from jaxgenre.data import pipeline
-from jaxgenre.data.sources import AUDIO_EXTENSIONS
+from jaxgenre.data.cache import FeatureStore
+from jaxgenre.data.folder import AUDIO_EXTENSIONS
 from jaxgenre.models import adapter
-
-
-def _restore_best(workdir: str) -> Dict:
-    """The best checkpoint's train state (as saved), or a clear error naming it."""
-    best_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
-    manager = None
-    try:
-        manager = ocp.CheckpointManager(best_dir)
-        step = manager.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints/best")
-        state = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(), record=ocp.args.JsonRestore()))["state"]
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # truncated or damaged files
-        raise ValueError(f"the best checkpoint in {best_dir} cannot be read "
-                         f"({type(e).__name__}: {e}); train again into a new "
-                         f"--workdir") from None
-    finally:
-        if manager is not None:
-            manager.close()
-    return state
 
 
 class Predictor:
@@ -58,35 +38,50 @@ class Predictor:
     def __init__(self, workdir: str):
         run_file = os.path.join(workdir, "run.json")
         if not os.path.isfile(run_file):
-            raise FileNotFoundError(f"'{run_file}' not found: --workdir must be the folder of a "
-                                    f"finished `python launch.py` training run")
+            raise errors.UserError(f"'{run_file}' not found: --workdir must be the folder of "
+                                   f"a finished `python launch.py` training run")
         with open(run_file) as f:
             run = json.load(f)
         self.config = config_dict.ConfigDict(run["config"])
         self.class_names = run["class_names"]
-        self.segment_steps = run["segment_steps"]
+        self.segment_frames = run.get("segment_frames", run.get("segment_steps"))
         self.feature_params = dict(self.config.features)
         self.kind = self.feature_params.pop("kind")
-        state = _restore_best(workdir)
-        self.variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+        self.mesh = parallel.data_mesh()
         model_cfg = self.config.model
-        self.model = models.create(model_cfg.name, len(self.class_names), dtype=model_cfg.dtype)
+        from jaxgenre import experiments  # the model options training used
+
+        model = models.create(model_cfg.name, len(self.class_names),
+                              **experiments.model_options(self.config))
         adapt = adapter.for_model(model_cfg)
-        self._apply = jax.jit(lambda v, x: jax.nn.softmax(
-            self.model.apply(v, adapt(x), train=False), -1))
+        tx = steps_lib.create_optimizer(self.config.optim, 1)  # the saved state's structure
+        sample = jnp.zeros((1,) + self._feature(np.zeros(int(self.config.features.sr))).shape[:-1]
+                           + (self.segment_frames,))
+        template = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, adapt(sample))
+        template = jax.device_put(template, parallel.replicated(self.mesh))
+        self.state = checkpoint.restore_best(workdir, checkpoint.abstract(template))
+        self.steps = steps_lib.compile_steps(model, None, adapt, self.mesh)
+        self.batch_size = self.config.eval.batch_size
+
+    def _feature(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(features.compute(y, kind=self.kind, **self.feature_params))
 
     def probabilities(self, y: np.ndarray) -> np.ndarray:
         """Mean class probabilities over the segments of one clip of any length."""
-        kind = self.kind
-        feat = np.asarray(features.compute(y, kind=kind, **self.feature_params))
-        steps = self.segment_steps
-        if feat.shape[-1] < steps:  # shorter than one segment: zero-pad (dB floor for dB kinds)
-            fill = feat.min() if kind != "waveform" else 0.0
-            pad = [(0, 0)] * (feat.ndim - 1) + [(0, steps - feat.shape[-1])]
+        feat = self._feature(y)
+        frames = self.segment_frames
+        if feat.shape[-1] < frames:  # shorter than one segment: pad (dB floor for dB kinds)
+            fill = feat.min() if self.kind != "waveform" else 0.0
+            pad = [(0, 0)] * (feat.ndim - 1) + [(0, frames - feat.shape[-1])]
             feat = np.pad(feat, pad, constant_values=fill)
-        segs = pipeline.segments(np.zeros(1, np.int64), feat.shape[-1], segment_steps=steps)
-        windows = np.stack([feat[..., s:s + segs.length] for s in segs.start])
-        return np.asarray(self._apply(self.variables, jnp.asarray(windows))).mean(axis=0)
+        store = FeatureStore(path="", features=feat[None], clip_ids=("clip",),
+                             labels=np.zeros(1, np.int32), class_names=tuple(self.class_names),
+                             hit=False)
+        segs = pipeline.segments(np.zeros(1, np.int64), feat.shape[-1], segment_frames=frames)
+        probs, labels, clips = evaluate.segment_probabilities(
+            self.steps.predict, self.state, store, segs, batch_size=self.batch_size,
+            mesh=self.mesh)
+        return metrics.vote(probs, clips, labels)[1][0]
 
 
 def expand(paths: List[str]) -> List[str]:
@@ -110,11 +105,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the predictions here")
     parser.add_argument("paths", nargs="+", help="audio files or folders")
     args = parser.parse_args(argv)
+    if args.top_k < 1:
+        return errors.report(errors.UserError(f"--top_k must be at least 1, got {args.top_k}"))
     try:
         predictor = Predictor(args.workdir)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (errors.UserError, FileNotFoundError) as e:
+        return errors.report(e)
     sr = predictor.config.features.sr
     results: List[Dict] = []
     for path in expand(args.paths):
@@ -129,8 +125,11 @@ def main(argv=None) -> int:
         results.append({"file": path, "top": top})
         print(f"{path}: " + ", ".join(f"{t['genre']} {t['probability']:.2f}" for t in top))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        try:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        except OSError as e:
+            return errors.report(errors.UserError(f"cannot write --json={args.json}: {e}"))
     return 0 if any("top" in r for r in results) else 1
 
 

@@ -1,4 +1,6 @@
-"""XLA settings for the CPU that jaxgenre applies when it is imported.
+"""XLA settings for the CPU, applied explicitly: launch.py calls `apply_cpu_flags()`
+before JAX starts (unless `--config.cpu_xla_flags=False`), and so do the benchmarks;
+importing jaxgenre never touches `XLA_FLAGS`.
 
 The pinned jaxlib (0.10.2) hands 2-D convolutions on the CPU to YNNPACK by default
 (`--xla_cpu_experimental_ynn_fusion_type` includes `individual_convolution`). For the
@@ -48,9 +50,9 @@ def apply_cpu_flags(environ: MutableMapping[str, str] = os.environ) -> Optional[
     environ["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} {FLAG}".strip()
     if environ is os.environ and _cpu_backend_running():
         warnings.warn(
-            "jaxgenre was imported after JAX started its CPU backend, so XLA keeps "
-            "running convolutions through YNNPACK and training is ~1.6x slower. Import "
-            f"jaxgenre before using JAX, or start Python with XLA_FLAGS='{FLAG}'.",
+            "xla_cpu.apply_cpu_flags() was called after JAX started its CPU backend, so XLA "
+            "keeps running convolutions through YNNPACK and training is ~1.6x slower. Call "
+            f"it before using JAX, or start Python with XLA_FLAGS='{FLAG}'.",
             stacklevel=3)
     return None
 

@@ -8,6 +8,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# The suite runs with the CPU option launch.py applies (before JAX starts), chosen here
+# as explicitly as there: importing jaxgenre itself changes no flag.
+from jaxgenre import xla_cpu  # noqa: E402
+
+xla_cpu.apply_cpu_flags()
+
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -6,11 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgenre import checkpoint, train
+from jaxgenre import checkpoint
+from jaxgenre import steps as steps_lib
 
 
 def _state(step, value):
-    return train.TrainState(step=jnp.asarray(step, jnp.int32), params={"w": jnp.full(3, value)},
+    return steps_lib.TrainState(step=jnp.asarray(step, jnp.int32), params={"w": jnp.full(3, value)},
                             batch_stats={}, opt_state={"m": jnp.zeros(3)},
                             rng=jnp.zeros(2, jnp.uint32))
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import BAD_FILES, GENRES, SR, write_gtzan_folder
-from jaxgenre.data import report, sources, synthetic
+from jaxgenre.data import inventory, sources, synthetic
 
 
 def test_folder_reports_exactly_the_bad_files_and_loads_the_rest(gtzan_folder):
@@ -62,7 +62,7 @@ def test_missing_root_or_no_audio_fails_at_once_with_the_layout(tmp_path):
 def test_report_cli_prints_and_writes_json(tmp_path, capsys):
     root = write_gtzan_folder(tmp_path / "g", "kaggle")
     out = tmp_path / "report.json"
-    assert report.main([f"--root={root}", f"--json={out}"]) == 0
+    assert inventory.main([f"--root={root}", f"--json={out}"]) == 0
     printed = capsys.readouterr().out
     assert "7 usable clips in 3 classes" in printed and "jazz/jazz.00054.wav" in printed
     data = json.loads(out.read_text())
@@ -75,9 +75,9 @@ def test_report_cli_exit_codes(tmp_path, capsys):
     for name in os.listdir(os.path.join(root, "genres_original", "jazz")):
         if not name.startswith("jazz.00054"):
             os.remove(os.path.join(root, "genres_original", "jazz", name))
-    assert report.main([f"--root={root}"]) == 1
+    assert inventory.main([f"--root={root}"]) == 1
     assert "no usable clip for class(es) jazz" in capsys.readouterr().err
-    assert report.main([f"--root={tmp_path / 'missing'}"]) == 2
+    assert inventory.main([f"--root={tmp_path / 'missing'}"]) == 2
 
 
 def test_synthetic_is_deterministic_balanced_and_sized():

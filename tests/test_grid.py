@@ -3,7 +3,7 @@
 import csv
 
 from configs import base
-from jaxgenre import grid, report
+from jaxgenre import experiments, study
 
 
 def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
@@ -14,18 +14,18 @@ def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
     config.train.update(epochs=1, batch_size=8)
     config.eval.update(batch_size=8, plots=False)
     cells = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
-    grid.run_grid(config, str(tmp_path), cells=cells)
+    experiments.run_grid(config, str(tmp_path), cells=cells)
     table = (tmp_path / "results.md").read_text()
     assert "Table 1. Mel-spectrogram input" in table and "Table 3. MFCC input" in table
-    assert f"({report.STUDY[('spectral_cnn', 'mel')][0]:.4f})" in table
+    assert f"({study.STUDY[('spectral_cnn', 'mel')][0]:.4f})" in table
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [(r["model"], r["feature"]) for r in rows] == cells
-    assert float(rows[1]["study_accuracy"]) == report.STUDY[("spectral_cnn", "mfcc")][0]
+    assert float(rows[1]["study_accuracy"]) == study.STUDY[("spectral_cnn", "mfcc")][0]
     assert (tmp_path / "confusion_grid.png").read_bytes()[:4] == b"\x89PNG"
 
     calls = []  # a second run finds every cell done and trains nothing
-    monkeypatch.setattr("jaxgenre.train.train_and_evaluate", lambda *a: calls.append(a))
-    grid.run_grid(config, str(tmp_path), cells=cells)
+    monkeypatch.setattr("jaxgenre.experiments.run_one", lambda *a: calls.append(a))
+    experiments.run_grid(config, str(tmp_path), cells=cells)
     assert calls == []
 
 
@@ -41,7 +41,7 @@ def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
     config.features.n_mels = 32
     config.train.update(epochs=1, batch_size=8)
     config.eval.update(batch_size=8, plots=False)
-    grid.run_experiment(config, str(tmp_path))
+    experiments.run(config, str(tmp_path))
     folds = [json.loads((tmp_path / f"fold_{k}" / "results.json").read_text()) for k in range(3)]
     test_clips = [f["test"]["clips"]["n"] for f in folds]
     assert test_clips == [10, 10, 10]  # one clip per class per fold: all 30 tested once

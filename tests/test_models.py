@@ -19,7 +19,7 @@ KEY = jax.random.PRNGKey(0)
 
 def test_registry_builds_every_model_and_rejects_unknown_names():
     x = jnp.zeros((2, 64, 96, 3))
-    for name in models.MODELS:
+    for name in models.REGISTRY:
         model = models.create(name, 10)
         variables = jax.eval_shape(model.init, KEY, x)  # shapes only: no compile needed
         assert set(variables) == {"params", "batch_stats"}
@@ -88,7 +88,7 @@ def test_load_imagenet_reads_a_checkpoint_caches_it_and_replaces_the_head(tmp_pa
                                                                           monkeypatch):
     torch.manual_seed(0)
     reference = torchvision.models.resnet18()
-    path = str(tmp_path / torchvision_port.CHECKPOINTS["resnet18"])
+    path = str(tmp_path / models.get_spec("resnet18").imagenet.file)
     torch.save(reference.state_dict(), path)
     variables = torchvision_port.load_imagenet("resnet18", 10, path)
     assert variables["params"]["fc"]["kernel"].shape == (512, 10)
@@ -107,7 +107,7 @@ def test_load_imagenet_reads_a_checkpoint_caches_it_and_replaces_the_head(tmp_pa
 
 def test_a_damaged_imagenet_checkpoint_is_named_with_the_fix(tmp_path):
     torch.manual_seed(0)
-    path = str(tmp_path / torchvision_port.CHECKPOINTS["resnet18"])
+    path = str(tmp_path / models.get_spec("resnet18").imagenet.file)
     with open(path, "wb") as f:  # a download cut short
         f.write(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="resnet18-f37072fd.pth' is not a readable torchvision "

@@ -19,14 +19,14 @@ def _store(n_clips=5, n_frames=40):
 
 
 def test_segments_stay_inside_their_clip():
-    segs = pipeline.segments(np.array([0, 3]), 40, segment_steps=10, hop_steps=5)
+    segs = pipeline.segments(np.array([0, 3]), 40, segment_frames=10, hop_frames=5)
     assert len(segs) == 2 * 7 and segs.length == 10
     assert segs.clip.tolist() == [0] * 7 + [3] * 7
     assert segs.start.tolist()[:7] == [0, 5, 10, 15, 20, 25, 30]
     whole = pipeline.segments(np.array([1, 2]), 40)
     assert whole.start.tolist() == [0, 0] and whole.length == 40
-    assert pipeline.seconds_to_steps(3.0, sr=22050, hop_length=512, kind="mel") == 129
-    assert pipeline.seconds_to_steps(1.0, sr=22050, hop_length=512, kind="waveform") == 22050
+    assert pipeline.seconds_to_frames(3.0, sr=22050, hop_length=512, kind="mel") == 129
+    assert pipeline.seconds_to_frames(1.0, sr=22050, hop_length=512, kind="waveform") == 22050
 
 
 def test_training_order_is_seeded_per_epoch_and_drops_the_remainder():
@@ -42,7 +42,7 @@ def test_training_order_is_seeded_per_epoch_and_drops_the_remainder():
 
 def test_evaluation_pads_and_masks_so_every_segment_counts_once():
     store = _store()
-    segs = pipeline.segments(np.arange(5), 40, segment_steps=20)
+    segs = pipeline.segments(np.arange(5), 40, segment_frames=20)
     batches = list(pipeline.iterate_batches(store, segs, batch_size=4, seed=0, epoch=0,
                                             train=False, process_index=0, process_count=1))
     assert len(batches) == 3 and all(b["inputs"].shape == (4, 3, 20) for b in batches)
@@ -56,7 +56,7 @@ def test_evaluation_pads_and_masks_so_every_segment_counts_once():
 
 
 def test_processes_load_complementary_halves_and_resume_skips_ahead():
-    store, segs = _store(), pipeline.segments(np.arange(5), 40, segment_steps=10)
+    store, segs = _store(), pipeline.segments(np.arange(5), 40, segment_frames=10)
     kwargs = dict(batch_size=4, seed=1, epoch=2, train=True)
     whole = list(pipeline.iterate_batches(store, segs, process_index=0, process_count=1,
                                           **kwargs))

@@ -16,7 +16,7 @@ from test_pipeline import _store
 
 def _host_batches():
     store = _store(n_clips=6, n_frames=40)
-    segs = pipeline.segments(np.arange(6), 40, segment_steps=10)
+    segs = pipeline.segments(np.arange(6), 40, segment_frames=10)
     return list(pipeline.iterate_batches(store, segs, batch_size=4, seed=3, epoch=1,
                                          train=True))
 
@@ -57,13 +57,13 @@ def test_stopping_early_ends_the_thread():
 def test_training_is_the_same_with_and_without_prefetching(tmp_path):
     from test_train_run import _config
 
-    from jaxgenre import train
+    from jaxgenre import experiments
 
     params = []
     for size in (0, 2):
         config = _config(1)
         config.eval.plots = False
         config.train.prefetch = size
-        out = train.train_and_evaluate(config, str(tmp_path / f"prefetch_{size}"))
+        out = experiments.run_one(config, str(tmp_path / f"prefetch_{size}"))
         params.append(jax.tree.map(np.asarray, out["state"].params))
     jax.tree.map(np.testing.assert_array_equal, *params)

@@ -5,7 +5,7 @@ import pytest
 from ml_collections import config_dict
 
 from jaxgenre.data import splits
-from jaxgenre.data.report import DataReport
+from jaxgenre.data.types import DataReport
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
           "reggae", "rock"]

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from ml_collections import config_dict
 
-from jaxgenre import models, parallel, train
+from jaxgenre import models, parallel
+from jaxgenre import steps as steps_lib
 from jaxgenre.models import adapter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,13 +22,13 @@ def _setup(n_devices=None, seed=0):
     model = models.create("spectral_cnn", 4, widths=(8, 16, 16, 16, 16), dense_widths=(16, 8))
     optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
                                     "schedule": "constant"})
-    tx = train.create_optimizer(optim, total_steps=10)
+    tx = steps_lib.create_optimizer(optim, total_steps=10)
     adapt = lambda x: adapter.adapt(x, channels=1)
     mesh = parallel.data_mesh(jax.devices()[:n_devices] if n_devices else None)
-    state = train.create_train_state(jax.random.PRNGKey(seed), model, tx,
+    state = steps_lib.create_train_state(jax.random.PRNGKey(seed), model, tx,
                                      jnp.zeros((1, 32, 40, 1)))
     state = jax.device_put(state, parallel.replicated(mesh))
-    return train.compile_steps(model, tx, adapt, mesh), state, mesh
+    return steps_lib.compile_steps(model, tx, adapt, mesh), state, mesh
 
 
 def _batch(seed=0, n=16):
@@ -73,10 +74,10 @@ def test_unknown_optimiser_settings_are_named():
     optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
                                     "schedule": "linear"})
     with pytest.raises(ValueError, match="optim.schedule"):
-        train.create_optimizer(optim, 10)
+        steps_lib.create_optimizer(optim, 10)
     optim.schedule, optim.name = "cosine", "lion"
     with pytest.raises(ValueError, match="optim.name"):
-        train.create_optimizer(optim, 10)
+        steps_lib.create_optimizer(optim, 10)
 
 
 EIGHT_DEVICES = """
@@ -90,7 +91,7 @@ for n in (1, 2, 4, 8):
     steps, state, mesh = _setup(n)
     for i in range(3):
         state, metrics = steps.train(state, _shard(_batch(i), mesh))
-    probs = steps.evaluate(state, _shard(_batch(5), mesh))
+    probs = steps.predict(state, _shard(_batch(5), mesh))
     assert len(probs.sharding.device_set) == n  # the work really was spread over n devices
     results[n] = (jax.tree.map(np.asarray, (state.params, state.batch_stats)),
                   np.asarray(probs), float(metrics['loss']))

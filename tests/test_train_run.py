@@ -1,4 +1,4 @@
-"""train_and_evaluate end to end on a tiny synthetic set: outputs, determinism, resume."""
+"""experiments.run_one end to end on a tiny synthetic set: outputs, determinism, resume."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from jaxgenre import train
+from jaxgenre import experiments
 
 
 def _config(epochs):
@@ -28,7 +28,7 @@ def _params(out):
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
-    whole = train.train_and_evaluate(_config(3), str(tmp_path / "whole"))
+    whole = experiments.run_one(_config(3), str(tmp_path / "whole"))
     lines = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]
     results = json.loads((tmp_path / "whole" / "results.json").read_text())
@@ -42,8 +42,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     _check_predict(tmp_path, whole)
 
     # "Interrupted" after epoch 1, then the same command again with the full length.
-    train.train_and_evaluate(_config(1), str(tmp_path / "resumed"))
-    resumed = train.train_and_evaluate(_config(3), str(tmp_path / "resumed"))
+    experiments.run_one(_config(1), str(tmp_path / "resumed"))
+    resumed = experiments.run_one(_config(3), str(tmp_path / "resumed"))
     lines = [json.loads(l) for l in (tmp_path / "resumed" / "metrics.jsonl").read_text()
              .splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]  # the second run starts at epoch 2
@@ -95,7 +95,7 @@ def _check_predict(tmp_path, whole):
 
 def test_training_compiles_each_step_function_once(tmp_path):
     """No recompiles: two epochs (each ending with a partial, padded validation batch,
-    then the test part) compile train_step and eval_step exactly once each."""
+    then the test part) compile train_step and predict_step exactly once each."""
     import logging
     import re
 
@@ -105,9 +105,9 @@ def test_training_compiles_each_step_function_once(tmp_path):
     logging.getLogger("jax").addHandler(handler)
     try:
         with jax.log_compiles(True):
-            train.train_and_evaluate(_config(2), str(tmp_path))
+            experiments.run_one(_config(2), str(tmp_path))
     finally:
         logging.getLogger("jax").removeHandler(handler)
     compiled = re.findall(r"Compiling jit\((\w+)\)", "\n".join(messages))
     assert compiled.count("train_step") == 1, compiled
-    assert compiled.count("eval_step") == 1, compiled
+    assert compiled.count("predict_step") == 1, compiled

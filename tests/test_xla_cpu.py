@@ -1,6 +1,7 @@
-"""jaxgenre's CPU XLA setting (xla_cpu.py): importing jaxgenre takes 2-D convolutions
-away from YNNPACK — read back from XLA's own compiled program — and leaves XLA_FLAGS
-alone when asked to, when the user set the option, or on an untested jaxlib."""
+"""jaxgenre's CPU XLA setting (xla_cpu.py): `apply_cpu_flags()` (launch.py's explicit
+call) takes 2-D convolutions away from YNNPACK — read back from XLA's own compiled
+program — and leaves XLA_FLAGS alone when asked to, when the user set the option, or on
+an untested jaxlib; `import jaxgenre` alone changes nothing."""
 
 import os
 import subprocess
@@ -29,11 +30,20 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
                           text=True, timeout=300, check=True)
 
 
+APPLY = "import jaxgenre.xla_cpu; jaxgenre.xla_cpu.apply_cpu_flags()\n"
+
+
 def compiled_conv(**env) -> str:
-    return run_python("import jaxgenre\n" + COMPILED_CONV + "print(text)", **env).stdout
+    return run_python(APPLY + COMPILED_CONV + "print(text)", **env).stdout
 
 
-def test_importing_jaxgenre_keeps_convolutions_out_of_ynnpack():
+def test_importing_jaxgenre_changes_no_flag_and_keeps_xlas_default():
+    out = run_python("import os, jaxgenre, jaxgenre.experiments, jaxgenre.models\n"
+                     + COMPILED_CONV + "print(os.environ.get('XLA_FLAGS')); print(text)").stdout
+    assert out.startswith("None\n") and "ynn_fusion" in out
+
+
+def test_apply_cpu_flags_keeps_convolutions_out_of_ynnpack():
     assert "ynn_fusion" in compiled_conv(**{xla_cpu.OPT_OUT: "1"}), \
         "this jaxlib no longer sends convolutions to YNNPACK: xla_cpu.py may be obsolete"
     with_jaxgenre = compiled_conv()
@@ -48,10 +58,10 @@ def test_this_test_process_runs_with_the_flag():
 
 def test_a_users_own_ynn_setting_and_other_flags_are_kept():
     own = "--xla_cpu_experimental_ynn_fusion_type=individual_convolution"
-    out = run_python("import os, jaxgenre; print(os.environ['XLA_FLAGS'])",
+    out = run_python(APPLY + "import os; print(os.environ['XLA_FLAGS'])",
                      XLA_FLAGS=own).stdout.strip()
     assert out == own
-    out = run_python("import os, jaxgenre; print(os.environ['XLA_FLAGS'])",
+    out = run_python(APPLY + "import os; print(os.environ['XLA_FLAGS'])",
                      XLA_FLAGS="--xla_force_host_platform_device_count=2").stdout.strip()
     assert out == f"--xla_force_host_platform_device_count=2 {xla_cpu.FLAG}"
 
@@ -65,14 +75,14 @@ def test_skipped_on_an_untested_jaxlib_or_on_request():
     assert xla_cpu.apply_cpu_flags(environ) is None and environ["XLA_FLAGS"] == xla_cpu.FLAG
 
 
-def test_importing_jaxgenre_after_jax_started_warns_with_the_fix():
+def test_applying_after_jax_started_warns_with_the_fix():
     code = ("import warnings, jax\njax.numpy.ones(1).block_until_ready()\n"
             "with warnings.catch_warnings(record=True) as caught:\n"
-            "    warnings.simplefilter('always')\n    import jaxgenre\n"
+            "    warnings.simplefilter('always')\n    " + APPLY +
             "print('|'.join(str(w.message) for w in caught))")
     out = run_python(code).stdout
-    assert "imported after JAX started its CPU backend" in out and xla_cpu.FLAG in out
-    assert "imported after" not in run_python(
-        "import warnings\nwarnings.simplefilter('error')\nimport jaxgenre, jax\n"
+    assert "called after JAX started its CPU backend" in out and xla_cpu.FLAG in out
+    assert "called after" not in run_python(
+        "import warnings\nwarnings.simplefilter('error')\n" + APPLY + "import jax\n"
         "jax.numpy.ones(1).block_until_ready()\nprint('ok')").stdout
 

@@ -23,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxgenre import features
-from jaxgenre.data.sources import ClipRef, Source
+from jaxgenre.data.types import ClipRef, Source
+from jaxgenre.errors import UserError
 
 CACHE_FORMAT = 1  # bump when the layout or the feature code changes meaning
 
@@ -66,7 +67,7 @@ def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
     """
     clips = tuple(source.clips if clips is None else clips)
     if not clips:
-        raise ValueError("no clips to compute features for: the data report lists why")
+        raise UserError("no clips to compute features for: the data report lists why")
     params = dict(feature_params)
     kind = params.pop("kind")
     key = cache_key(source, {"kind": kind, **params}, clips)

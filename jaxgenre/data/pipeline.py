@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 
 from jaxgenre import parallel
 from jaxgenre.data.cache import FeatureStore
+from jaxgenre.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,25 +34,27 @@ class Segments:
         return int(self.clip.size)
 
 
-def segments(clip_indices: np.ndarray, n_steps: int, *, segment_steps: Optional[int] = None,
-             hop_steps: Optional[int] = None) -> Segments:
-    """All windows of `segment_steps` every `hop_steps` (default: no overlap) inside
-    each clip's `n_steps` frames; `segment_steps=None` means whole clips."""
+def segments(clip_indices: np.ndarray, n_frames: int, *, segment_frames: Optional[int] = None,
+             hop_frames: Optional[int] = None) -> Segments:
+    """All windows of `segment_frames` every `hop_frames` (default: no overlap) inside
+    each clip's `n_frames` frames (samples, for waveforms); `segment_frames=None` means
+    whole clips."""
     clip_indices = np.asarray(clip_indices, dtype=np.int64)
-    if segment_steps is None or segment_steps >= n_steps:
-        return Segments(clip_indices, np.zeros_like(clip_indices), n_steps)
-    hop = hop_steps or segment_steps
-    if segment_steps < 1 or hop < 1:
-        raise ValueError(f"segments need positive lengths, got segment={segment_steps}, "
+    if segment_frames is None or segment_frames >= n_frames:
+        return Segments(clip_indices, np.zeros_like(clip_indices), n_frames)
+    hop = hop_frames or segment_frames
+    if segment_frames < 1 or hop < 1:
+        raise UserError(f"segments need positive lengths, got segment={segment_frames}, "
                          f"hop={hop} frames")
-    starts = np.arange(0, n_steps - segment_steps + 1, hop)
+    starts = np.arange(0, n_frames - segment_frames + 1, hop)
     return Segments(np.repeat(clip_indices, starts.size), np.tile(starts, clip_indices.size),
-                    segment_steps)
+                    segment_frames)
 
 
-def seconds_to_steps(seconds: Optional[float], *, sr: int, hop_length: int,
-                     kind: str) -> Optional[int]:
-    """A duration in feature steps: frames for spectral features, samples for waveforms."""
+def seconds_to_frames(seconds: Optional[float], *, sr: int, hop_length: int,
+                      kind: str) -> Optional[int]:
+    """A duration along the feature's time axis: frames for spectral features, samples
+    for waveforms."""
     if seconds is None:
         return None
     return int(round(seconds * sr)) if kind == "waveform" else int(round(seconds * sr / hop_length))
@@ -97,13 +100,13 @@ def iterate_batches(store: FeatureStore, segs: Segments, *, batch_size: int, see
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     if batch_size % process_count:
-        raise ValueError(f"batch_size {batch_size} must divide evenly over {process_count} "
+        raise UserError(f"batch_size {batch_size} must divide evenly over {process_count} "
                          f"processes")
     local = batch_size // process_count
     order = batch_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch,
                         shuffle=train, drop_remainder=train)
     if train and order.shape[0] == 0:
-        raise ValueError(f"only {len(segs)} training segments: fewer than one batch of "
+        raise UserError(f"only {len(segs)} training segments: fewer than one batch of "
                          f"{batch_size}; lower train.batch_size or add data")
     for rows in order[start_step:]:
         yield gather(store, segs, rows[process_index * local:(process_index + 1) * local])
@@ -121,7 +124,7 @@ def shard_batch(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array
     for key, value in batch.items():
         global_rows = value.shape[0] * jax.process_count()
         if global_rows % size:
-            raise ValueError(f"a batch of {global_rows} rows cannot be split over {size} "
+            raise UserError(f"a batch of {global_rows} rows cannot be split over {size} "
                              f"devices: make train.batch_size / eval.batch_size a multiple "
                              f"of {size}")
         out[key] = jax.make_array_from_process_local_data(sharding, value)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, Tuple
-
-import jax
+from typing import Callable, Dict, Tuple
 
 from jaxgenre.data import cache, pipeline, sources, splits
-from jaxgenre.data.report import DataReport
+from jaxgenre.data.types import DataReport, DataSourceError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,32 +20,31 @@ class PreparedData:
     source: sources.Source
 
 
-def prepare_data(config, workdir: str, *, progress: bool = True) -> PreparedData:
+def prepare_data(config, workdir: str, *, progress: bool = True,
+                 on_report: Callable[[DataReport], None] = lambda report: None) -> PreparedData:
     """Opens `config.data`'s source, splits it, caches `config.features` for every
-    usable clip, and cuts segments. Prints the data report and writes it to
-    `<workdir>/data_report.json`; fails (naming the classes) if a class has no clip."""
+    usable clip, and cuts segments. `on_report` gets the data report once the split is
+    made, before anything can fail on it (the run writer prints and saves it); fails
+    (naming the classes) if a class has no clip."""
     source = sources.create_source(config, progress=progress)
     report = source.report
     ids = [c.clip_id for c in source.clips]
     split = splits.make_split(config.data, ids, sources.labels_of(source.clips), config.seed,
                               report)
-    os.makedirs(workdir, exist_ok=True)
-    if jax.process_index() == 0:  # every process holds the same report
-        report.write_json(os.path.join(workdir, "data_report.json"))
-    print(report.format())
+    on_report(report)
     if not report.ok():
-        raise sources.DataSourceError(
+        raise DataSourceError(
             f"no usable clip for class(es) {', '.join(report.empty_classes())}; see "
             f"{os.path.join(workdir, 'data_report.json')}")
     cache_dir = config.data.get("cache_dir") or os.path.join(workdir, "cache")
     store = cache.build_features(source, dict(config.features), cache_dir, progress=progress)
-    n_steps = store.features.shape[-1]
+    n_frames = store.features.shape[-1]
     feats = config.features
-    to_steps = lambda s: pipeline.seconds_to_steps(s, sr=feats.sr, hop_length=feats.hop_length,
-                                                   kind=feats.kind)
-    parts = {name: pipeline.segments(idx, n_steps,
-                                     segment_steps=to_steps(config.data.segment_seconds),
-                                     hop_steps=to_steps(config.data.segment_hop_seconds))
+    to_frames = lambda s: pipeline.seconds_to_frames(s, sr=feats.sr, hop_length=feats.hop_length,
+                                                     kind=feats.kind)
+    parts = {name: pipeline.segments(idx, n_frames,
+                                     segment_frames=to_frames(config.data.segment_seconds),
+                                     hop_frames=to_frames(config.data.segment_hop_seconds))
              for name, idx in split.items()}
     return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report,
                         source=source)

@@ -13,7 +13,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from jaxgenre.data.report import DataReport
+from jaxgenre.data.types import DataReport
+from jaxgenre.errors import UserError
 
 PARTS = ("train", "valid", "test")
 SPLITS = ("random", "kfold", "fault_filtered")
@@ -47,7 +48,7 @@ def random_split(clip_ids: Sequence[str], labels, *, fractions=(0.8, 0.1, 0.1),
     """Stratified: each class's clips shuffled with (seed, class) and cut by `fractions`."""
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"data.fractions must be three non-negative numbers (train, valid, "
+        raise UserError(f"data.fractions must be three non-negative numbers (train, valid, "
                          f"test) summing to 1, got {tuple(fractions)}")
     parts = {p: [] for p in PARTS}
     for c, idx in _by_class(clip_ids, labels).items():
@@ -65,7 +66,7 @@ def kfold_split(clip_ids: Sequence[str], labels, *, folds: int = 10, fold: int =
     """Stratified k-fold: part `fold` of each class is the test set; a seeded
     `valid_fraction` of the remaining clips of each class is the validation set."""
     if folds < 2 or not 0 <= fold < folds:
-        raise ValueError(f"k-fold needs folds >= 2 and 0 <= fold < folds, got folds={folds}, "
+        raise UserError(f"k-fold needs folds >= 2 and 0 <= fold < folds, got folds={folds}, "
                          f"fold={fold}")
     parts = {p: [] for p in PARTS}
     for c, idx in _by_class(clip_ids, labels).items():
@@ -124,11 +125,11 @@ def make_split(data_config, clip_ids: Sequence[str], labels, seed: int,
         return random_split(clip_ids, labels, fractions=data_config.fractions, seed=seed)
     if kind == "kfold":
         if data_config.fold is None:
-            raise ValueError("data.split='kfold' needs data.fold (0 .. folds-1) for one run; "
+            raise UserError("data.split='kfold' needs data.fold (0 .. folds-1) for one run; "
                              "launch.py runs every fold when it is not set")
         train, valid, _ = data_config.fractions
         return kfold_split(clip_ids, labels, folds=data_config.folds, fold=data_config.fold,
                            valid_fraction=valid / (train + valid), seed=seed)
     if kind == "fault_filtered":
         return fault_filtered_split(clip_ids, report)
-    raise ValueError(f"unknown data.split {kind!r}; expected one of {SPLITS}")
+    raise UserError(f"unknown data.split {kind!r}; expected one of {SPLITS}")

@@ -29,8 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxgenre import audio
-from jaxgenre.data.report import DataReport
-from jaxgenre.data.sources import ClipRef, DataSourceError, Source
+from jaxgenre import errors
+from jaxgenre.data.folder import FolderSource
+from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source
 
 TFDS_SR = 22050  # gtzan's Audio feature: int16-range integers at 22050 Hz
 _PREPARE_HINT = ("Prepare it from a local GTZAN copy with: python -m jaxgenre.data.tfds_gtzan "
@@ -121,8 +122,6 @@ def _prepare(folder: str, data_dir: str, file_format: str) -> Tuple[str, DataRep
     import tensorflow_datasets as tfds
     from tensorflow_datasets.audio.gtzan import gtzan
 
-    from jaxgenre.data.sources import FolderSource
-
     source = FolderSource(folder, min_seconds=0.0)
     report = source.report
     with tempfile.TemporaryDirectory() as staging:
@@ -154,9 +153,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         data_dir, report = prepare_from_folder(args.folder, args.tfds_dir)
-    except DataSourceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (errors.UserError, FileNotFoundError) as e:
+        return errors.report(e)
     print(report.format())
     print(f"prepared gtzan in {data_dir}; use --config.data.source=tfds "
           f"--config.data.tfds_dir={data_dir}")

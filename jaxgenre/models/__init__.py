@@ -1,39 +1,55 @@
-"""The study's three models in Flax Linen, created by name:
+"""The models, by registry name, and their specs:
 
-    model = jaxgenre.models.create("resnet18", num_classes=10, dtype=jnp.bfloat16)
+    spec = jaxgenre.models.get_spec("resnet18")        # what the rest of the code needs
+    model = jaxgenre.models.create("resnet18", num_classes=10, dtype="bfloat16")
     variables = model.init(key, x, train=False)     # {'params', 'batch_stats'}
     logits = model.apply(variables, x, train=False)
 
 `train=True` needs `mutable=['batch_stats']` and, for dropout / stochastic depth,
-`rngs={'dropout': key}`. Inputs are NHWC float32 images (see `adapter`).
+`rngs={'dropout': key}`. Inputs are NHWC float32 images (see `adapter`). Each model
+module declares its `SPEC` (`spec.ModelSpec`); adding a model is a new module and one
+line in `REGISTRY`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Dict
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxgenre.models.efficientnet_v2 import EfficientNetV2S
-from jaxgenre.models.resnet import ResNet18
-from jaxgenre.models.spectral_cnn import SpectralCNN
+from jaxgenre.errors import UserError
+from jaxgenre.models import efficientnet_v2, resnet, spectral_cnn
+from jaxgenre.models.spec import ModelSpec
 
-MODELS: Dict[str, Callable[..., nn.Module]] = {
-    "spectral_cnn": SpectralCNN,
-    "resnet18": ResNet18,
-    "efficientnet_v2_s": EfficientNetV2S,
-}
+REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    spectral_cnn.SPEC,
+    resnet.SPEC,
+    efficientnet_v2.SPEC,
+)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class UnknownModel(UserError):
+    """A model name that is not in the registry."""
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered as `name`, or an error listing the registered names."""
+    if name not in REGISTRY:
+        raise UnknownModel(f"unknown model {name!r}: config.model.name must be one of "
+                           f"{', '.join(REGISTRY)}")
+    return REGISTRY[name]
 
 
 def create(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     """A model by registry name; `dtype` may be a dtype or 'float32' / 'bfloat16'
-    (bfloat16 computes in bfloat16 and keeps float32 parameters)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    (bfloat16 computes in bfloat16 and keeps float32 parameters). Other keywords are
+    the model's own fields (`spec.options`, e.g. EfficientNetV2-S's `depthwise`)."""
+    spec = get_spec(name)
     if isinstance(kwargs.get("dtype"), str):
         if kwargs["dtype"] not in DTYPES:
-            raise ValueError(f"model dtype must be one of {sorted(DTYPES)}, got {kwargs['dtype']!r}")
+            raise UserError(f"model dtype (config.model.dtype) must be one of {', '.join(DTYPES)}, "
+                            f"got {kwargs['dtype']!r}")
         kwargs["dtype"] = DTYPES[kwargs["dtype"]]
-    return MODELS[name](num_classes=num_classes, **kwargs)
+    return spec.module(num_classes=num_classes, **kwargs)

@@ -23,6 +23,9 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jaxgenre import models
+from jaxgenre.errors import UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALISATIONS = ("standardise", "imagenet")
@@ -34,11 +37,11 @@ def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
     """(batch, n_freq, n_frames) → (batch, H, W, channels) float32 model input."""
     chex.assert_rank(features, 3)
     if channels not in (1, 3):
-        raise ValueError(f"model inputs have 1 or 3 channels, got {channels}")
+        raise UserError(f"model inputs have 1 or 3 channels, got {channels}")
     if normalisation not in NORMALISATIONS:
-        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        raise UserError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
     if normalisation == "imagenet" and channels != 3:
-        raise ValueError("ImageNet normalisation is per RGB channel: use channels=3")
+        raise UserError("ImageNet normalisation is per RGB channel: use channels=3")
     x = features.astype(jnp.float32)
     if input_size is not None:
         height, width = _size(input_size)
@@ -56,22 +59,18 @@ def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
     return x
 
 
-def channels_for(model_name: str) -> int:
-    """Input channels of a model: 1 for SpectralCNN (trained from scratch on the feature
-    image), 3 for the ImageNet models (the channel repeated, as their weights expect)."""
-    return 1 if model_name == "spectral_cnn" else 3
-
-
 def for_model(model_config) -> Callable[[jax.Array], jax.Array]:
-    """`adapt` set up as `config.model` asks (its name, `input_size`, `normalisation`):
-    the one function training, evaluation and prediction apply to feature batches."""
+    """`adapt` set up as `config.model` asks (its name, `input_size`, `normalisation`,
+    which defaults to the model spec's), with the spec's channels: the one function
+    training, evaluation and prediction apply to feature batches."""
+    spec = models.get_spec(model_config.name)
     return functools.partial(adapt, input_size=model_config.input_size,
-                             channels=channels_for(model_config.name),
-                             normalisation=model_config.normalisation)
+                             channels=spec.channels,
+                             normalisation=model_config.get("normalisation") or spec.normalisation)
 
 
 def _size(input_size: Sequence[int]) -> Tuple[int, int]:
     size = tuple(int(s) for s in input_size)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"model.input_size must be (height, width), got {input_size!r}")
+        raise UserError(f"model.input_size must be (height, width), got {input_size!r}")
     return size

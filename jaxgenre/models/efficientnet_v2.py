@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgenre.models.layers import batch_norm, conv, dense
+from jaxgenre.models.spec import IMAGE_FEATURES, ImageNetCheckpoint, ModelSpec
 
 _EPS = 1e-3
 # (kind, expand_ratio, kernel, stride, in, out, layers): torchvision's v2-S table.
@@ -32,11 +33,12 @@ class EfficientNetV2S(nn.Module):
     stochastic_depth: float = 0.2
     dropout: float = 0.2
     dtype: Any = jnp.float32
+    depthwise: str = "xla"  # or "shifted", for XLA's CPU backend (layers.conv)
 
     def _conv_bn(self, x, name, features, kernel, *, train, stride=1, groups=1, act=True):
         """torchvision's Conv2dNormActivation: conv (no bias) → BN → SiLU."""
         x = conv(x, name + "_0", features, kernel, stride=stride, groups=groups,
-                 dtype=self.dtype)
+                 dtype=self.dtype, depthwise=self.depthwise)
         x = batch_norm(x, name + "_1", train=train, eps=_EPS, dtype=self.dtype)
         return nn.silu(x) if act else x
 
@@ -87,3 +89,14 @@ class EfficientNetV2S(nn.Module):
         x = jnp.mean(x, axis=(1, 2))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return dense(x, "classifier_1", self.num_classes, dtype=self.dtype).astype(jnp.float32)
+
+
+SPEC = ModelSpec(
+    name="efficientnet_v2_s", display_name="EfficientNetV2-S", module=EfficientNetV2S,
+    input_rank=3, channels=3, normalisation="standardise", feature_kinds=IMAGE_FEATURES,
+    imagenet=ImageNetCheckpoint(  # torchvision's EfficientNet_V2_S_Weights.IMAGENET1K_V1
+        file="efficientnet_v2_s-dd5fe13b.pth",
+        url="https://download.pytorch.org/models/efficientnet_v2_s-dd5fe13b.pth",
+        sha256="dd5fe13b1d60ec15317ccc8ca158186e134d3366c3dde9cb9a4e301f2dc66c74",
+        head="classifier_1"),
+    options=("depthwise",))

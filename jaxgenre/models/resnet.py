@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgenre.models.layers import batch_norm, conv, dense, max_pool
+from jaxgenre.models.spec import IMAGE_FEATURES, ImageNetCheckpoint, ModelSpec
 
 _EPS = 1e-5
 
@@ -49,3 +50,13 @@ class ResNet18(nn.Module):
             self.sow("intermediates", f"layer{stage}", x)
         x = jnp.mean(x, axis=(1, 2))
         return dense(x, "fc", self.num_classes, dtype=self.dtype).astype(jnp.float32)
+
+
+SPEC = ModelSpec(
+    name="resnet18", display_name="ResNet-18", module=ResNet18, input_rank=3, channels=3,
+    normalisation="standardise", feature_kinds=IMAGE_FEATURES,
+    imagenet=ImageNetCheckpoint(  # torchvision's ResNet18_Weights.IMAGENET1K_V1
+        file="resnet18-f37072fd.pth",
+        url="https://download.pytorch.org/models/resnet18-f37072fd.pth",
+        sha256="f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
+        head="fc"))

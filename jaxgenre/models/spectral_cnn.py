@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgenre.models.layers import batch_norm, conv, dense, max_pool
+from jaxgenre.models.spec import IMAGE_FEATURES, ModelSpec
 
 
 class SpectralCNN(nn.Module):
@@ -46,3 +47,8 @@ class SpectralCNN(nn.Module):
             x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
         return dense(x, f"dense{len(self.dense_widths)}", self.num_classes,
                      dtype=self.dtype).astype(jnp.float32)
+
+
+SPEC = ModelSpec(
+    name="spectral_cnn", display_name="SpectralCNN", module=SpectralCNN, input_rank=3,
+    channels=1, normalisation="standardise", feature_kinds=IMAGE_FEATURES)

@@ -1,4 +1,5 @@
-"""torchvision ImageNet weights → Flax variables, for `resnet18` and `efficientnet_v2_s`.
+"""torchvision ImageNet weights → Flax variables, for the models whose spec names an
+ImageNet checkpoint (`ModelSpec.imagenet`: file, URL, sha256, head).
 
 Because the Flax layers carry torchvision's module paths as names ('.' → '_'), the
 conversion is mechanical: a conv weight OIHW becomes a kernel HWIO, a linear weight is
@@ -6,12 +7,13 @@ transposed, a BatchNorm's weight/bias become scale/bias and its running mean/var
 `batch_stats`. Every key of the state dict must land somewhere and every Flax variable
 must be filled: a leftover or missing key is an error that names it.
 
-torch is imported only when a checkpoint file is read (`load_imagenet`); `convert`
-accepts numpy arrays too, and `import jaxgenre` never imports torch.
+torch is never imported: `.pth` files are read by `models.pth` (numpy and a restricted
+unpickler), and `convert` takes any mapping of arrays (numpy, or torch tensors in tests).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, Dict, Mapping, Optional
 
@@ -21,16 +23,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgenre import models
-
-CHECKPOINTS = {  # torchvision's ImageNet-1k weights (IMAGENET1K_V1)
-    "resnet18": "resnet18-f37072fd.pth",
-    "efficientnet_v2_s": "efficientnet_v2_s-dd5fe13b.pth",
-}
-HEADS = {"resnet18": "fc", "efficientnet_v2_s": "classifier_1"}
-URL = "https://download.pytorch.org/models/{file}"
+from jaxgenre.errors import UserError
+from jaxgenre.models import pth
 
 
-class ConversionError(ValueError):
+def _checkpoint(arch: str):
+    spec = models.get_spec(arch)
+    if spec.imagenet is None:
+        ported = [name for name, s in models.REGISTRY.items() if s.imagenet]
+        raise UserError(f"no ImageNet weights for {arch!r}; these models have them: "
+                        f"{', '.join(ported)}")
+    return spec.imagenet
+
+
+class ConversionError(UserError):
     """A state dict that does not match the Flax architecture key for key."""
 
 
@@ -48,9 +54,7 @@ def _template(arch: str, num_classes: int):
 
 def convert(state_dict: Mapping[str, Any], arch: str) -> Dict[str, Dict]:
     """A torchvision `state_dict` → `{'params', 'batch_stats'}` for `models.create(arch)`."""
-    if arch not in CHECKPOINTS:
-        raise ValueError(f"no torchvision port for {arch!r}; expected one of {sorted(CHECKPOINTS)}")
-    head = HEADS[arch].replace("_", ".") + ".weight"
+    head = _checkpoint(arch).head.replace("_", ".") + ".weight"
     if head not in state_dict:
         raise ConversionError(f"state dict has no '{head}': not a torchvision {arch}")
     template = _template(arch, int(state_dict[head].shape[0]))
@@ -96,21 +100,28 @@ def hub_dir() -> str:
     return os.path.join(home, "hub", "checkpoints")
 
 
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
                   key: Optional[jax.Array] = None) -> Dict[str, Dict]:
     """ImageNet variables for `arch` with a fresh `num_classes` head.
 
-    Reads torchvision's checkpoint from `path` or torch's hub cache (with
-    `torch.load(weights_only=True)`: tensors only, never arbitrary pickled objects),
+    Reads torchvision's checkpoint from `path`, or from torch's hub cache, where it must
+    have the spec's sha256 (a file given by `path` is the user's own and is not checked),
     converts it once and caches the Flax variables beside it (`<file>.flax.msgpack`).
     """
-    if arch not in CHECKPOINTS:
-        raise ValueError(f"no ImageNet weights for {arch!r}; expected one of {sorted(CHECKPOINTS)}")
-    path = path or os.path.join(hub_dir(), CHECKPOINTS[arch])
+    ckpt = _checkpoint(arch)
+    check_hash = path is None
+    path = path or os.path.join(hub_dir(), ckpt.file)
     cached = path + ".flax.msgpack"
     fresh = os.path.isfile(cached) and (not os.path.isfile(path)
                                         or os.path.getmtime(cached) >= os.path.getmtime(path))
-    download = URL.format(file=CHECKPOINTS[arch])
     variables = None
     if fresh:
         try:
@@ -118,23 +129,23 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
                 variables = flax.serialization.msgpack_restore(f.read())
         except Exception as e:  # damaged: convert the checkpoint again if it is there
             if not os.path.isfile(path):
-                raise ValueError(f"'{cached}' (converted {arch} weights) cannot be read "
-                                 f"({type(e).__name__}: {e}); delete it and put {download} at "
-                                 f"'{path}'") from None
+                raise UserError(f"'{cached}' (converted {arch} weights) cannot be read "
+                                f"({type(e).__name__}: {e}); delete it and put {ckpt.url} at "
+                                f"'{path}'") from None
     if variables is None:
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"no torchvision checkpoint for {arch} at '{path}'. Download "
-                f"{download} and put it there (or pass its path), "
+                f"{ckpt.url} and put it there (or pass its path), "
                 f"or set --config.model.pretrained=False to train from scratch.")
-        import torch
-
+        if check_hash and (digest := sha256_of(path)) != ckpt.sha256:
+            raise UserError(f"'{path}' has sha256 {digest}, not torchvision's {ckpt.sha256}: "
+                            f"a damaged or different file; delete it and download {ckpt.url} "
+                            f"again")
         try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # truncated download, not a checkpoint, ...
-            raise ValueError(f"'{path}' is not a readable torchvision checkpoint "
-                             f"({type(e).__name__}: {e}); delete it and download {download} "
-                             f"again") from None
+            state_dict = pth.load_state_dict(path)
+        except pth.UnreadableCheckpoint as e:  # truncated download, not a checkpoint, ...
+            raise UserError(f"{e}; delete it and download {ckpt.url} again") from None
         variables = convert(state_dict, arch)
         with open(cached, "wb") as f:
             f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
@@ -146,7 +157,7 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
 def replace_head(variables: Dict, arch: str, num_classes: int, key: jax.Array) -> Dict:
     """Swaps the classifier for a freshly initialised `num_classes` one (Flax's default
     Dense initialisers, as `models.create(arch, num_classes).init` would give)."""
-    head = HEADS[arch]
+    head = _checkpoint(arch).head
     in_features = variables["params"][head]["kernel"].shape[0]
     fresh = flax.linen.Dense(num_classes).init(key, jnp.zeros((1, in_features)))["params"]
     params = dict(variables["params"])

@@ -1,25 +1,29 @@
-"""The data report: what a data set holds and every file it could not use, with why.
+"""The data layer's shared vocabulary, imported by every source and by nothing it
+imports back: the data report, a clip reference, the source interface and its error.
 
+All sources share one small interface: `class_names`, `clips` (the usable clips as
+`ClipRef`s), `report` (a `DataReport` listing what was rejected and why) and
+`load(ref)` → float32 audio of exactly `clip_seconds` at `sr`. Iterating a source
+yields `(clip_id, label_index, audio)`. Clip ids are `<class>/<file stem>`, e.g.
+`jazz/jazz.00054`, the same for GTZAN's `.wav` and `.au` copies and for TFDS, so split
+lists and caches carry across layouts.
+
+The data report is what a data set holds and every file it could not use, with why.
 Every run builds one (sources fill it in while they validate), prints it at start-up
 and writes it as JSON to the work directory, so nothing is ever dropped silently.
-
-As a command, it checks a data set before any training:
-
-    python -m jaxgenre.data.report --root=/path/to/gtzan [--json=report.json]
-    python -m jaxgenre.data.report --source=tfds --tfds_dir=~/tensorflow_datasets
-
-It exits 0 when every class has at least one usable clip, and 1 (with the reason)
-otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from jaxgenre import audio
+from jaxgenre.errors import UserError
 
 
 @dataclasses.dataclass
@@ -74,36 +78,41 @@ class DataReport:
         return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from jaxgenre.data import sources  # the CLI needs the sources; the report class does not
-
-    parser = argparse.ArgumentParser(
-        prog="python -m jaxgenre.data.report",
-        description="Check a data set: classes, clip counts, duration, and every rejected "
-                    "file with its reason.")
-    parser.add_argument("--source", default="folder", choices=sources.SOURCES)
-    parser.add_argument("--root", help="GTZAN folder (or any <class>/<files> folder)")
-    parser.add_argument("--tfds_dir", help="TFDS data_dir holding a prepared gtzan")
-    parser.add_argument("--min_seconds", type=float, default=10.0)
-    parser.add_argument("--sr", type=int, default=22050)
-    parser.add_argument("--json", help="also write the report here as JSON")
-    args = parser.parse_args(argv)
-    try:
-        source = sources.open_source(args.source, root=args.root, tfds_dir=args.tfds_dir,
-                                     sr=args.sr, min_seconds=args.min_seconds)
-    except (sources.DataSourceError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(source.report.format())
-    if args.json:
-        source.report.write_json(args.json)
-        print(f"wrote {args.json}")
-    if not source.report.ok():
-        print(f"error: no usable clip for class(es) {', '.join(source.report.empty_classes())}",
-              file=sys.stderr)
-        return 1
-    return 0
+class DataSourceError(UserError):
+    """A data set that cannot be used at all (missing root, no audio, bad settings)."""
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@dataclasses.dataclass(frozen=True)
+class ClipRef:
+    clip_id: str  # "<class>/<stem>"
+    label: int
+    locator: object  # a path (folder), a record index (tfds), a clip index (synthetic)
+
+
+class Source:
+    """The interface every source implements; see the module docstring."""
+    name: str
+    class_names: Tuple[str, ...]
+    clips: Tuple[ClipRef, ...]
+    report: DataReport
+
+    def __init__(self, *, sr: int, clip_seconds: float):
+        self.sr, self.clip_seconds = sr, clip_seconds
+
+    def _load(self, ref: ClipRef) -> np.ndarray:
+        raise NotImplementedError
+
+    def load(self, ref: ClipRef) -> np.ndarray:
+        """The clip's audio, float32, exactly `clip_seconds` long (cropped or zero-padded)."""
+        return audio.fix_length(self._load(ref), self.clip_seconds, self.sr)
+
+    def identity(self) -> dict:
+        """What makes this source's audio what it is (part of the feature cache key)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __iter__(self) -> Iterator[Tuple[str, int, np.ndarray]]:
+        for ref in self.clips:
+            yield ref.clip_id, ref.label, self.load(ref)

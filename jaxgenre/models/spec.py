@@ -1,0 +1,48 @@
+"""What the rest of jaxgenre needs to know about a model, declared once beside it.
+
+Each model module (`spectral_cnn.py`, `resnet.py`, `efficientnet_v2.py`) ends with a
+`SPEC = ModelSpec(...)`; `models/__init__.py` lists them in `REGISTRY`, and every other
+module (the adapter, the weight port, the experiments, the study tables, predict, the
+benchmarks) looks a model up there by its registry name. Adding a model is one new file
+and one registry line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Tuple
+
+import flax.linen as nn
+
+# Feature kinds (config.features.kind) and the array each gives per example:
+# 'mel' / 'spec' / 'mfcc' are (rows, frames) images; 'waveform' is (samples,).
+IMAGE_FEATURES = ("mel", "spec", "mfcc")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageNetCheckpoint:
+    """torchvision's ImageNet-1k weights for a model: where they come from and how to
+    check them. `head` is the Flax name of the classifier a port replaces."""
+    file: str
+    url: str
+    sha256: str
+    head: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model's facts. `module(num_classes=..., dtype=..., **options)` builds it;
+    `input_rank` counts the axes of one example as the model takes it (3: an NHWC image
+    without its batch axis); `channels` is what the adapter makes of a feature image
+    (1, or 3 for ImageNet weights: the channel repeated); `normalisation` is the
+    adapter's default for it; `feature_kinds` the values of `config.features.kind` it
+    can train on; `options` the extra constructor fields it accepts (e.g. 'depthwise')."""
+    name: str
+    display_name: str
+    module: Callable[..., nn.Module]
+    input_rank: int
+    channels: int
+    normalisation: str
+    feature_kinds: Tuple[str, ...]
+    imagenet: Optional[ImageNetCheckpoint] = None
+    options: Tuple[str, ...] = ()

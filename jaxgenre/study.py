@@ -1,0 +1,71 @@
+"""The study's numbers (its tables 1-3) and jaxgenre's results laid out beside them."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from jaxgenre import models
+
+FEATURES = ("mel", "spec", "mfcc")
+TITLES = {"mel": "Table 1. Mel-spectrogram input", "spec": "Table 2. Spectrogram input",
+          "mfcc": "Table 3. MFCC input"}
+# Test-set figures of the study, tables 1 (mel), 2 (spectrogram) and 3 (MFCC):
+# (accuracy, macro precision, macro recall, macro F1), keyed by registry name.
+STUDY = {
+    ("spectral_cnn", "mel"): (0.4552, 0.5522, 0.4585, 0.4379),
+    ("resnet18", "mel"): (0.5759, 0.5328, 0.5839, 0.5472),
+    ("efficientnet_v2_s", "mel"): (0.4759, 0.4677, 0.4850, 0.4618),
+    ("spectral_cnn", "spec"): (0.5069, 0.5342, 0.5063, 0.4959),
+    ("resnet18", "spec"): (0.4793, 0.5030, 0.4857, 0.4850),
+    ("efficientnet_v2_s", "spec"): (0.4828, 0.4611, 0.4920, 0.4639),
+    ("spectral_cnn", "mfcc"): (0.4724, 0.5242, 0.4782, 0.4646),
+    ("resnet18", "mfcc"): (0.5345, 0.5394, 0.5384, 0.5332),
+    ("efficientnet_v2_s", "mfcc"): (0.4483, 0.4390, 0.4485, 0.4315),
+}
+MODELS = tuple(dict.fromkeys(model for model, _ in STUDY))  # the study's three, in its order
+METRICS = (("accuracy", "accuracy"), ("precision", "macro_precision"),
+           ("recall", "macro_recall"), ("F1", "macro_f1"))
+
+
+def format_test_results(evaluation: Dict, model: str, feature: str, data_source: str) -> str:
+    """The test metrics (clip and segment level) next to the study's for this cell."""
+    study = STUDY.get((model, feature))
+    lines = [f"test results: {model} on {feature} ({data_source} data)",
+             f"  {'metric':<10} {'clips':>8} {'segments':>9} {'study (GTZAN)':>14}"]
+    for i, (label, key) in enumerate(METRICS):
+        theirs = f"{study[i]:.4f}" if study else "-"
+        lines.append(f"  {label:<10} {evaluation['clips'][key]:>8.4f} "
+                     f"{evaluation['segments'][key]:>9.4f} {theirs:>14}")
+    lines.append(f"  {'macro AUC':<10} {evaluation['clips']['macro_auc']:>8.4f} "
+                 f"{evaluation['segments']['macro_auc']:>9.4f} {'-':>14}")
+    if data_source not in ("folder", "tfds"):
+        lines.append("  (the study's figures are on GTZAN; these are on the synthetic set)")
+    return "\n".join(lines)
+
+
+def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
+                ) -> Tuple[List[str], List[Dict]]:
+    """The grid's clip-level test figures as the study's tables: (markdown lines, CSV rows),
+    each cell beside the study's figure in brackets."""
+    rows, md = [], [f"# The study's grid, on {data_source} data",
+                    "", "Each cell: jaxgenre's test figure (clip level), and the study's in "
+                    "brackets (GTZAN, its tables 1-3).", ""]
+    for feature in FEATURES:
+        cells = [(m, feature) for m in MODELS if (m, feature) in results]
+        if not cells:
+            continue
+        md += [f"## {TITLES[feature]}", "",
+               "| model | " + " | ".join(label for label, _ in METRICS) + " |",
+               "|---" * (1 + len(METRICS)) + "|"]
+        for model, _ in cells:
+            ours = results[(model, feature)]["test"]["clips"]
+            study = STUDY[(model, feature)]
+            md.append(f"| {models.get_spec(model).display_name} | " + " | ".join(
+                f"{ours[key]:.4f} ({study[i]:.4f})" for i, (_, key) in enumerate(METRICS))
+                + " |")
+            rows.append({"model": model, "feature": feature, "data": data_source,
+                         **{f"{label}": ours[key] for label, key in METRICS},
+                         **{f"study_{label}": study[i] for i, (label, _) in enumerate(METRICS)},
+                         "macro_auc": ours["macro_auc"]})
+        md.append("")
+    return md, rows

@@ -1,0 +1,128 @@
+"""Every output of a run, in one place: console lines, progress bars, `data_report.json`,
+`run.json`, `metrics.jsonl`, `results.json`, figures, and the grid's and k-fold's
+summaries. The training loop, the experiments and the CLIs hand their results here;
+nothing below them prints.
+
+Console lines are printed by every process (each reports what it loaded); files are
+written by process 0 only, so a multi-host run writes each file once.
+
+TensorBoard scalars are not written: no light, maintained event writer fits the core
+pins (tensorboardX would add protobuf; flax's `clu.metric_writers` pulls TensorFlow).
+`metrics.jsonl` holds the same scalars, one JSON line per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from typing import Dict, Iterable, List
+
+import jax
+from tqdm import tqdm
+
+from jaxgenre import plots, study
+
+
+class RunWriter:
+    """The outputs of one training run in `workdir`."""
+
+    def __init__(self, workdir: str, *, files: bool = None):
+        self.workdir = workdir
+        self.files = jax.process_index() == 0 if files is None else files
+        os.makedirs(workdir, exist_ok=True)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.workdir, name)
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(f"WARNING: {text}", file=sys.stderr, flush=True)
+
+    def data_report(self, report) -> None:
+        """The data report, printed and (process 0) written as data_report.json."""
+        if self.files:
+            report.write_json(self._path("data_report.json"))
+        self.say(report.format())
+
+    def prepared(self, description: str, config, segment_frames: int, class_names) -> None:
+        """What training gets (`prepare.describe`), and run.json: what `predict` needs to
+        rebuild the model (config, segment length, class names)."""
+        self.say(description)
+        if jax.process_count() > 1:
+            local = config.train.batch_size // jax.process_count()
+            index = jax.process_index()
+            self.say(f"process {index} of {jax.process_count()}: loads rows {index * local}.."
+                     f"{(index + 1) * local - 1} of every global batch of "
+                     f"{config.train.batch_size}; {jax.local_device_count()} of "
+                     f"{jax.device_count()} devices are local")
+        if self.files:
+            with open(self._path("run.json"), "w") as f:
+                json.dump({"config": json.loads(config.to_json()),
+                           "segment_frames": segment_frames,
+                           "class_names": list(class_names)}, f, indent=2)
+
+    def progress(self, iterable: Iterable, *, total: int, unit: str, desc: str):
+        """A progress bar (process 0 only) that the loop may give a postfix."""
+        return tqdm(iterable, total=total, unit=unit, leave=False, desc=desc,
+                    disable=jax.process_index() != 0)
+
+    def resumed(self, epoch: int) -> None:
+        self.say(f"resuming from {self.workdir}/checkpoints at epoch {epoch}")
+
+    def epoch(self, line: Dict) -> None:
+        """One epoch's scalars: printed, and appended to metrics.jsonl."""
+        self.say(json.dumps(line))
+        if self.files:
+            with open(self._path("metrics.jsonl"), "a") as f:
+                f.write(json.dumps(line) + "\n")
+
+    def results(self, results: Dict, test: Dict, *, model: str, feature: str,
+                data_source: str) -> None:
+        """results.json (the ROC curves left out) and the test table beside the study's."""
+        if self.files:
+            with open(self._path("results.json"), "w") as f:
+                json.dump(results, f, indent=2)
+        self.say(study.format_test_results(test, model, feature, data_source))
+
+    def figures(self, test: Dict, *, title: str, source, feature_params: Dict) -> None:
+        """Confusion matrices, ROC curves, training curves and one feature image per
+        class (process 0)."""
+        if not self.files:
+            return
+        panel = self._path("features_per_class.png")
+        plots.class_panel(source, feature_params, panel)
+        for path in plots.run_figures(test, self.workdir, title) + [panel]:
+            self.say(f"wrote {path}")
+
+
+def announce(title: str) -> None:
+    """A heading before one of several runs (a grid cell, a fold)."""
+    print(f"=== {title} ===", flush=True)
+
+
+def kfold_summary(results: Dict, workdir: str, metrics) -> None:
+    """`<workdir>/results.json` of a k-fold run and its mean ± std lines."""
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+    clips = results["test"]["clips"]
+    print(f"{results['folds']}-fold cross-validation, test clips (mean ± std over folds):")
+    for label, key in metrics:
+        print(f"  {label:<10} {clips[key]:.4f} ± {clips[key + '_std']:.4f}")
+
+
+def grid_tables(md: List[str], rows: List[Dict], confusion_cells: Dict, workdir: str) -> None:
+    """The grid's results.md, results.csv and confusion_grid.png, and the tables printed."""
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "results.md"), "w") as f:
+            f.write("\n".join(md))
+        with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+            table = csv.DictWriter(f, fieldnames=list(rows[0]))
+            table.writeheader()
+            table.writerows(rows)
+        plots.confusion_grid(confusion_cells, os.path.join(workdir, "confusion_grid.png"))
+    print("\n".join(md))
