@@ -23,7 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def child(steps: int) -> dict:
-    __import__("jaxgenre")  # first: importing it sets XLA_FLAGS before JAX starts
+    from jaxgenre import xla_cpu
+
+    xla_cpu.apply_cpu_flags()  # first, before JAX starts (JAXGENRE_KEEP_XLA_FLAGS: skipped)
     import jax
     import jax.numpy as jnp
 

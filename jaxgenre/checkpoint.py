@@ -98,13 +98,18 @@ def restore_best(workdir: str, abstract_state):
     if not os.path.isdir(best_dir):
         raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
                         f"finished training run")
-    ckpt = Checkpoints(workdir, use_async=False)
+    ckpt = None
     try:
+        ckpt = Checkpoints(workdir, use_async=False)
         restored = ckpt.restore_best(abstract_state, strict=True)
     except UserError as e:
         raise UserError(f"{e}; train again into a new --workdir") from None
+    except Exception as e:  # orbax fails on damaged metadata before any restore
+        raise UserError(f"the best checkpoint in {best_dir} cannot be read "
+                        f"({type(e).__name__}: {e}); train again into a new --workdir") from None
     finally:
-        ckpt.close()
+        if ckpt is not None:
+            ckpt.close()
     if restored is None:
         raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
                         f"finished training run")

@@ -54,6 +54,29 @@ def test_mistyped_override_fails_naming_the_key(tmp_path):
     assert "featurs" in result.stderr and "features" in result.stderr
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["--config.data.source=folder"], "data.source='folder' needs --config.data.root=PATH"),
+    (["--config.data.source=folder", "--config.data.root={missing}"],
+     "data root '{missing}' does not exist"),
+    (["--config.data.source=folder", "--config.data.root={empty}"], "no audio files under"),
+    (["--config.features.kind=chroma"], "config.features.kind must be one of mel, spec, mfcc"),
+    (["--config.features.kind=waveform"],
+     "'resnet18' takes mel, spec, mfcc features, not features.kind='waveform'"),
+    (["--config.model.name=vgg16"], "unknown model 'vgg16': config.model.name must be one of"),
+    (["--config.optim.name=lion"], "optim.name must be 'adam' or 'sgd'"),
+    (["--config.train.batch_size=0"], "config.train.batch_size must be a whole number"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, overrides, message):
+    (tmp_path / "empty" / "blues").mkdir(parents=True)
+    paths = {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty")}
+    result = _run("launch.py", "--config=configs/resnet_mel.py",
+                  f"--workdir={tmp_path / 'run'}", *[o.format(**paths) for o in overrides])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1 and message.format(**paths) in lines[0], result.stderr[-2000:]
+
+
 def test_feature_summary_writes_summary_and_figure(tmp_path):
     result = _run("-m", "jaxgenre.feature_summary", f"--workdir={tmp_path}", "--seconds=3",
                   "--ref=max")

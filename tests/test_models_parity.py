@@ -58,7 +58,11 @@ def test_logits_and_stage_outputs_equal_torchvision(arch, shape):
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     variables = torchvision_port.convert(reference.state_dict(), arch)
-    model = models.create(arch, 1000)
+    # EfficientNetV2-S's depthwise convolutions both ways: XLA's grouped convolution
+    # (GPU/TPU) at 224 x 224, the CPU's shifted copies on whole clips.
+    options = ({"depthwise": "shifted" if shape[2] == 1292 else "xla"}
+               if "depthwise" in models.get_spec(arch).options else {})
+    model = models.create(arch, 1000, **options)
     with jax.default_matmul_precision("highest"):
         logits, state = jax.jit(lambda v, x: model.apply(v, x, train=False,
                                                          mutable=["intermediates"]))(variables, x)

@@ -1,0 +1,98 @@
+"""The package's shape, read from its source: no import cycles in `jaxgenre/` (counting
+imports inside functions too, since a cycle hidden that way is still a cycle), configs
+that import nothing from the library, and modules of one screenful of concerns."""
+
+from __future__ import annotations
+
+import ast
+import os
+from typing import Dict, List, Set
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "jaxgenre")
+
+
+def _modules() -> Dict[str, str]:
+    """Dotted module name → file, for every .py under jaxgenre/."""
+    out = {}
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                dotted = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                out[dotted.removesuffix(".__init__")] = path
+    return out
+
+
+def import_graph(modules: Dict[str, str]) -> Dict[str, Set[str]]:
+    """module → the jaxgenre modules it imports (`from a import b` is a.b when a.b is a
+    module, else a)."""
+    graph = {}
+    for module, path in modules.items():
+        is_package = path.endswith("__init__.py")
+        edges = set()
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: resolve against this module's package
+                    parts = module.split(".")[:len(module.split(".")) - node.level + is_package]
+                    base = ".".join(parts + ([base] if base else []))
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    edges.add(full if full in modules else base)
+        graph[module] = {e for e in edges if e in modules and e != module}
+    return graph
+
+
+def find_cycle(graph: Dict[str, Set[str]]) -> List[str]:
+    """One cycle as a list of modules (first == last), or [] when there is none."""
+    state: Dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: List[str] = []
+
+    def visit(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_in_the_package():
+    graph = import_graph(_modules())
+    assert "jaxgenre.data.sources" in graph["jaxgenre.data.prepare"]  # the graph is real
+    assert find_cycle(graph) == []
+
+
+def test_configs_import_nothing_from_the_library():
+    for name in sorted(os.listdir(os.path.join(ROOT, "configs"))):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(ROOT, "configs", name)).read())
+            imported = [n.module if isinstance(n, ast.ImportFrom) else a.name
+                        for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                        for a in n.names]
+            assert not [m for m in imported if m and m.startswith("jaxgenre")], name
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_modules_stay_small(module):
+    with open(_modules()[module]) as f:
+        assert sum(1 for _ in f) <= 300, f"{module}: split it by concern"
