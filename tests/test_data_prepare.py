@@ -9,6 +9,7 @@ import pytest
 from configs import base
 from conftest import write_gtzan_folder
 from jaxgenre.data import pipeline, prepare, sources
+from jaxgenre.writer import RunWriter
 
 
 def _config(**data):
@@ -27,7 +28,8 @@ def test_each_source_feeds_the_same_batch_iterator(tmp_path, source):
     config = _config(source=source)
     if source == "folder":
         config.data.root = write_gtzan_folder(tmp_path / "gtzan", "original")
-    data = prepare.prepare_data(config, str(tmp_path / "run"), progress=False)
+    data = prepare.prepare_data(config, str(tmp_path / "run"), progress=False,
+                                on_report=RunWriter(str(tmp_path / "run")).data_report)
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert report["usable_clips"] == len(data.store)
     if source == "folder":
@@ -53,5 +55,6 @@ def test_a_class_without_usable_clips_stops_the_run_naming_it(tmp_path):
             os.remove(os.path.join(jazz, name))
     with pytest.raises(sources.DataSourceError, match="no usable clip for class.*jazz"):
         prepare.prepare_data(_config(source="folder", root=root), str(tmp_path / "run"),
-                             progress=False)
-    assert (tmp_path / "run" / "data_report.json").exists()
+                             progress=False,
+                             on_report=RunWriter(str(tmp_path / "run")).data_report)
+    assert (tmp_path / "run" / "data_report.json").exists()  # written before the failure
