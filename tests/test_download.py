@@ -1,0 +1,190 @@
+"""data.download against a real HTTP server on 127.0.0.1 that the tests start: mirrors,
+resume after a cut connection, a server ignoring Range, checksum mismatch, a silent
+server, a verified copy already there, and archives that try to write outside."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import os
+import tarfile
+import threading
+import time
+import zipfile
+
+import pytest
+
+from jaxgenre.data import download
+
+PAYLOAD = os.urandom(300_000)
+DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD at /<mode>/file.bin. Modes: ok (Range honoured), norange (Range
+    ignored), cut (the first response stops half-way), missing (404), silent (never
+    answers within the client's timeout)."""
+    requests = []
+    cut_done = set()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        mode = self.path.strip("/").split("/")[0]
+        _Handler.requests.append((self.path, self.headers.get("Range")))
+        if mode == "missing":
+            self.send_error(404)
+            return
+        if mode == "silent":
+            time.sleep(3)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and mode != "norange":
+            start = int(rng.split("=")[1].split("-")[0])
+        body = PAYLOAD[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "cut" and self.path not in _Handler.cut_done:
+            _Handler.cut_done.add(self.path)
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(2)  # the connection drops half-way
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log():
+    _Handler.requests.clear()
+
+
+def _asset(*urls, sha256=DIGEST, size=None):
+    return download.Asset(name="test blob", file="file.bin", urls=urls, sha256=sha256, size=size)
+
+
+def test_fetches_verifies_and_does_not_fetch_again(server, tmp_path):
+    path = download.fetch(_asset(f"{server}/ok/file.bin", size=len(PAYLOAD)), str(tmp_path),
+                          progress=False)
+    assert open(path, "rb").read() == PAYLOAD and not os.path.exists(path + ".part")
+    _Handler.requests.clear()
+    assert download.fetch(_asset(f"{server}/ok/file.bin"), str(tmp_path)) == path
+    assert _Handler.requests == []  # a verified copy: no request at all
+
+
+def test_first_mirror_404_second_works(server, tmp_path):
+    path = download.fetch(_asset(f"{server}/missing/file.bin", f"{server}/ok/file.bin"),
+                          str(tmp_path), progress=False)
+    assert open(path, "rb").read() == PAYLOAD
+    assert [p for p, _ in _Handler.requests] == ["/missing/file.bin", "/ok/file.bin"]
+
+
+def test_a_cut_connection_is_resumed_with_range(server, tmp_path):
+    path = download.fetch(_asset(f"{server}/cut/file.bin"), str(tmp_path), progress=False)
+    assert open(path, "rb").read() == PAYLOAD
+    ranges = [r for _, r in _Handler.requests]
+    assert ranges[0] is None and ranges[1] == f"bytes={len(PAYLOAD) // 2}-"
+
+
+def test_a_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    with open(tmp_path / "file.bin.part", "wb") as f:  # left by an interrupted run
+        f.write(PAYLOAD[:1000])
+    path = download.fetch(_asset(f"{server}/norange/file.bin"), str(tmp_path), progress=False)
+    assert open(path, "rb").read() == PAYLOAD  # not 1000 bytes + the whole file again
+    assert _Handler.requests[0][1] == "bytes=1000-"
+
+
+def test_checksum_mismatch_leaves_nothing_under_the_final_name(server, tmp_path):
+    with pytest.raises(download.DownloadError, match=r"could not fetch test blob: .*wrong file "
+                       r"\(sha256 [0-9a-f]{64}, expected 0{64}\).*put it at"):
+        download.fetch(_asset(f"{server}/ok/file.bin", sha256="0" * 64), str(tmp_path),
+                       progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_silent_server_times_out_with_a_clear_message(server, tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(download.DownloadError, match="silent/file.bin: no answer"):
+        download.fetch(_asset(f"{server}/silent/file.bin"), str(tmp_path), timeout=0.5,
+                       progress=False)
+    assert time.perf_counter() - start < 2.5
+
+
+def test_local_paths_and_file_urls_are_mirrors_too(tmp_path):
+    source = tmp_path / "mine.bin"
+    source.write_bytes(PAYLOAD)
+    home = tmp_path / "home"
+    assert open(download.fetch(_asset(str(tmp_path / "absent.bin"), source.as_uri()),
+                               str(home)), "rb").read() == PAYLOAD
+    os.remove(home / "file.bin")
+    assert download.fetch(_asset(str(source)), str(home)) == str(home / "file.bin")
+
+
+def test_data_home_order(monkeypatch, tmp_path):
+    monkeypatch.setenv(download.ENV_HOME, str(tmp_path / "env"))
+    assert download.data_home(str(tmp_path / "cfg")) == str(tmp_path / "cfg")
+    assert download.data_home() == str(tmp_path / "env")
+    monkeypatch.delenv(download.ENV_HOME)
+    assert download.data_home().endswith(os.path.join(".cache", "jaxgenre"))
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.type, info.linkname = tarfile.SYMTYPE, data
+                tar.addfile(info)
+
+
+def test_archives_unpack_via_a_staging_folder(tmp_path):
+    archive = tmp_path / "genres.tar.gz"
+    _tar(archive, [("genres/blues/blues.00000.au", "file", b"x" * 10),
+                   ("genres/blues/link.au", "link", "blues.00000.au")])
+    target = download.extract(str(archive), str(tmp_path / "out"))
+    assert (tmp_path / "out" / "genres" / "blues" / "blues.00000.au").read_bytes() == b"x" * 10
+    assert sorted(os.listdir(tmp_path)) == ["genres.tar.gz", "out"] and target.endswith("out")
+    z = tmp_path / "a.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("fma_small/000/000002.mp3", b"mp3")
+    download.extract(str(z), str(tmp_path / "zout"))
+    assert (tmp_path / "zout" / "fma_small" / "000" / "000002.mp3").read_bytes() == b"mp3"
+
+
+@pytest.mark.parametrize("members", [
+    [("../evil", "file", b"pwned")],
+    [("/tmp/evil_abs", "file", b"pwned")],
+    [("genres/escape", "link", "../../outside")],
+    [("genres/abs_link", "link", "/etc/passwd")],
+])
+def test_members_escaping_the_target_are_refused(tmp_path, members):
+    archive = tmp_path / "bad.tar.gz"
+    _tar(archive, [("genres/ok.au", "file", b"ok")] + members)
+    with pytest.raises(download.UnsafeArchive, match="bad.tar.gz' has a .*refused"):
+        download.extract(str(archive), str(tmp_path / "out" / "x"))
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "out" / "x").exists()
+    assert os.listdir(tmp_path / "out") == []  # no staging folder left behind
+
+
+def test_a_zip_member_escaping_is_refused(tmp_path):
+    z = tmp_path / "bad.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("../evil.txt", b"pwned")
+    with pytest.raises(download.UnsafeArchive, match="'../evil.txt'"):
+        download.extract(str(z), str(tmp_path / "out"))
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out").exists()
