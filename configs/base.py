@@ -14,7 +14,9 @@ def get_config() -> config_dict.ConfigDict:
     config.cpu_xla_flags = True
 
     config.data = config_dict.ConfigDict()
-    config.data.source = "synthetic"  # synthetic | folder | tfds
+    config.data.source = "synthetic"  # synthetic | folder | gtzan (fetched) | tfds
+    # Where fetched data goes: None is $JAXGENRE_DATA, else ~/.cache/jaxgenre.
+    config.data.home = config_dict.placeholder(str)
     config.data.root = config_dict.placeholder(str)
     config.data.tfds_dir = config_dict.placeholder(str)
     config.data.cache_dir = config_dict.placeholder(str)  # None: <workdir>/cache
@@ -27,6 +29,13 @@ def get_config() -> config_dict.ConfigDict:
     config.data.segment_seconds = 3.0
     config.data.segment_hop_seconds = config_dict.placeholder(float)
     config.data.min_seconds = 10.0
+    # data.source='gtzan': mirrors tried in order (URLs, file:// URLs or paths) and the
+    # tarball's sha256 (jaxgenre/data/gtzan.py says where the pins come from).
+    config.data.gtzan = config_dict.ConfigDict()
+    config.data.gtzan.urls = (
+        "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz",
+        "http://opihi.cs.uvic.ca/sound/genres.tar.gz")
+    config.data.gtzan.sha256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"
     config.data.synthetic = config_dict.ConfigDict()
     config.data.synthetic.clips_per_class = 20
     config.data.synthetic.seconds = 30.0
@@ -49,6 +58,10 @@ def get_config() -> config_dict.ConfigDict:
     config.model.name = "resnet18"  # a name in jaxgenre.models.REGISTRY
     config.model.num_classes = 10
     config.model.pretrained = True  # ImageNet weights, for models whose spec has them
+    # Weights of your own for the same architecture (a path or URL), instead of
+    # torchvision's pinned file (fetched into $TORCH_HOME/hub/checkpoints when missing).
+    config.model.checkpoint = config_dict.placeholder(str)
+    config.model.checkpoint_sha256 = config_dict.placeholder(str)
     config.model.dtype = "float32"
     config.model.input_size = config_dict.placeholder(tuple)  # None: native feature size
     # None: the model spec's default ('standardise' for all three); or "imagenet"

@@ -38,7 +38,7 @@ def format_test_results(evaluation: Dict, model: str, feature: str, data_source:
                      f"{evaluation['segments'][key]:>9.4f} {theirs:>14}")
     lines.append(f"  {'macro AUC':<10} {evaluation['clips']['macro_auc']:>8.4f} "
                  f"{evaluation['segments']['macro_auc']:>9.4f} {'-':>14}")
-    if data_source not in ("folder", "tfds"):
+    if data_source == "synthetic":
         lines.append("  (the study's figures are on GTZAN; these are on the synthetic set)")
     return "\n".join(lines)
 

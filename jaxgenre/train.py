@@ -51,18 +51,26 @@ def resolve_epochs(config) -> int:
 def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], str, str]:
     """(ported ImageNet variables or None, a note for results.json, a warning or '').
     ImageNet weights are used when `config.model.pretrained` and the model's spec has a
-    checkpoint; a missing file falls back to random initialisation with a warning."""
+    checkpoint: `config.model.checkpoint` (a path or URL, checked against
+    `checkpoint_sha256` if given) or torchvision's file, fetched into torch's hub cache
+    with its full sha256 when missing. A file that cannot be had falls back to random
+    initialisation with a warning; a file that is there but wrong is a `UserError`."""
     from jaxgenre import models
     from jaxgenre.models import torchvision_port
 
-    if not config.model.pretrained or models.get_spec(config.model.name).imagenet is None:
+    name = config.model.name
+    if not config.model.pretrained or models.get_spec(name).imagenet is None:
         return None, "random initialisation", ""
+    own, own_sha256 = config.model.get("checkpoint"), config.model.get("checkpoint_sha256")
     try:
-        return (torchvision_port.load_imagenet(config.model.name, num_classes, key=key),
-                "ImageNet weights (torchvision)", "")
+        path = torchvision_port.checkpoint_file(name, own, sha256=own_sha256)
+        variables = torchvision_port.load_imagenet(name, num_classes, path if own else None,
+                                                   key=key, sha256=own_sha256)
     except FileNotFoundError as e:
         return (None, f"random initialisation: ImageNet weights not found ({e})",
                 f"{e} Training starts from random initialisation instead.")
+    return variables, ("ImageNet weights (torchvision)" if not own
+                       else f"ImageNet weights ({own})"), ""
 
 
 def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained:

@@ -1,6 +1,8 @@
 """The model registry, SpectralCNN, weight conversion errors, ImageNet loading from a
 checkpoint file, fine-tuning, mixed precision, stochastic depth, the input adapter."""
 
+import glob
+import hashlib
 import os
 
 import jax
@@ -95,7 +97,8 @@ def test_load_imagenet_reads_a_checkpoint_caches_it_and_replaces_the_head(tmp_pa
     np.testing.assert_allclose(variables["params"]["layer3_1_conv2"]["kernel"],
                                reference.layer3[1].conv2.weight.detach().numpy()
                                .transpose(2, 3, 1, 0))
-    assert os.path.isfile(path + ".flax.msgpack")
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    assert os.path.isfile(f"{path}.{digest[:16]}.flax.msgpack")  # keyed by the file's digest
     os.remove(path)  # the converted cache alone is enough now
     again = torchvision_port.load_imagenet("resnet18", 10, path)
     np.testing.assert_array_equal(again["params"]["layer3_1_conv2"]["kernel"],
@@ -116,13 +119,14 @@ def test_a_damaged_imagenet_checkpoint_is_named_with_the_fix(tmp_path):
     # A damaged converted cache is converted again from the checkpoint beside it ...
     torch.save(torchvision.models.resnet18().state_dict(), path)
     expected = torchvision_port.load_imagenet("resnet18", 10, path)
-    with open(path + ".flax.msgpack", "wb") as f:
+    cache = glob.glob(path + ".*.flax.msgpack")[0]
+    with open(cache, "wb") as f:
         f.write(b"\x00 not msgpack")
     again = torchvision_port.load_imagenet("resnet18", 10, path)
     np.testing.assert_array_equal(again["params"]["layer1_0_conv1"]["kernel"],
                                   expected["params"]["layer1_0_conv1"]["kernel"])
     # ... and, with no checkpoint left, is named with the fix.
-    with open(path + ".flax.msgpack", "wb") as f:
+    with open(cache, "wb") as f:
         f.write(b"\x00 not msgpack")
     os.remove(path)
     with pytest.raises(ValueError, match="flax.msgpack' \\(converted resnet18 weights\\) "

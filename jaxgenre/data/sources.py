@@ -9,11 +9,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxgenre.data import synthetic, tfds_gtzan
+from jaxgenre.data import gtzan, synthetic, tfds_gtzan
 from jaxgenre.data.folder import GTZAN_HELP, FolderSource  # noqa: F401 (re-exported)
 from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source  # noqa: F401
 
-SOURCES = ("synthetic", "folder", "tfds")
+SOURCES = ("synthetic", "folder", "gtzan", "tfds")
 
 
 class SyntheticSource(Source):
@@ -49,8 +49,10 @@ class SyntheticSource(Source):
 def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str] = None,
                 sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
                 clips_per_class: int = 20, synthetic_seconds: float = 30.0, seed: int = 0,
-                progress: bool = True) -> Source:
-    """Builds a source by name; `create_source(config)` is the config-driven form."""
+                home: Optional[str] = None, gtzan_urls: Sequence[str] = gtzan.URLS,
+                gtzan_sha256: Optional[str] = gtzan.SHA256, progress: bool = True) -> Source:
+    """Builds a source by name; `create_source(config)` is the config-driven form.
+    'gtzan' fetches and unpacks GTZAN into the data home first (`gtzan.fetch_gtzan`)."""
     if name == "synthetic":
         return SyntheticSource(clips_per_class=clips_per_class, seconds=synthetic_seconds,
                                seed=seed, sr=sr, clip_seconds=clip_seconds)
@@ -58,6 +60,11 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
         if not root:
             raise DataSourceError("data.source='folder' needs a root: pass "
                                   "--config.data.root=PATH. " + GTZAN_HELP)
+        return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
+                            progress=progress)
+    if name == "gtzan":
+        root = gtzan.fetch_gtzan(home=home, urls=gtzan_urls, sha256=gtzan_sha256,
+                                 progress=progress)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
                             progress=progress)
     if name == "tfds":
@@ -74,7 +81,8 @@ def create_source(config, progress: bool = True) -> Source:
                        clip_seconds=data.clip_seconds,
                        clips_per_class=data.synthetic.clips_per_class,
                        synthetic_seconds=data.synthetic.seconds, seed=config.seed,
-                       progress=progress)
+                       home=data.get("home"), gtzan_urls=tuple(data.gtzan.urls),
+                       gtzan_sha256=data.gtzan.sha256, progress=progress)
 
 
 def labels_of(clips: Sequence[ClipRef]) -> np.ndarray:

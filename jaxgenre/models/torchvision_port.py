@@ -13,8 +13,9 @@ unpickler), and `convert` takes any mapping of arrays (numpy, or torch tensors i
 
 from __future__ import annotations
 
-import hashlib
+import glob
 import os
+import urllib.parse
 from typing import Any, Dict, Mapping, Optional
 
 import flax
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgenre import models
+from jaxgenre.data import download
 from jaxgenre.errors import UserError
 from jaxgenre.models import pth
 
@@ -100,30 +102,63 @@ def hub_dir() -> str:
     return os.path.join(home, "hub", "checkpoints")
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _cache_file(path: str, digest: Optional[str]) -> Optional[str]:
+    """The converted variables' cache beside `path`, keyed by the checkpoint's sha256;
+    without a digest (the file is gone and nothing is pinned), the one cache there is."""
+    if digest:
+        return f"{path}.{digest[:16]}.flax.msgpack"
+    found = sorted(glob.glob(glob.escape(path) + ".*.flax.msgpack"))
+    return found[-1] if found else None
+
+
+def checkpoint_file(arch: str, checkpoint: Optional[str] = None, *,
+                    sha256: Optional[str] = None, progress: bool = True) -> str:
+    """Where the weights for `arch` are, fetching them if needed: `checkpoint` (a path,
+    or a URL fetched into torch's hub cache), else torchvision's file in the hub cache,
+    fetched from PyTorch's host with its full sha256 verified. A failed fetch is a
+    `FileNotFoundError` naming the file, the URL and the fix."""
+    ckpt = _checkpoint(arch)
+    if checkpoint and urllib.parse.urlparse(checkpoint).scheme not in ("http", "https"):
+        return os.path.abspath(os.path.expanduser(checkpoint))
+    url = checkpoint or ckpt.url
+    name = os.path.basename(urllib.parse.urlparse(url).path) if checkpoint else ckpt.file
+    path = os.path.join(hub_dir(), name)
+    if os.path.isfile(path) or (not checkpoint and os.path.isfile(_cache_file(path, ckpt.sha256))):
+        return path
+    asset = download.Asset(name=f"{arch} ImageNet weights", file=name, urls=(url,),
+                           sha256=sha256 if checkpoint else ckpt.sha256)
+    try:
+        return download.fetch(asset, hub_dir(), progress=progress)
+    except download.DownloadError as e:
+        raise FileNotFoundError(
+            f"no torchvision checkpoint for {arch} at '{path}', and fetching it failed "
+            f"({e}). Download {url} and put it there (or pass its path), or set "
+            f"--config.model.pretrained=False to train from scratch.") from None
 
 
 def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
-                  key: Optional[jax.Array] = None) -> Dict[str, Dict]:
+                  key: Optional[jax.Array] = None, sha256: Optional[str] = None
+                  ) -> Dict[str, Dict]:
     """ImageNet variables for `arch` with a fresh `num_classes` head.
 
     Reads torchvision's checkpoint from `path`, or from torch's hub cache, where it must
-    have the spec's sha256 (a file given by `path` is the user's own and is not checked),
-    converts it once and caches the Flax variables beside it (`<file>.flax.msgpack`).
+    have the spec's full sha256 (a file given by `path` is checked against `sha256` when
+    one is given: the user's own weights). The digest is verified every time the file is
+    converted, and the converted variables are cached beside it keyed by that digest
+    (`<file>.<sha256[:16]>.flax.msgpack`), so a changed file is converted again.
     """
     ckpt = _checkpoint(arch)
-    check_hash = path is None
+    expected = (ckpt.sha256 if path is None else sha256)
+    expected = expected.lower() if expected else None
     path = path or os.path.join(hub_dir(), ckpt.file)
-    cached = path + ".flax.msgpack"
-    fresh = os.path.isfile(cached) and (not os.path.isfile(path)
-                                        or os.path.getmtime(cached) >= os.path.getmtime(path))
+    digest = download.sha256_of(path) if os.path.isfile(path) else expected
+    if os.path.isfile(path) and expected and digest != expected:
+        whose = "torchvision's" if expected == ckpt.sha256 else "config.model.checkpoint_sha256"
+        raise UserError(f"'{path}' has sha256 {digest}, not {whose} {expected}: a damaged or "
+                        f"different file; delete it and download {ckpt.url} again")
+    cached = _cache_file(path, digest)
     variables = None
-    if fresh:
+    if cached and os.path.isfile(cached):
         try:
             with open(cached, "rb") as f:
                 variables = flax.serialization.msgpack_restore(f.read())
@@ -138,16 +173,12 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
                 f"no torchvision checkpoint for {arch} at '{path}'. Download "
                 f"{ckpt.url} and put it there (or pass its path), "
                 f"or set --config.model.pretrained=False to train from scratch.")
-        if check_hash and (digest := sha256_of(path)) != ckpt.sha256:
-            raise UserError(f"'{path}' has sha256 {digest}, not torchvision's {ckpt.sha256}: "
-                            f"a damaged or different file; delete it and download {ckpt.url} "
-                            f"again")
         try:
             state_dict = pth.load_state_dict(path)
         except pth.UnreadableCheckpoint as e:  # truncated download, not a checkpoint, ...
             raise UserError(f"{e}; delete it and download {ckpt.url} again") from None
         variables = convert(state_dict, arch)
-        with open(cached, "wb") as f:
+        with open(_cache_file(path, digest), "wb") as f:
             f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
     variables = jax.tree.map(jnp.asarray, variables)
     return replace_head(variables, arch, num_classes,

@@ -1,0 +1,80 @@
+"""ImageNet weights fetched when missing: torchvision's pinned file (its spec pointed at
+a local server for the test), and a user's own checkpoint by URL with its sha256,
+through to the variables training starts from."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+from ml_collections import config_dict
+
+from jaxgenre import models, train
+from jaxgenre.models import torch_reference, torchvision_port
+
+torchvision = torch_reference.import_torchvision()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(base URL, file name, sha256, state dict) of a torch.save'd ResNet-18."""
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18().state_dict()
+    torch.save(state, folder / "mine.pth")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield (f"http://127.0.0.1:{httpd.server_address[1]}", "mine.pth",
+           hashlib.sha256((folder / "mine.pth").read_bytes()).hexdigest(), state)
+    httpd.shutdown()
+
+
+def _config(**model):
+    return config_dict.ConfigDict({"model": {"name": "resnet18", "pretrained": True,
+                                             "checkpoint": None, "checkpoint_sha256": None,
+                                             **model}})
+
+
+def test_torchvisions_file_is_fetched_with_its_full_sha256(served, tmp_path, monkeypatch):
+    base, name, sha256, state = served
+    spec = models.get_spec("resnet18")
+    pinned = dataclasses.replace(spec.imagenet, url=f"{base}/{name}", sha256=sha256)
+    monkeypatch.setitem(models.REGISTRY, "resnet18", dataclasses.replace(spec, imagenet=pinned))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    variables, note, warning = train.initial_variables(_config(), 10, key=None)
+    assert note == "ImageNet weights (torchvision)" and warning == ""
+    fetched = tmp_path / "hub" / "checkpoints" / spec.imagenet.file
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == sha256
+    np.testing.assert_array_equal(variables["params"]["conv1"]["kernel"],
+                                  state["conv1.weight"].numpy().transpose(2, 3, 1, 0))
+    # A pin that does not match what the server sends: nothing kept, random init + warning.
+    fetched.unlink()
+    for cache in fetched.parent.glob("*.flax.msgpack"):
+        cache.unlink()
+    wrong = dataclasses.replace(pinned, sha256="0" * 64)
+    monkeypatch.setitem(models.REGISTRY, "resnet18", dataclasses.replace(spec, imagenet=wrong))
+    variables, note, warning = train.initial_variables(_config(), 10, key=None)
+    assert variables is None and "wrong file (sha256" in warning and "random initialisation" in note
+    assert not fetched.exists()
+
+
+def test_a_users_own_checkpoint_by_url(served, tmp_path, monkeypatch):
+    base, name, sha256, state = served
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    config = _config(checkpoint=f"{base}/{name}", checkpoint_sha256=sha256)
+    variables, note, _ = train.initial_variables(config, 4, key=None)
+    assert note == f"ImageNet weights ({base}/{name})"
+    assert variables["params"]["fc"]["kernel"].shape == (512, 4)
+    np.testing.assert_array_equal(variables["params"]["layer1_0_conv1"]["kernel"],
+                                  state["layer1.0.conv1.weight"].numpy().transpose(2, 3, 1, 0))
+    with pytest.raises(ValueError, match="not config.model.checkpoint_sha256"):
+        torchvision_port.load_imagenet("resnet18", 4, str(tmp_path / "hub" / "checkpoints" / name),
+                                       sha256="f" * 64)
