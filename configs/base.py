@@ -20,7 +20,11 @@ def get_config() -> config_dict.ConfigDict:
     config.data.root = config_dict.placeholder(str)
     config.data.tfds_dir = config_dict.placeholder(str)
     config.data.cache_dir = config_dict.placeholder(str)  # None: <workdir>/cache
-    config.data.split = "random"  # random | kfold | fault_filtered
+    # float16 halves the feature cache (FMA-large's mel cache: ~70 GB in float32).
+    config.data.cache_dtype = "float32"
+    # random | kfold | fault_filtered | official (FMA's own); None: the source's default
+    # (official for FMA, random otherwise).
+    config.data.split = config_dict.placeholder(str)
     config.data.fractions = (0.8, 0.1, 0.1)
     config.data.folds = 10
     config.data.fold = config_dict.placeholder(int)  # kfold: None runs every fold
@@ -36,6 +40,16 @@ def get_config() -> config_dict.ConfigDict:
         "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz",
         "http://opihi.cs.uvic.ca/sound/genres.tar.gz")
     config.data.gtzan.sha256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"
+    # data.source='fma': the subset, the folders (URLs, file:// URLs or paths) holding
+    # fma_metadata.zip and fma_<subset>.zip, and their sha1 from the FMA README.
+    config.data.fma = config_dict.ConfigDict()
+    config.data.fma.subset = "small"  # small | medium | large
+    config.data.fma.mirrors = ("https://os.unil.cloud.switch.ch/fma/",)
+    config.data.fma.sha1 = config_dict.ConfigDict({
+        "metadata": "f0df49ffe5f2a6008d7dc83c6915b31835dfe733",
+        "small": "ade154f733639d52e35e32f5593efe5be76c6d70",
+        "medium": "c67b69ea232021025fca9231fc1c7c1a063ab50b",
+        "large": "497109f4dd721066b5ce5e5f250ec604dc78939e"})
     config.data.synthetic = config_dict.ConfigDict()
     config.data.synthetic.clips_per_class = 20
     config.data.synthetic.seconds = 30.0

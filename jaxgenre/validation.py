@@ -7,7 +7,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 from __future__ import annotations
 
 from jaxgenre import features, models
-from jaxgenre.data import sources, splits
+from jaxgenre.data import cache, sources, splits
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
 
@@ -37,8 +37,10 @@ def check_config(config) -> None:
     if config.data.source == "folder" and not config.data.root:
         raise UserError("data.source='folder' needs --config.data.root=PATH (a GTZAN folder "
                         "or any <root>/<class>/<audio files> folder)")
-    _one_of("data.split", config.data.split, splits.SPLITS)
+    if config.data.split is not None:
+        _one_of("data.split", config.data.split, splits.SPLITS)
     _one_of("model.dtype", config.model.dtype, tuple(models.DTYPES))
+    _one_of("data.cache_dtype", config.data.get("cache_dtype", "float32"), cache.DTYPES)
     if config.model.get("normalisation") is not None:
         _one_of("model.normalisation", config.model.normalisation, adapter.NORMALISATIONS)
     _one_of("model.depthwise", config.model.get("depthwise", "auto"),

@@ -82,3 +82,19 @@ def test_two_processes_building_the_same_entry_both_succeed(tmp_path, monkeypatc
     assert asked and not second.hit and second.path == first.path
     np.testing.assert_array_equal(np.asarray(second.features), expected)
     assert [p for p in os.listdir(tmp_path) if "partial" in p] == []
+
+
+def test_float16_storage_is_the_float32_features_rounded_and_a_separate_entry(tmp_path):
+    from jaxgenre.data import pipeline
+
+    source = _source()
+    full = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    half = cache.build_features(source, PARAMS, str(tmp_path), progress=False, dtype="float16")
+    assert half.path != full.path and half.features.dtype == np.float16
+    np.testing.assert_array_equal(np.asarray(half.features),
+                                  np.asarray(full.features).astype(np.float16))
+    assert os.path.getsize(os.path.join(half.path, "features.npy")) < \
+        0.51 * os.path.getsize(os.path.join(full.path, "features.npy"))
+    segs = pipeline.segments(np.arange(len(half)), half.features.shape[-1], segment_frames=20)
+    batch = next(pipeline.iterate_batches(half, segs, batch_size=4, seed=0, epoch=0, train=True))
+    assert batch["inputs"].dtype == np.float32  # the model sees float32 either way

@@ -1,7 +1,8 @@
 """Features computed once per (source, feature parameters, clip list) and kept on disk.
 
 A cache entry is a folder `<cache_dir>/<kind>-<key>/` holding `features.npy`
-(`(clips, ...)` float32, opened memory-mapped, so a data set larger than RAM still
+(`(clips, ...)` float32, or float16 with `dtype='float16'` — half the disk and page
+cache, e.g. for FMA-large; batches are float32 either way — opened memory-mapped, so a data set larger than RAM still
 works) and `meta.json` (clip ids, labels, class names, everything hashed into the key).
 The key is a SHA-256 of the source's identity, sample rate, clip length, every feature
 parameter and the ordered clip ids: change any of them and a new entry is computed;
@@ -43,11 +44,17 @@ class FeatureStore:
         return len(self.clip_ids)
 
 
-def cache_key(source: Source, feature_params: Dict, clips: Sequence[ClipRef]) -> str:
+DTYPES = ("float32", "float16")
+
+
+def cache_key(source: Source, feature_params: Dict, clips: Sequence[ClipRef],
+              dtype: str = "float32") -> str:
     identity = {"format": CACHE_FORMAT, "source": source.identity(), "sr": source.sr,
                 "clip_seconds": source.clip_seconds,
                 "features": {k: feature_params[k] for k in sorted(feature_params)},
                 "clips": [c.clip_id for c in clips]}
+    if dtype != "float32":  # float32 entries keep the keys they had before the option
+        identity["dtype"] = dtype
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -58,34 +65,38 @@ def _load_batch(pool, source: Source, refs: Sequence[ClipRef]) -> np.ndarray:
 
 def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
                    clips: Optional[Sequence[ClipRef]] = None, batch_size: int = 16,
-                   progress: bool = True) -> FeatureStore:
+                   dtype: str = "float32", progress: bool = True) -> FeatureStore:
     """Returns the cached features of `clips` (default: all usable clips of `source`),
     computing and storing them first if this exact entry does not exist yet.
 
     `feature_params` is `config.features` as a dict (`kind` plus transform parameters).
     Audio is decoded by a small thread pool while the previous batch's features compute.
     """
+    if dtype not in DTYPES:
+        raise UserError(f"config.data.cache_dtype must be one of {', '.join(DTYPES)}; "
+                        f"got {dtype!r}")
     clips = tuple(source.clips if clips is None else clips)
     if not clips:
         raise UserError("no clips to compute features for: the data report lists why")
     params = dict(feature_params)
     kind = params.pop("kind")
-    key = cache_key(source, {"kind": kind, **params}, clips)
+    key = cache_key(source, {"kind": kind, **params}, clips, dtype)
     path = os.path.join(cache_dir, f"{kind}-{key}")
     meta = {"clip_ids": [c.clip_id for c in clips], "labels": [c.label for c in clips],
             "class_names": list(source.class_names), "kind": kind,
             "params": {k: params[k] for k in sorted(params)}, "source": source.identity(),
-            "sr": source.sr, "clip_seconds": source.clip_seconds, "format": CACHE_FORMAT}
+            "sr": source.sr, "clip_seconds": source.clip_seconds, "format": CACHE_FORMAT,
+            "dtype": dtype}
     hit = os.path.isfile(os.path.join(path, "meta.json"))
     if not hit:
-        _compute(source, kind, params, clips, path, meta, batch_size, progress)
+        _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype)
     data = np.load(os.path.join(path, "features.npy"), mmap_mode="r")
     return FeatureStore(path=path, features=data, clip_ids=tuple(meta["clip_ids"]),
                         labels=np.asarray(meta["labels"], dtype=np.int32),
                         class_names=tuple(source.class_names), hit=hit)
 
 
-def _compute(source, kind, params, clips, path, meta, batch_size, progress) -> None:
+def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype) -> None:
     partial = f"{path}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
@@ -110,7 +121,7 @@ def _compute(source, kind, params, clips, path, meta, batch_size, progress) -> N
             values = compute(audio)
             if out is None:
                 out = np.lib.format.open_memmap(os.path.join(partial, "features.npy"), mode="w+",
-                                                dtype=np.float32,
+                                                dtype=np.dtype(dtype),
                                                 shape=(len(clips),) + values.shape[1:])
             out[start:start + len(values)] = values
             start += len(values)

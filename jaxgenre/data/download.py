@@ -54,6 +54,7 @@ class Asset:
     urls: Tuple[str, ...]
     sha256: Optional[str] = None
     size: Optional[int] = None
+    sha1: Optional[str] = None  # where a data set publishes only sha1 (FMA)
 
 
 def data_home(configured: Optional[str] = None) -> str:
@@ -63,8 +64,8 @@ def data_home(configured: Optional[str] = None) -> str:
     return os.path.abspath(os.path.expanduser(home))
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: str, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
@@ -77,6 +78,8 @@ def _problem(path: str, asset: Asset) -> Optional[str]:
         return f"{os.path.getsize(path)} bytes, expected {asset.size}"
     if asset.sha256 and (digest := sha256_of(path)) != asset.sha256.lower():
         return f"sha256 {digest}, expected {asset.sha256}"
+    if asset.sha1 and (digest := sha256_of(path, "sha1")) != asset.sha1.lower():
+        return f"sha1 {digest}, expected {asset.sha1}"
     return None
 
 
@@ -110,7 +113,8 @@ def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,
         os.replace(partial, final)
         return final
     tried = "; ".join(failures) or "no URL configured"
-    digest = f" (sha256 {asset.sha256})" if asset.sha256 else ""
+    digest = (f" (sha256 {asset.sha256})" if asset.sha256
+              else f" (sha1 {asset.sha1})" if asset.sha1 else "")
     raise DownloadError(f"could not fetch {asset.name}: {tried}. Download it by hand and put "
                         f"it at {final}{digest}, or give a URL or path that works")
 

@@ -29,15 +29,17 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
     source = sources.create_source(config, progress=progress)
     report = source.report
     ids = [c.clip_id for c in source.clips]
+    kind = config.data.split or getattr(source, "default_split", "random")
     split = splits.make_split(config.data, ids, sources.labels_of(source.clips), config.seed,
-                              report)
+                              report, kind=kind, official=getattr(source, "official_split", None))
     on_report(report)
     if not report.ok():
         raise DataSourceError(
             f"no usable clip for class(es) {', '.join(report.empty_classes())}; see "
             f"{os.path.join(workdir, 'data_report.json')}")
     cache_dir = config.data.get("cache_dir") or os.path.join(workdir, "cache")
-    store = cache.build_features(source, dict(config.features), cache_dir, progress=progress)
+    store = cache.build_features(source, dict(config.features), cache_dir, progress=progress,
+                                 dtype=config.data.get("cache_dtype", "float32"))
     n_frames = store.features.shape[-1]
     feats = config.features
     to_frames = lambda s: pipeline.seconds_to_frames(s, sr=feats.sr, hop_length=feats.hop_length,

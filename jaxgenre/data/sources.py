@@ -9,11 +9,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxgenre.data import gtzan, synthetic, tfds_gtzan
+from jaxgenre.data import fma, gtzan, synthetic, tfds_gtzan
 from jaxgenre.data.folder import GTZAN_HELP, FolderSource  # noqa: F401 (re-exported)
 from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source  # noqa: F401
 
-SOURCES = ("synthetic", "folder", "gtzan", "tfds")
+SOURCES = ("synthetic", "folder", "gtzan", "fma", "tfds")
 
 
 class SyntheticSource(Source):
@@ -50,7 +50,9 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
                 sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
                 clips_per_class: int = 20, synthetic_seconds: float = 30.0, seed: int = 0,
                 home: Optional[str] = None, gtzan_urls: Sequence[str] = gtzan.URLS,
-                gtzan_sha256: Optional[str] = gtzan.SHA256, progress: bool = True) -> Source:
+                gtzan_sha256: Optional[str] = gtzan.SHA256, fma_subset: str = "small",
+                fma_mirrors: Sequence[str] = fma.MIRRORS, fma_sha1: Optional[dict] = None,
+                progress: bool = True) -> Source:
     """Builds a source by name; `create_source(config)` is the config-driven form.
     'gtzan' fetches and unpacks GTZAN into the data home first (`gtzan.fetch_gtzan`)."""
     if name == "synthetic":
@@ -67,6 +69,12 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
                                  progress=progress)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
                             progress=progress)
+    if name == "fma":
+        tracks_csv, audio_dir = fma.fetch_fma(fma_subset, home=home, mirrors=fma_mirrors,
+                                              sha1=fma_sha1, progress=progress)
+        return fma.FmaSource(tracks_csv, audio_dir, subset=fma_subset, sr=sr,
+                             min_seconds=min_seconds, clip_seconds=clip_seconds,
+                             progress=progress)
     if name == "tfds":
         return tfds_gtzan.TfdsSource(tfds_dir, sr=sr, min_seconds=min_seconds,
                                      clip_seconds=clip_seconds, progress=progress)
@@ -82,7 +90,9 @@ def create_source(config, progress: bool = True) -> Source:
                        clips_per_class=data.synthetic.clips_per_class,
                        synthetic_seconds=data.synthetic.seconds, seed=config.seed,
                        home=data.get("home"), gtzan_urls=tuple(data.gtzan.urls),
-                       gtzan_sha256=data.gtzan.sha256, progress=progress)
+                       gtzan_sha256=data.gtzan.sha256, fma_subset=data.fma.subset,
+                       fma_mirrors=tuple(data.fma.mirrors), fma_sha1=dict(data.fma.sha1),
+                       progress=progress)
 
 
 def labels_of(clips: Sequence[ClipRef]) -> np.ndarray:

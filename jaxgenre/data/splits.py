@@ -17,7 +17,7 @@ from jaxgenre.data.types import DataReport
 from jaxgenre.errors import UserError
 
 PARTS = ("train", "valid", "test")
-SPLITS = ("random", "kfold", "fault_filtered")
+SPLITS = ("random", "kfold", "fault_filtered", "official")
 
 
 def _by_class(clip_ids: Sequence[str], labels: np.ndarray):
@@ -117,10 +117,26 @@ def fault_filtered_split(clip_ids: Sequence[str],
     return _finish(parts, clip_ids)
 
 
+def official_split(clip_ids: Sequence[str], assignment: Dict[str, str]
+                   ) -> Dict[str, np.ndarray]:
+    """A data set's own split (FMA's `set.split`): `assignment` maps clip id → part."""
+    parts = {p: [np.asarray([i for i, cid in enumerate(clip_ids)
+                             if assignment.get(cid) == p], dtype=np.int64)] for p in PARTS}
+    return _finish(parts, clip_ids)
+
+
 def make_split(data_config, clip_ids: Sequence[str], labels, seed: int,
-               report: Optional[DataReport] = None) -> Dict[str, np.ndarray]:
-    """The split `config.data` asks for."""
-    kind = data_config.split
+               report: Optional[DataReport] = None, *, kind: Optional[str] = None,
+               official: Optional[Dict[str, str]] = None) -> Dict[str, np.ndarray]:
+    """The split `config.data` asks for (`kind` overrides `data.split`; `official` is
+    the source's own assignment, for kind 'official')."""
+    kind = kind or data_config.split
+    if kind == "official":
+        if official is None:
+            raise UserError("data.split='official' is the split a data set ships with (FMA's "
+                            "set.split); this source has none: use random, kfold or "
+                            "fault_filtered")
+        return official_split(clip_ids, official)
     if kind == "random":
         return random_split(clip_ids, labels, fractions=data_config.fractions, seed=seed)
     if kind == "kfold":

@@ -1,0 +1,161 @@
+"""The Free Music Archive data set (mdeff/fma) as a source: `--config.data.source=fma`,
+`--config.data.fma.subset=small|medium|large`.
+
+Fetched into the data home: `fma_metadata.zip` (tracks.csv) and `fma_<subset>.zip`
+(30 s mp3 clips, `fma_<subset>/<first 3 digits>/<6-digit id>.mp3`), each verified
+against the sha1 the FMA README publishes, unpacked once. Labels are each track's
+top-level genre (`track.genre_top`); the subset is `set.subset` (small ⊂ medium ⊂
+large); the official split is `set.split` (training / validation / test), which is
+`data.split`'s default for FMA ('official'). Every listed track is decoded once to
+validate it: unreadable or too-short mp3s (FMA has some) go into the data report with
+the reason, never a crash, never silently dropped.
+
+`tracks.csv` has a two-row header (column group, column name) and a third row naming
+the index (`track_id`); it is read with the `csv` module (pandas is not a core pin).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from jaxgenre import audio
+from jaxgenre.data import download
+from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source
+
+SUBSETS = ("small", "medium", "large")
+MIRRORS = ("https://os.unil.cloud.switch.ch/fma/",)
+# sha1 of each archive, as published in the FMA README (github.com/mdeff/fma).
+SHA1 = {"metadata": "f0df49ffe5f2a6008d7dc83c6915b31835dfe733",
+        "small": "ade154f733639d52e35e32f5593efe5be76c6d70",
+        "medium": "c67b69ea232021025fca9231fc1c7c1a063ab50b",
+        "large": "497109f4dd721066b5ce5e5f250ec604dc78939e"}
+OFFICIAL_PARTS = {"training": "train", "validation": "valid", "test": "test"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    track_id: int
+    genre_top: str
+    split: str  # training | validation | test
+    subset: str  # small | medium | large
+
+
+def read_tracks(path: str) -> List[Track]:
+    """The rows of FMA's tracks.csv that jaxgenre needs."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = csv.reader(f)
+        groups, names = next(rows), next(rows)
+        columns, group = [], ""
+        for g, n in zip(groups, names):
+            group = g or group
+            columns.append((group, n))
+        try:
+            at = {key: columns.index(key) for key in
+                  (("track", "genre_top"), ("set", "split"), ("set", "subset"))}
+        except ValueError as e:
+            raise DataSourceError(f"'{path}' is not FMA's tracks.csv (no column {e}); "
+                                  f"fetch fma_metadata.zip again") from None
+        tracks = []
+        for row in rows:
+            if not row or not row[0].strip().isdigit():  # the 'track_id' index-name row
+                continue
+            tracks.append(Track(int(row[0]), row[at[("track", "genre_top")]],
+                                row[at[("set", "split")]], row[at[("set", "subset")]]))
+    return tracks
+
+
+def audio_path(audio_dir: str, track_id: int) -> str:
+    tid = f"{track_id:06d}"
+    return os.path.join(audio_dir, tid[:3], tid + ".mp3")
+
+
+def _asset(part: str, mirrors: Sequence[str], sha1: Optional[str]) -> download.Asset:
+    file = "fma_metadata.zip" if part == "metadata" else f"fma_{part}.zip"
+    urls = tuple(m if m.endswith(".zip") and part in os.path.basename(m)
+                 else m.rstrip("/") + "/" + file for m in mirrors)
+    return download.Asset(name=f"FMA {part} ({file})", file=file, urls=urls, sha1=sha1)
+
+
+def fetch_fma(subset: str, *, home: Optional[str] = None, mirrors: Sequence[str] = MIRRORS,
+              sha1: Optional[Dict[str, Optional[str]]] = None, progress: bool = True
+              ) -> Tuple[str, str]:
+    """(tracks.csv path, audio folder) of FMA `subset`, fetched and unpacked if needed.
+    `mirrors` are folders (URLs, file:// URLs or paths) holding the archives."""
+    if subset not in SUBSETS:
+        raise DataSourceError(f"config.data.fma.subset must be one of {', '.join(SUBSETS)}; "
+                              f"got {subset!r}")
+    sha1 = {**SHA1, **(sha1 or {})}
+    home = download.data_home(home)
+    unpacked = {}
+    for part in ("metadata", subset):
+        target = os.path.join(home, "fma", part)
+        if not os.path.isdir(target):
+            archive = download.fetch(_asset(part, mirrors, sha1.get(part)), home,
+                                     progress=progress)
+            download.extract(archive, target)
+        unpacked[part] = target
+    tracks_csv = os.path.join(unpacked["metadata"], "fma_metadata", "tracks.csv")
+    audio_dir = os.path.join(unpacked[subset], f"fma_{subset}")
+    for path in (tracks_csv, audio_dir):
+        if not os.path.exists(path):
+            raise DataSourceError(f"'{path}' is missing after unpacking FMA; delete "
+                                  f"{os.path.join(home, 'fma')} and fetch it again")
+    return tracks_csv, audio_dir
+
+
+class FmaSource(Source):
+    """FMA `subset`: tracks of that subset (and the smaller ones it contains) with a
+    top-level genre; clip ids `<genre>/<6-digit id>`."""
+    name = "fma"
+    default_split = "official"
+
+    def __init__(self, tracks_csv: str, audio_dir: str, *, subset: str = "small",
+                 sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
+                 progress: bool = True):
+        super().__init__(sr=sr, clip_seconds=clip_seconds)
+        self.subset, self.audio_dir = subset, audio_dir
+        rank = SUBSETS.index(subset)
+        tracks = [t for t in read_tracks(tracks_csv)
+                  if t.subset in SUBSETS and SUBSETS.index(t.subset) <= rank and t.genre_top]
+        self.class_names = tuple(sorted({t.genre_top for t in tracks}))
+        self.report = DataReport(source="fma", location=audio_dir,
+                                 class_names=list(self.class_names))
+        self.report.notes.append(f"FMA {subset}: {len(tracks)} tracks with a top-level genre "
+                                 f"in tracks.csv")
+        clips: List[ClipRef] = []
+        self.official_split: Dict[str, str] = {}
+        for t in tqdm(tracks, desc="validating audio", unit="file", disable=not progress):
+            path = audio_path(audio_dir, t.track_id)
+            clip_id = f"{t.genre_top}/{t.track_id:06d}"
+            reason, seconds = self._validate(path, min_seconds)
+            if reason:
+                self.report.reject(os.path.relpath(path, audio_dir), reason)
+                continue
+            clips.append(ClipRef(clip_id, self.class_names.index(t.genre_top), path))
+            self.report.accept(t.genre_top, seconds)
+            self.official_split[clip_id] = OFFICIAL_PARTS.get(t.split, "")
+        self.clips = tuple(clips)
+
+    def _validate(self, path: str, min_seconds: float) -> Tuple[Optional[str], float]:
+        if not os.path.isfile(path):
+            return "listed in tracks.csv but not in the archive", 0.0
+        try:
+            y = audio.load_audio(path, sr=self.sr)
+        except audio.AudioDecodeError as e:
+            return e.reason, 0.0
+        seconds = y.size / self.sr
+        if seconds < min_seconds:
+            return f"too short: {seconds:.2f} s < min_seconds={min_seconds:g} s", seconds
+        return None, seconds
+
+    def _load(self, ref: ClipRef) -> np.ndarray:
+        return audio.load_audio(ref.locator, sr=self.sr)
+
+    def identity(self) -> dict:
+        return {"source": "fma", "subset": self.subset, "audio_dir": self.audio_dir}
