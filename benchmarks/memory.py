@@ -1,11 +1,12 @@
 """Peak memory of the data path and training at GTZAN size (and beyond): the feature
 cache is a memory map, so the data set never has to fit in RAM.
 
-    python benchmarks/memory.py [--clips_per_class=100] [--model=resnet18] [--steps=20]
-                                [--cache_dir=DIR]
+    python benchmarks/memory.py [--clips_per_class=100] [--seconds=30] [--model=resnet18]
+                                [--steps=20] [--cache_dtype=float32|float16] [--cache_dir=DIR]
 
-Builds the mel feature cache of `10 * clips_per_class` synthetic 30 s clips (100 per
-class is GTZAN's size, 1000 is 10x), reads one whole epoch of 3 s segment batches from
+Builds the mel feature cache of `10 * clips_per_class` synthetic clips of `seconds`
+(100 per class of 30 s is GTZAN's size; 10000 per class of 1 s is FMA-large's clip
+count, 100k), reads one whole epoch of 3 s segment batches from
 it, then runs `steps` training steps. A thread samples /proc/self/status every 50 ms
 and the script prints, per phase, the peak of the process's anonymous memory (RssAnon:
 what the process itself allocated) and of its whole resident set (VmRSS, which also
@@ -76,11 +77,14 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cache_dir", default=None, help="default: a temporary folder")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--cache_dtype", default="float32", choices=cache.DTYPES)
     args = parser.parse_args()
     peak = PeakMemory()
     cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="jaxgenre-memory-")
     n = 10 * args.clips_per_class
-    print(f"{n} synthetic clips of 30 s, mel, {args.model}; "
+    print(f"{n} synthetic clips of {args.seconds:g} s, mel ({args.cache_dtype} cache), "
+          f"{args.model}; "
           f"{jax.devices()[0].platform} x{jax.device_count()}")
     print(f"{'phase':<34} {'seconds':>8} {'peak RssAnon MB':>16} {'peak VmRSS MB':>14}")
 
@@ -91,8 +95,10 @@ def main() -> None:
 
     start = time.perf_counter()
     features = dict(base.get_config().features, kind="mel")
-    source = sources.SyntheticSource(clips_per_class=args.clips_per_class, seconds=30.0, seed=0)
-    store = cache.build_features(source, features, cache_dir, progress=False)
+    source = sources.SyntheticSource(clips_per_class=args.clips_per_class,
+                                     seconds=args.seconds, seed=0)
+    store = cache.build_features(source, features, cache_dir, progress=False,
+                                 dtype=args.cache_dtype)
     size_mb = os.path.getsize(os.path.join(store.path, "features.npy")) / 2**20
     report(f"build the cache ({size_mb:.0f} MB on disk)", start)
 
@@ -103,6 +109,10 @@ def main() -> None:
                                           train=True):
         rows += batch["inputs"].shape[0]
     report(f"one epoch of batches ({rows} segments)", start)
+    if args.steps == 0:  # the data path alone
+        if args.cache_dir is None:
+            shutil.rmtree(cache_dir)
+        return
 
     start = time.perf_counter()
     mesh = parallel.data_mesh()

@@ -56,7 +56,7 @@ def test_missing_root_or_no_audio_fails_at_once_with_the_layout(tmp_path):
     with pytest.raises(sources.DataSourceError, match="needs a root"):
         sources.open_source("folder")
     with pytest.raises(sources.DataSourceError, match="unknown data source"):
-        sources.open_source("gtzan")
+        sources.open_source("soundcloud")  # "gtzan" is a real source now (fetched)
 
 
 def test_report_cli_prints_and_writes_json(tmp_path, capsys):
