@@ -38,8 +38,8 @@ def format_test_results(evaluation: Dict, model: str, feature: str, data_source:
                      f"{evaluation['segments'][key]:>9.4f} {theirs:>14}")
     lines.append(f"  {'macro AUC':<10} {evaluation['clips']['macro_auc']:>8.4f} "
                  f"{evaluation['segments']['macro_auc']:>9.4f} {'-':>14}")
-    if data_source == "synthetic":
-        lines.append("  (the study's figures are on GTZAN; these are on the synthetic set)")
+    if data_source not in ("folder", "gtzan", "tfds"):  # synthetic, fma
+        lines.append(f"  (the study's figures are on GTZAN; these are on the {data_source} set)")
     return "\n".join(lines)
 
 

@@ -134,3 +134,16 @@ def test_the_hub_file_must_have_the_specs_sha256(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="has sha256 [0-9a-f]{64}, not torchvision's "
                                          "f37072fd47e89c5e"):
         torchvision_port.load_imagenet("resnet18", 10)
+
+
+def test_pinned_digests_agree_with_torchvisions_published_file_names():
+    """torch hub names each file <arch>-<first 8 hex of its sha256>.pth; the specs pin
+    the whole digest, which must extend that prefix."""
+    from jaxgenre import models
+
+    pinned = [s.imagenet for s in models.REGISTRY.values() if s.imagenet]
+    assert len(pinned) == 2
+    for ckpt in pinned:
+        prefix = ckpt.file.rsplit("-", 1)[1].removesuffix(".pth")
+        assert len(ckpt.sha256) == 64 and ckpt.sha256.startswith(prefix), ckpt.file
+        assert ckpt.url.endswith("/" + ckpt.file)

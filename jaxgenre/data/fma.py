@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from jaxgenre import audio
 from jaxgenre.data import download
+from jaxgenre.data.folder import check_audio
 from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source
 
 SUBSETS = ("small", "medium", "large")
@@ -145,14 +146,7 @@ class FmaSource(Source):
     def _validate(self, path: str, min_seconds: float) -> Tuple[Optional[str], float]:
         if not os.path.isfile(path):
             return "listed in tracks.csv but not in the archive", 0.0
-        try:
-            y = audio.load_audio(path, sr=self.sr)
-        except audio.AudioDecodeError as e:
-            return e.reason, 0.0
-        seconds = y.size / self.sr
-        if seconds < min_seconds:
-            return f"too short: {seconds:.2f} s < min_seconds={min_seconds:g} s", seconds
-        return None, seconds
+        return check_audio(path, sr=self.sr, min_seconds=min_seconds)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
         return audio.load_audio(ref.locator, sr=self.sr)

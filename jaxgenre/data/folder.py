@@ -23,6 +23,19 @@ GTZAN_HELP = (
     "with --config.data.root=PATH.")
 
 
+def check_audio(path: str, *, sr: int, min_seconds: float) -> Tuple[Optional[str], float]:
+    """(why the file cannot be used or None, its duration in seconds): it must decode
+    and last at least `min_seconds`. Every source that reads files validates with it."""
+    try:
+        y = audio.load_audio(path, sr=sr)
+    except audio.AudioDecodeError as e:
+        return e.reason, 0.0
+    seconds = y.size / sr
+    if seconds < min_seconds:
+        return f"too short: {seconds:.2f} s < min_seconds={min_seconds:g} s", seconds
+    return None, seconds
+
+
 def find_class_root(root: str) -> str:
     """The folder whose sub-folders are the classes, for every layout GTZAN ships in."""
     if not os.path.isdir(root):
@@ -69,14 +82,7 @@ class FolderSource(Source):
             return "a folder inside a class folder (nested folders are not read)", 0.0
         if not path.lower().endswith(AUDIO_EXTENSIONS):
             return f"not an audio file (extension '{os.path.splitext(path)[1]}')", 0.0
-        try:
-            y = audio.load_audio(path, sr=self.sr)
-        except audio.AudioDecodeError as e:
-            return e.reason, 0.0
-        seconds = y.size / self.sr
-        if seconds < min_seconds:
-            return f"too short: {seconds:.2f} s < min_seconds={min_seconds:g} s", seconds
-        return None, seconds
+        return check_audio(path, sr=self.sr, min_seconds=min_seconds)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
         return audio.load_audio(ref.locator, sr=self.sr)

@@ -1,6 +1,7 @@
 """Where clips come from, opened by name: the built-in synthetic set (the default, so
-everything runs offline), a local GTZAN folder (`folder.py`), or TFDS `gtzan`
-(`tfds_gtzan.py`). The interface they share is in `types.py`.
+everything runs offline), a local folder (`folder.py`), GTZAN fetched and unpacked
+(`gtzan.py`), FMA fetched and unpacked (`fma.py`), or TFDS `gtzan` (`tfds_gtzan.py`).
+The interface they share is in `types.py`; fetching is `download.py`'s.
 """
 
 from __future__ import annotations
