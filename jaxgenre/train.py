@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jaxgenre import checkpoint, evaluate, parallel, steps as steps_lib
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
+from jaxgenre.errors import UserError
 from jaxgenre.models import adapter
 
 STUDY_EPOCHS = 50
@@ -53,8 +54,9 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
     ImageNet weights are used when `config.model.pretrained` and the model's spec has a
     checkpoint: `config.model.checkpoint` (a path or URL, checked against
     `checkpoint_sha256` if given) or torchvision's file, fetched into torch's hub cache
-    with its full sha256 when missing. A file that cannot be had falls back to random
-    initialisation with a warning; a file that is there but wrong is a `UserError`."""
+    with its full sha256 when missing. torchvision's file that cannot be had falls back
+    to random initialisation with a warning; a file that is there but wrong, or a
+    `checkpoint` that cannot be had, is a `UserError`."""
     from jaxgenre import models
     from jaxgenre.models import torchvision_port
 
@@ -67,6 +69,8 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
         variables = torchvision_port.load_imagenet(name, num_classes, path if own else None,
                                                    key=key, sha256=own_sha256)
     except FileNotFoundError as e:
+        if own:  # weights the user named: no silent fallback
+            raise UserError(f"config.model.checkpoint={own!r} cannot be had: {e}") from None
         return (None, f"random initialisation: ImageNet weights not found ({e})",
                 f"{e} Training starts from random initialisation instead.")
     return variables, ("ImageNet weights (torchvision)" if not own

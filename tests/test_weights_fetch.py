@@ -78,3 +78,9 @@ def test_a_users_own_checkpoint_by_url(served, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="not config.model.checkpoint_sha256"):
         torchvision_port.load_imagenet("resnet18", 4, str(tmp_path / "hub" / "checkpoints" / name),
                                        sha256="f" * 64)
+
+
+def test_a_named_checkpoint_that_is_missing_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="config.model.checkpoint=.*nowhere.pth.*cannot be had"):
+        train.initial_variables(_config(checkpoint=str(tmp_path / "nowhere.pth")), 4, key=None)
