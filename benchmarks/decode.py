@@ -50,7 +50,8 @@ def main() -> None:
             for c in range(args.clips):
                 os.makedirs(os.path.join(root, f"class{c % 2}"), exist_ok=True)
                 t = np.arange(int(args.seconds * rate)) / rate
-                y = 0.2 * np.sin(2 * np.pi * (200 + 10 * c) * t) + 0.05 * rng.standard_normal(t.size)
+                y = (0.2 * np.sin(2 * np.pi * (200 + 10 * c) * t)
+                     + 0.05 * rng.standard_normal(t.size))
                 sf.write(os.path.join(root, f"class{c % 2}", f"clip{c:03d}.{ext}"),
                          y.astype(np.float32), rate, format=fmt, subtype=subtype)
             paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)

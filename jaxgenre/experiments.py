@@ -11,6 +11,7 @@ interrupted grid or k-fold resumes run by run (and a run itself resumes by epoch
 from __future__ import annotations
 
 import copy
+import json
 import os
 from typing import Dict, List, Tuple
 
@@ -71,8 +72,6 @@ def run(config, workdir: str) -> None:
 
 def _results(run_dir: str, title: str, start) -> Dict:
     """`<run_dir>/results.json`, after calling `start()` to produce it unless it exists."""
-    import json
-
     path = os.path.join(run_dir, "results.json")
     if not os.path.isfile(path):
         writer_lib.announce(title)

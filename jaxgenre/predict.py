@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from jaxgenre import audio, checkpoint, errors, evaluate, features, metrics, models, parallel
+from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, features, metrics,
+                      models, parallel)
 from jaxgenre import steps as steps_lib
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
@@ -49,10 +50,8 @@ class Predictor:
         self.kind = self.feature_params.pop("kind")
         self.mesh = parallel.data_mesh()
         model_cfg = self.config.model
-        from jaxgenre import experiments  # the model options training used
-
         model = models.create(model_cfg.name, len(self.class_names),
-                              **experiments.model_options(self.config))
+                              **experiments.model_options(self.config))  # as training
         adapt = adapter.for_model(model_cfg)
         tx = steps_lib.create_optimizer(self.config.optim, 1)  # the saved state's structure
         sample = jnp.zeros((1,) + self._feature(np.zeros(int(self.config.features.sr))).shape[:-1]

@@ -18,11 +18,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxgenre import checkpoint, evaluate, parallel, steps as steps_lib
+from jaxgenre import checkpoint, evaluate, models, parallel, steps as steps_lib
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.errors import UserError
-from jaxgenre.models import adapter
+from jaxgenre.models import adapter, torchvision_port
 
 STUDY_EPOCHS = 50
 
@@ -57,9 +57,6 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
     with its full sha256 when missing. torchvision's file that cannot be had falls back
     to random initialisation with a warning; a file that is there but wrong, or a
     `checkpoint` that cannot be had, is a `UserError`."""
-    from jaxgenre import models
-    from jaxgenre.models import torchvision_port
-
     name = config.model.name
     if not config.model.pretrained or models.get_spec(name).imagenet is None:
         return None, "random initialisation", ""

@@ -29,10 +29,11 @@ def check_config(config) -> None:
     kind = config.features.kind
     _one_of("features.kind", kind, features.KINDS)
     if kind not in spec.feature_kinds:
+        takers = [n for n, s in models.REGISTRY.items() if kind in s.feature_kinds]
         raise UserError(
             f"config.model.name={spec.name!r} takes {', '.join(spec.feature_kinds)} features, "
             f"not features.kind={kind!r}; pick one of those kinds, or a model that takes "
-            f"{kind!r} ({', '.join(n for n, s in models.REGISTRY.items() if kind in s.feature_kinds) or 'none is registered yet'})")
+            f"{kind!r} ({', '.join(takers) or 'none is registered yet'})")
     _one_of("data.source", config.data.source, sources.SOURCES)
     if config.data.source == "folder" and not config.data.root:
         raise UserError("data.source='folder' needs --config.data.root=PATH (a GTZAN folder "

@@ -17,7 +17,7 @@ import csv
 import json
 import os
 import sys
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import jax
 from tqdm import tqdm
@@ -28,7 +28,7 @@ from jaxgenre import plots, study
 class RunWriter:
     """The outputs of one training run in `workdir`."""
 
-    def __init__(self, workdir: str, *, files: bool = None):
+    def __init__(self, workdir: str, *, files: Optional[bool] = None):
         self.workdir = workdir
         self.files = jax.process_index() == 0 if files is None else files
         os.makedirs(workdir, exist_ok=True)

@@ -2,8 +2,8 @@
 
 A cache entry is a folder `<cache_dir>/<kind>-<key>/` holding `features.npy`
 (`(clips, ...)` float32, or float16 with `dtype='float16'` — half the disk and page
-cache, e.g. for FMA-large; batches are float32 either way — opened memory-mapped, so a data set larger than RAM still
-works) and `meta.json` (clip ids, labels, class names, everything hashed into the key).
+cache, e.g. for FMA-large; batches are float32 either way — opened memory-mapped, so
+a data set larger than RAM still works) and `meta.json` (clip ids, labels, class names, everything hashed into the key).
 The key is a SHA-256 of the source's identity, sample rate, clip length, every feature
 parameter and the ordered clip ids: change any of them and a new entry is computed;
 a stale entry is never read. Entries are written under a temporary name and renamed
