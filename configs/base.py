@@ -14,7 +14,7 @@ def get_config() -> config_dict.ConfigDict:
     config.cpu_xla_flags = True
 
     config.data = config_dict.ConfigDict()
-    config.data.source = "synthetic"  # synthetic | folder | gtzan (fetched) | tfds
+    config.data.source = "synthetic"  # synthetic | folder | gtzan, fma (fetched) | tfds
     # Where fetched data goes: None is $JAXGENRE_DATA, else ~/.cache/jaxgenre.
     config.data.home = config_dict.placeholder(str)
     config.data.root = config_dict.placeholder(str)
