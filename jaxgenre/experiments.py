@@ -121,10 +121,19 @@ def cell_config(config, model: str, feature: str):
     return cell
 
 
+def grid_cells() -> List[Tuple[str, str]]:
+    """The study's nine cells (feature by feature, as its tables), then one cell per
+    registered model for each feature the study did not train (the waveform)."""
+    return ([(m, f) for f in study.FEATURES for m in study.MODELS]
+            + [(name, f) for f in study.EXTRA_FEATURES
+               for name, spec in models.REGISTRY.items() if f in spec.feature_kinds])
+
+
 def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
     """Every study cell (or `cells`) in `<workdir>/<model>_<feature>/`, then results.md,
-    results.csv and confusion_grid.png laid out like the study's tables 1-3."""
-    cells = cells or [(m, f) for f in study.FEATURES for m in study.MODELS]
+    results.csv and confusion_grid.png laid out like the study's tables 1-3; by default
+    also a waveform row, one cell per registered model that takes waveforms."""
+    cells = cells or grid_cells()
     results = {}
     for model, feature in cells:
         cell_dir = os.path.join(workdir, f"{model}_{feature}")
@@ -132,9 +141,10 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
             cell_dir, f"grid cell {model} x {feature}",
             lambda: run(cell_config(config, model, feature), cell_dir))
     md, rows = study.grid_tables(results, config.data.source)
+    shown = [(m, f) for m in study.MODELS for f in study.FEATURES]  # "not run" if absent
+    shown += [cell for cell in cells if cell not in shown]
     confusion_cells = {
         (models.get_spec(m).display_name, f):
-            results[(m, f)]["test"]["clips"] if (m, f) in results else None
-        for m in study.MODELS for f in study.FEATURES}
+            results[(m, f)]["test"]["clips"] if (m, f) in results else None for m, f in shown}
     writer_lib.grid_tables(md, rows, confusion_cells, workdir)
     return results

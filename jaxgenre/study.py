@@ -7,8 +7,11 @@ from typing import Dict, List, Tuple
 from jaxgenre import models
 
 FEATURES = ("mel", "spec", "mfcc")
+# The study extracted the waveform but trained no model on it: the grid adds that row.
+EXTRA_FEATURES = ("waveform",)
 TITLES = {"mel": "Table 1. Mel-spectrogram input", "spec": "Table 2. Spectrogram input",
-          "mfcc": "Table 3. MFCC input"}
+          "mfcc": "Table 3. MFCC input",
+          "waveform": "Waveform input (the study trained no model on it)"}
 # Test-set figures of the study, tables 1 (mel), 2 (spectrogram) and 3 (MFCC):
 # (accuracy, macro precision, macro recall, macro F1), keyed by registry name.
 STUDY = {
@@ -50,8 +53,8 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
     rows, md = [], [f"# The study's grid, on {data_source} data",
                     "", "Each cell: jaxgenre's test figure (clip level), and the study's in "
                     "brackets (GTZAN, its tables 1-3).", ""]
-    for feature in FEATURES:
-        cells = [(m, feature) for m in MODELS if (m, feature) in results]
+    for feature in FEATURES + EXTRA_FEATURES:
+        cells = [(m, f) for m, f in results if f == feature]
         if not cells:
             continue
         md += [f"## {TITLES[feature]}", "",
@@ -59,13 +62,14 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
                "|---" * (1 + len(METRICS)) + "|"]
         for model, _ in cells:
             ours = results[(model, feature)]["test"]["clips"]
-            study = STUDY[(model, feature)]
+            study = STUDY.get((model, feature))
+            theirs = [f"({study[i]:.4f})" if study else "(-)" for i in range(len(METRICS))]
             md.append(f"| {models.get_spec(model).display_name} | " + " | ".join(
-                f"{ours[key]:.4f} ({study[i]:.4f})" for i, (_, key) in enumerate(METRICS))
-                + " |")
+                f"{ours[key]:.4f} {theirs[i]}" for i, (_, key) in enumerate(METRICS)) + " |")
             rows.append({"model": model, "feature": feature, "data": data_source,
                          **{f"{label}": ours[key] for label, key in METRICS},
-                         **{f"study_{label}": study[i] for i, (label, _) in enumerate(METRICS)},
+                         **{f"study_{label}": study[i] if study else ""
+                            for i, (label, _) in enumerate(METRICS)},
                          "macro_auc": ours["macro_auc"]})
         md.append("")
     return md, rows

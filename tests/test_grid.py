@@ -50,3 +50,24 @@ def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
     assert summary["test"]["clips"]["accuracy"] == np.mean(accuracies)
     assert summary["test"]["clips"]["accuracy_std"] == np.std(accuracies)
     assert np.sum(summary["test"]["clips"]["confusion"]) == 30
+
+
+def test_the_grid_has_a_waveform_row_without_study_numbers(tmp_path):
+    config = base.get_config()
+    config.data.synthetic.update(clips_per_class=3, seconds=2.0)
+    config.data.update(clip_seconds=2.0, segment_seconds=0.5)
+    config.train.update(epochs=1, batch_size=8)
+    config.eval.update(batch_size=8, plots=False)
+    cells = [("spectral_cnn", "mel"), ("sample_cnn", "waveform")]
+    experiments.run_grid(config, str(tmp_path), cells=cells)
+    table = (tmp_path / "results.md").read_text()
+    assert "Waveform input (the study trained no model on it)" in table
+    assert "| SampleCNN (waveform) |" in table and "(-)" in table
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert rows[1]["model"] == "sample_cnn" and rows[1]["study_accuracy"] == ""
+    assert 0.0 <= float(rows[1]["accuracy"]) <= 1.0
+    # The default grid: the study's nine cells, then one waveform cell per model taking it.
+    default = experiments.grid_cells()
+    assert default[:9] == [(m, f) for f in ("mel", "spec", "mfcc")
+                           for m in ("spectral_cnn", "resnet18", "efficientnet_v2_s")]
+    assert default[9:] == [("sample_cnn", "waveform")]

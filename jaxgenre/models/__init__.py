@@ -19,13 +19,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgenre.errors import UserError
-from jaxgenre.models import efficientnet_v2, resnet, spectral_cnn
+from jaxgenre.models import efficientnet_v2, resnet, sample_cnn, spectral_cnn
 from jaxgenre.models.spec import ModelSpec
 
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     spectral_cnn.SPEC,
     resnet.SPEC,
     efficientnet_v2.SPEC,
+    sample_cnn.SPEC,
 )}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 

@@ -34,8 +34,11 @@ NORMALISATIONS = ("standardise", "imagenet")
 def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
           channels: int = 1, normalisation: str = "standardise",
           eps: float = 1e-5) -> jax.Array:
-    """(batch, n_freq, n_frames) → (batch, H, W, channels) float32 model input."""
-    chex.assert_rank(features, 3)
+    """(batch, n_freq, n_frames) → (batch, H, W, channels) float32 model input; a
+    waveform batch (batch, samples) → (batch, samples, 1), standardised per example."""
+    chex.assert_rank(features, {2, 3})
+    if features.ndim == 2:
+        return _adapt_waveform(features, input_size, channels, normalisation, eps)
     if channels not in (1, 3):
         raise UserError(f"model inputs have 1 or 3 channels, got {channels}")
     if normalisation not in NORMALISATIONS:
@@ -57,6 +60,16 @@ def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
         unit = (x - low) / jnp.maximum(span, eps)
         x = (unit[..., None] - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
     return x
+
+
+def _adapt_waveform(y: jax.Array, input_size, channels: int, normalisation: str,
+                    eps: float) -> jax.Array:
+    if input_size is not None or channels != 1 or normalisation != "standardise":
+        raise UserError("a waveform input is standardised and kept at its length with one "
+                        "channel: leave model.input_size and model.normalisation unset")
+    y = y.astype(jnp.float32)
+    mean = jnp.mean(y, axis=1, keepdims=True)
+    return ((y - mean) / jnp.maximum(jnp.std(y, axis=1, keepdims=True), eps))[..., None]
 
 
 def for_model(model_config) -> Callable[[jax.Array], jax.Array]:
