@@ -53,11 +53,9 @@ def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
 
 
 def test_the_grid_has_a_waveform_row_without_study_numbers(tmp_path):
-    config = base.get_config()
-    config.data.synthetic.update(clips_per_class=3, seconds=2.0)
-    config.data.update(clip_seconds=2.0, segment_seconds=0.5)
-    config.train.update(epochs=1, batch_size=8)
-    config.eval.update(batch_size=8, plots=False)
+    from test_sample_cnn import tiny
+
+    config = tiny(base.get_config())
     cells = [("spectral_cnn", "mel"), ("sample_cnn", "waveform")]
     experiments.run_grid(config, str(tmp_path), cells=cells)
     table = (tmp_path / "results.md").read_text()

@@ -47,13 +47,17 @@ def test_a_2d_model_given_waveforms_names_the_model_that_takes_them():
     validation.check_config(waveform.get_config())  # the waveform cell itself is valid
 
 
-def test_the_waveform_cell_trains_tests_and_predicts(tmp_path):
-    config = waveform.get_config()
+def tiny(config):
+    """`config` shrunk to 30 clips of 2 s, 0.5 s segments, one epoch: a test-sized run."""
     config.data.synthetic.update(clips_per_class=3, seconds=2.0)
     config.data.update(clip_seconds=2.0, segment_seconds=0.5)
     config.train.update(epochs=1, batch_size=8)
     config.eval.update(batch_size=8, plots=False)
-    out = experiments.run_one(config, str(tmp_path))
+    return config
+
+
+def test_the_waveform_cell_trains_tests_and_predicts(tmp_path):
+    out = experiments.run_one(tiny(waveform.get_config()), str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "sample_cnn" and results["feature"] == "waveform"
     assert results["test"]["clips"]["n"] == 10 and results["test"]["segments"]["n"] == 40
