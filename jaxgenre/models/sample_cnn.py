@@ -6,7 +6,7 @@ Convolutional Neural Networks for Music Auto-tagging Using Raw Waveforms" (SMC 2
 a first convolution of 3 samples with stride 3, then blocks of a 3-sample convolution,
 BatchNorm, ReLU and max-pooling by 3, so each block widens the receptive field
 threefold. Their 3^9 model used 128-512 channels on 59,049-sample inputs; jaxgenre's
-default is narrower (32-128 channels, ~0.3 M parameters) so that it trains on a laptop
+default is narrower (32-128 channels, 174,890 parameters) so that it trains on a laptop
 CPU, and ends with global average pooling instead of a fixed-length flatten, so any
 segment length works (3 s at 22050 Hz: 66,150 samples). Input (batch, samples, 1).
 """
