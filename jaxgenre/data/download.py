@@ -64,27 +64,21 @@ def data_home(configured: Optional[str] = None) -> str:
     return os.path.abspath(os.path.expanduser(home))
 
 
-def sha256_of(path: str, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
+def file_digest(path: str, algorithm: str = "sha256") -> str:
+    """The file's hex digest (hashlib's own chunked reader)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def _problem(path: str, asset: Asset) -> Optional[str]:
     """Why the file at `path` is not the asset, or None when it is."""
     if asset.size is not None and os.path.getsize(path) != asset.size:
         return f"{os.path.getsize(path)} bytes, expected {asset.size}"
-    if asset.sha256 and (digest := sha256_of(path)) != asset.sha256.lower():
+    if asset.sha256 and (digest := file_digest(path)) != asset.sha256.lower():
         return f"sha256 {digest}, expected {asset.sha256}"
-    if asset.sha1 and (digest := sha256_of(path, "sha1")) != asset.sha1.lower():
+    if asset.sha1 and (digest := file_digest(path, "sha1")) != asset.sha1.lower():
         return f"sha1 {digest}, expected {asset.sha1}"
     return None
-
-
-def is_verified(path: str, asset: Asset) -> bool:
-    return os.path.isfile(path) and _problem(path, asset) is None
 
 
 def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,

@@ -151,7 +151,7 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
     expected = (ckpt.sha256 if path is None else sha256)
     expected = expected.lower() if expected else None
     path = path or os.path.join(hub_dir(), ckpt.file)
-    digest = download.sha256_of(path) if os.path.isfile(path) else expected
+    digest = download.file_digest(path) if os.path.isfile(path) else expected
     if os.path.isfile(path) and expected and digest != expected:
         whose = "torchvision's" if expected == ckpt.sha256 else "config.model.checkpoint_sha256"
         raise UserError(f"'{path}' has sha256 {digest}, not {whose} {expected}: a damaged or "
