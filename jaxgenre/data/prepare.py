@@ -29,9 +29,9 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
     source = sources.create_source(config, progress=progress)
     report = source.report
     ids = [c.clip_id for c in source.clips]
-    kind = config.data.split or getattr(source, "default_split", "random")
     split = splits.make_split(config.data, ids, sources.labels_of(source.clips), config.seed,
-                              report, kind=kind, official=getattr(source, "official_split", None))
+                              report, kind=config.data.split or source.default_split,
+                              official=source.official_split)
     on_report(report)
     if not report.ok():
         raise DataSourceError(

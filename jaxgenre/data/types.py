@@ -95,6 +95,10 @@ class Source:
     class_names: Tuple[str, ...]
     clips: Tuple[ClipRef, ...]
     report: DataReport
+    # The split `data.split=None` means for this source, and the source's own clip id →
+    # part assignment when it ships one (FMA's set.split); None when it does not.
+    default_split: str = "random"
+    official_split: Optional[Dict[str, str]] = None
 
     def __init__(self, *, sr: int, clip_seconds: float):
         self.sr, self.clip_seconds = sr, clip_seconds
