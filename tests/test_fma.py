@@ -96,6 +96,13 @@ def test_read_tracks_and_paths_by_hand(tmp_path):
     assert fma.audio_path("/a", 123456) == os.path.join("/a", "123", "123456.mp3")
 
 
+def test_a_damaged_tracks_csv_names_the_line(tmp_path):
+    path = tmp_path / "tracks.csv"
+    path.write_text(_tracks_csv(_tracks()) + "905,an album,training\n")  # cut short
+    with pytest.raises(ValueError, match="tracks.csv' line 24 has 3 columns, not 6"):
+        fma.read_tracks(str(path))
+
+
 def test_the_configs_pins_are_the_modules():
     config = base.get_config()
     assert dict(config.data.fma.sha1) == fma.SHA1

@@ -66,6 +66,11 @@ def read_tracks(path: str) -> List[Track]:
         for row in rows:
             if not row or not row[0].strip().isdigit():  # the 'track_id' index-name row
                 continue
+            if len(row) != len(columns):
+                raise DataSourceError(
+                    f"'{path}' line {rows.line_num} has {len(row)} columns, not "
+                    f"{len(columns)}: a damaged tracks.csv; delete the unpacked metadata "
+                    f"folder and fetch fma_metadata.zip again")
             tracks.append(Track(int(row[0]), row[at[("track", "genre_top")]],
                                 row[at[("set", "split")]], row[at[("set", "subset")]]))
     return tracks
