@@ -39,12 +39,16 @@ def segment_probabilities(predict_fn: Callable, state, store: FeatureStore,
 
 
 def evaluate_part(predict_fn: Callable, state, store: FeatureStore, segs: pipeline.Segments, *,
-                  batch_size: int, mesh) -> Dict:
-    """Segment- and clip-level classification reports (identical without segmenting)."""
+                  batch_size: int, mesh, clip_mean: str = "probability") -> Dict:
+    """Segment- and clip-level classification reports (identical without segmenting),
+    and under 'per_clip' each clip's (store index, probabilities, label) arrays, which
+    runs save for ensembles. `clip_mean` is how segments combine (`metrics.vote`)."""
     probs, labels, clips = segment_probabilities(predict_fn, state, store, segs,
                                                  batch_size=batch_size, mesh=mesh)
     names = list(store.class_names)
     result = {"segments": metrics.classification_report(labels, probs, names)}
-    _, clip_probs, clip_labels = metrics.vote(probs, clips, labels)
+    clip_ids, clip_probs, clip_labels = metrics.vote(probs, clips, labels, mean=clip_mean)
     result["clips"] = metrics.classification_report(clip_labels, clip_probs, names)
+    result["per_clip"] = {"clip_index": clip_ids, "probabilities": clip_probs,
+                          "labels": clip_labels}
     return result

@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 import jax
 import numpy as np
 
-from jaxgenre import evaluate, models, parallel, study, train, writer as writer_lib
+from jaxgenre import clip_table, evaluate, models, parallel, study, train, writer as writer_lib
 from jaxgenre.data import prepare
 
 
@@ -47,7 +47,10 @@ def run_one(config, workdir: str) -> Dict:
     trained = train.train(config, data, model, workdir=workdir, writer=out)
     test = evaluate.evaluate_part(trained.steps.predict, trained.best_state, data.store,
                                   data.parts["test"], batch_size=config.eval.batch_size,
-                                  mesh=parallel.data_mesh())
+                                  mesh=parallel.data_mesh(),
+                                  clip_mean=config.eval.get("clip_mean", "probability"))
+    out.clip_probabilities(clip_table.from_evaluation(test.pop("per_clip"), data.store.clip_ids,
+                                                      data.class_names))
     name, feature = config.model.name, config.features.kind
     results = {"model": name, "feature": feature, "data": config.data.source,
                "initialisation": trained.initialisation, "epochs": trained.epochs,

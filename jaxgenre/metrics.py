@@ -36,18 +36,34 @@ def roc_auc(labels, probabilities: np.ndarray) -> Dict:
             "undefined_classes": undefined}
 
 
-def vote(probabilities: np.ndarray, clip_index: np.ndarray, labels: np.ndarray):
-    """Clip-level results from segment-level ones: average each clip's segment
-    probabilities. Returns (clip ids in first-seen order, probabilities, labels)."""
+CLIP_MEANS = ("probability", "log_probability")
+
+
+def vote(probabilities: np.ndarray, clip_index: np.ndarray, labels: np.ndarray, *,
+         mean: str = "probability"):
+    """Clip-level results from segment-level ones. `mean='probability'` averages each
+    clip's segment probabilities (the study's); 'log_probability' averages their logs and
+    renormalises (a normalised geometric mean: windows multiply as independent evidence,
+    so one window that rules a class out weighs more than under the arithmetic mean).
+    Returns (clip ids in first-seen order, probabilities, labels)."""
+    if mean not in CLIP_MEANS:
+        raise ValueError(f"mean must be one of {CLIP_MEANS}, got {mean!r}")
     clips, first = np.unique(clip_index, return_index=True)
     order = np.argsort(first)
     clips, first = clips[order], first[order]
-    sums = np.zeros((clips.size, probabilities.shape[1]))
+    values = np.asarray(probabilities, dtype=np.float64)
+    if mean == "log_probability":
+        values = np.log(np.maximum(values, np.finfo(np.float64).tiny))
+    sums = np.zeros((clips.size, values.shape[1]))
     position = {c: i for i, c in enumerate(clips)}
     rows = np.array([position[c] for c in clip_index])
-    np.add.at(sums, rows, probabilities)
+    np.add.at(sums, rows, values)
     counts = np.bincount(rows, minlength=clips.size)[:, None]
-    return clips, sums / counts, np.asarray(labels)[first]
+    averaged = sums / counts
+    if mean == "log_probability":
+        averaged = np.exp(averaged - averaged.max(axis=1, keepdims=True))
+        averaged /= averaged.sum(axis=1, keepdims=True)
+    return clips, averaged, np.asarray(labels)[first]
 
 
 def classification_report(labels, probabilities: np.ndarray,

@@ -66,7 +66,8 @@ class Predictor:
         return np.asarray(features.compute(y, kind=self.kind, **self.feature_params))
 
     def probabilities(self, y: np.ndarray) -> np.ndarray:
-        """Mean class probabilities over the segments of one clip of any length."""
+        """Class probabilities of one clip of any length: its windows scored and
+        combined as the run's test clips were (`eval.window_overlap`, `eval.clip_mean`)."""
         feat = self._feature(y)
         frames = self.segment_frames
         if feat.shape[-1] < frames:  # shorter than one segment: pad (dB floor for dB kinds)
@@ -76,11 +77,14 @@ class Predictor:
         store = FeatureStore(path="", features=feat[None], clip_ids=("clip",),
                              labels=np.zeros(1, np.int32), class_names=tuple(self.class_names),
                              hit=False)
-        segs = pipeline.segments(np.zeros(1, np.int64), feat.shape[-1], segment_frames=frames)
+        overlap = self.config.eval.get("window_overlap", 0.0) or 0.0  # as the run's test
+        segs = pipeline.segments(np.zeros(1, np.int64), feat.shape[-1], segment_frames=frames,
+                                 hop_frames=max(1, int(round(frames * (1 - overlap)))))
         probs, labels, clips = evaluate.segment_probabilities(
             self.steps.predict, self.state, store, segs, batch_size=self.batch_size,
             mesh=self.mesh)
-        return metrics.vote(probs, clips, labels)[1][0]
+        return metrics.vote(probs, clips, labels,
+                            mean=self.config.eval.get("clip_mean", "probability"))[1][0]
 
 
 def expand(paths: List[str]) -> List[str]:

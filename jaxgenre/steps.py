@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from jaxgenre import augment as augment_lib
 from jaxgenre import parallel
 from jaxgenre.errors import UserError
 
@@ -40,29 +41,39 @@ class TrainState:
     rng: jax.Array  # fixed; step keys are fold_in(rng, step)
 
 
+def decay_mask(params) -> Any:
+    """True for the leaves weight decay applies to: kernels (2 or more dimensions); not
+    biases nor BatchNorm's scale and offset (1-D), which decay would only pull towards 0."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
 def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
-    """`config.optim` → optax: adam / adamw (weight_decay > 0) / sgd (momentum 0.9),
-    with a 'constant', 'cosine' or 'warmup_cosine' (5% warm-up) learning rate."""
+    """`config.optim` → optax: adam (adamw when weight_decay > 0) / adamw / sgd (momentum
+    0.9), with a 'constant', 'cosine' or 'warmup_cosine' learning rate (a linear warm-up
+    over `optim.warmup_fraction` of the steps, default 5%, then cosine decay to 0). Weight
+    decay skips biases and BatchNorm parameters (`decay_mask`)."""
     lr = optim.learning_rate
     total_steps = max(int(total_steps), 1)
+    warmup = max(1, int(total_steps * optim.get("warmup_fraction", 0.05)))
     schedules = {
         "constant": lambda: lr,
         "cosine": lambda: optax.cosine_decay_schedule(lr, total_steps),
         "warmup_cosine": lambda: optax.warmup_cosine_decay_schedule(
-            0.0, lr, max(1, total_steps // 20), total_steps),
+            0.0, lr, min(warmup, total_steps - 1) if total_steps > 1 else 0, total_steps),
     }
     if optim.schedule not in schedules:
         raise UserError(f"optim.schedule must be one of {sorted(schedules)}, "
                          f"got {optim.schedule!r}")
     schedule = schedules[optim.schedule]()
-    if optim.name == "adam":
-        if optim.weight_decay:
-            return optax.adamw(schedule, weight_decay=optim.weight_decay)
+    if optim.name in ("adam", "adamw"):
+        if optim.weight_decay or optim.name == "adamw":
+            return optax.adamw(schedule, weight_decay=optim.weight_decay, mask=decay_mask)
         return optax.adam(schedule)
     if optim.name == "sgd":
-        return optax.chain(optax.add_decayed_weights(optim.weight_decay),
+        return optax.chain(optax.masked(optax.add_decayed_weights(optim.weight_decay),
+                                        decay_mask),
                            optax.sgd(schedule, momentum=0.9))
-    raise UserError(f"optim.name must be 'adam' or 'sgd', got {optim.name!r}")
+    raise UserError(f"optim.name must be 'adam', 'adamw' or 'sgd', got {optim.name!r}")
 
 
 def create_train_state(key: jax.Array, model, tx: optax.GradientTransformation,
@@ -77,17 +88,25 @@ def create_train_state(key: jax.Array, model, tx: optax.GradientTransformation,
                       opt_state=tx.init(params), rng=step_key)
 
 
-def train_step(state: TrainState, batch: Batch, *, model, tx, adapt: Callable
+def train_step(state: TrainState, batch: Batch, *, model, tx, adapt: Callable,
+               augmentation: augment_lib.Augmentation = augment_lib.Augmentation()
                ) -> Tuple[TrainState, Dict[str, jax.Array]]:
-    """One optimiser step on the batch's masked mean cross-entropy."""
+    """One optimiser step on the batch's masked mean cross-entropy, after the batch's
+    augmentation (`augment.augment_batch`; none by default). With mixup or label
+    smoothing the targets are class distributions; otherwise integer labels."""
     key = jax.random.fold_in(state.rng, state.step)
-    inputs, labels, mask = adapt(batch["inputs"]), batch["labels"], batch["mask"]
+    aug_key = jax.random.fold_in(key, augment_lib.AUGMENT_STREAM)
+    labels, mask = batch["labels"], batch["mask"]
+    inputs, targets = augment_lib.augment_batch(augmentation, aug_key, batch["inputs"], labels,
+                                                num_classes=model.num_classes, adapt=adapt)
+    cross_entropy = (optax.softmax_cross_entropy if augmentation.soft_targets
+                     else optax.softmax_cross_entropy_with_integer_labels)
 
     def loss_fn(params):
         logits, updated = model.apply({"params": params, "batch_stats": state.batch_stats},
                                       inputs, train=True, rngs={"dropout": key},
                                       mutable=["batch_stats"])
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        losses = cross_entropy(logits, targets)
         loss = jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
         return loss, (logits, updated["batch_stats"])
 
@@ -114,12 +133,14 @@ class Steps:
 
 
 def compile_steps(model, tx: Optional[optax.GradientTransformation], adapt: Callable,
-                  mesh: Mesh) -> Steps:
+                  mesh: Mesh, augmentation: augment_lib.Augmentation = augment_lib.Augmentation()
+                  ) -> Steps:
     """The steps jitted over `mesh`: state replicated (and donated), batch on 'data'.
-    Without `tx` (prediction only) `train` is None."""
+    Without `tx` (prediction only) `train` is None. `augmentation` acts in training only."""
     state_sharding, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
     train = None if tx is None else jax.jit(
-        functools.partial(train_step, model=model, tx=tx, adapt=adapt),
+        functools.partial(train_step, model=model, tx=tx, adapt=adapt,
+                          augmentation=augmentation),
         in_shardings=(state_sharding, data), out_shardings=(state_sharding, state_sharding),
         donate_argnums=0)
     predict = jax.jit(functools.partial(predict_step, model=model, adapt=adapt),

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxgenre import checkpoint, evaluate, models, parallel, steps as steps_lib
+from jaxgenre import augment, checkpoint, evaluate, models, parallel, steps as steps_lib
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.errors import UserError
@@ -74,6 +74,18 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
                        else f"ImageNet weights ({own})"), ""
 
 
+def epoch_segments(config, data: PreparedData, epoch: int) -> pipeline.Segments:
+    """The training windows of `epoch`: the fixed tiles, or with `augment.random_crop`
+    windows at random positions (`pipeline.random_crops`, drawn from (seed, epoch))."""
+    tiles = data.parts["train"]
+    aug = config.get("augment", None)
+    aug = {} if aug is None else aug
+    if not aug.get("random_crop", False):
+        return tiles
+    return pipeline.random_crops(tiles, data.store.features.shape[-1], seed=config.seed,
+                                 epoch=epoch, per_clip=aug.get("crops_per_clip"))
+
+
 def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained:
     """Trains `model` on `data.parts['train']`, validating every epoch, keeping the last
     `config.train.keep` checkpoints and the best one under `<workdir>/checkpoints`;
@@ -81,8 +93,9 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     mesh = parallel.data_mesh()
     n_classes = len(data.class_names)
     adapt = adapter.for_model(config.model)
-    train_segs, batch_size = data.parts["train"], config.train.batch_size
+    train_segs, batch_size = epoch_segments(config, data, 0), config.train.batch_size
     steps_per_epoch = len(train_segs) // batch_size
+    clip_mean = config.eval.get("clip_mean", "probability")
     key = jax.random.PRNGKey(config.seed)
     n_epochs = resolve_epochs(config)
     tx = steps_lib.create_optimizer(config.optim, steps_per_epoch * n_epochs)
@@ -92,7 +105,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     sample = jnp.zeros((1,) + data.store.features.shape[1:-1] + (train_segs.length,))
     state = jax.device_put(steps_lib.create_train_state(key, model, tx, adapt(sample), variables),
                            parallel.replicated(mesh))
-    steps = steps_lib.compile_steps(model, tx, adapt, mesh)
+    steps = steps_lib.compile_steps(model, tx, adapt, mesh, augment.from_config(config))
     ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep)
     record = {"epoch": 0, "best_valid_accuracy": -1.0}
     restored = ckpt.restore_latest(checkpoint.abstract(state))
@@ -103,7 +116,8 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     for epoch in range(record["epoch"], n_epochs):
         start, totals = time.perf_counter(), None
         batches = prefetch.prefetch_to_mesh(
-            pipeline.iterate_batches(data.store, train_segs, batch_size=batch_size,
+            pipeline.iterate_batches(data.store, epoch_segments(config, data, epoch),
+                                     batch_size=batch_size,
                                      seed=config.seed, epoch=epoch, train=True),
             mesh, size=config.train.get("prefetch", 2))
         with writer.progress(batches, total=steps_per_epoch, unit="step",
@@ -116,7 +130,8 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                     bar.set_postfix(loss=f"{float(m['loss']):.3f}", seg_per_s=f"{rate:.1f}")
         totals = jax.device_get(totals)
         valid = (evaluate.evaluate_part(steps.predict, state, data.store, data.parts["valid"],
-                                        batch_size=config.eval.batch_size, mesh=mesh)["clips"]
+                                        batch_size=config.eval.batch_size, mesh=mesh,
+                                        clip_mean=clip_mean)["clips"]
                  if len(data.parts["valid"]) else None)
         valid_accuracy = valid["accuracy"] if valid else 0.0
         improved = valid_accuracy > record["best_valid_accuracy"]

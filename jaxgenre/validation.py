@@ -6,7 +6,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 
 from __future__ import annotations
 
-from jaxgenre import features, models
+from jaxgenre import features, metrics, models
 from jaxgenre.data import cache, sources, splits
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
@@ -56,3 +56,40 @@ def check_config(config) -> None:
     if config.data.segment_seconds is not None and config.data.segment_seconds <= 0:
         raise UserError(f"config.data.segment_seconds must be positive (or None for whole "
                         f"clips); got {config.data.segment_seconds!r}")
+    _check_recipe(config, kind)
+
+
+def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and 0 <= value and (value <= upper if closed
+                                                              else value < upper)
+    if not ok:
+        raise UserError(f"config.{key} must be a number in [0, {upper:g}{']' if closed else ')'}; "
+                        f"got {value!r}")
+
+
+def _check_recipe(config, kind: str) -> None:
+    """`augment.*`, `train.label_smoothing`, `optim.warmup_fraction`, `eval.*` windows."""
+    aug = config.get("augment", None)
+    if aug is not None:
+        if aug.get("spec_augment", False):
+            if kind == "waveform":
+                raise UserError("config.augment.spec_augment masks frequency bands and frames "
+                                "of a spectral feature; features.kind='waveform' has none: "
+                                "turn it off")
+            for key in ("freq_masks", "time_masks"):
+                if not isinstance(aug[key], int) or aug[key] < 0:
+                    raise UserError(f"config.augment.{key} must be a whole number >= 0; "
+                                    f"got {aug[key]!r}")
+            for key in ("freq_mask_fraction", "time_mask_fraction"):
+                _fraction(f"augment.{key}", aug[key])
+        if aug.get("crops_per_clip") is not None:
+            _positive("augment.crops_per_clip", aug.crops_per_clip)
+        for key in ("mixup_alpha", "gain_db"):
+            value = aug.get(key, 0.0)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise UserError(f"config.augment.{key} must be a number >= 0 (0 is off); "
+                                f"got {value!r}")
+    _fraction("train.label_smoothing", config.train.get("label_smoothing", 0.0), closed=False)
+    _fraction("optim.warmup_fraction", config.optim.get("warmup_fraction", 0.05), closed=False)
+    _fraction("eval.window_overlap", config.eval.get("window_overlap", 0.0), closed=False)
+    _one_of("eval.clip_mean", config.eval.get("clip_mean", "probability"), metrics.CLIP_MEANS)

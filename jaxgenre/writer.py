@@ -22,7 +22,7 @@ from typing import Dict, Iterable, List, Optional
 import jax
 from tqdm import tqdm
 
-from jaxgenre import plots, study
+from jaxgenre import clip_table, plots, study
 
 
 class RunWriter:
@@ -87,6 +87,12 @@ class RunWriter:
             with open(self._path("results.json"), "w") as f:
                 json.dump(results, f, indent=2)
         self.say(study.format_test_results(test, model, feature, data_source))
+
+    def clip_probabilities(self, table) -> None:
+        """test_probabilities.csv: each test clip's probabilities (`clip_table`), what
+        ensembles of finished runs average."""
+        if self.files:
+            clip_table.write(self._path(clip_table.FILE_NAME), table)
 
     def figures(self, test: Dict, *, title: str, source, feature_params: Dict) -> None:
         """Confusion matrices, ROC curves, training curves and one feature image per

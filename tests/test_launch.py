@@ -63,7 +63,15 @@ def test_mistyped_override_fails_naming_the_key(tmp_path):
     (["--config.features.kind=waveform"],
      "'resnet18' takes mel, spec, mfcc features, not features.kind='waveform'"),
     (["--config.model.name=vgg16"], "unknown model 'vgg16': config.model.name must be one of"),
-    (["--config.optim.name=lion"], "optim.name must be 'adam' or 'sgd'"),
+    (["--config.optim.name=lion"], "optim.name must be 'adam', 'adamw' or 'sgd'"),
+    (["--config.model.name=sample_cnn", "--config.features.kind=waveform",
+      "--config.augment.spec_augment=True"], "config.augment.spec_augment masks frequency"),
+    (["--config.eval.clip_mean=median"], "config.eval.clip_mean must be one of probability, "
+                                         "log_probability"),
+    (["--config.eval.window_overlap=1.0"], "config.eval.window_overlap must be a number in "
+                                           "[0, 1)"),
+    (["--config.data.synthetic.variant=extreme"],
+     "data.synthetic.variant must be one of standard, hard"),
     (["--config.train.batch_size=0"], "config.train.batch_size must be a whole number"),
 ])
 def test_user_errors_are_one_line_and_exit_2(tmp_path, overrides, message):

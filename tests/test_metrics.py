@@ -70,3 +70,14 @@ def test_vote_averages_segment_probabilities_per_clip():
     assert clips.tolist() == [7, 2, 9]
     np.testing.assert_allclose(clip_probs, [[.6, .4], [.4, .6], [.1, .9]])
     assert clip_labels.tolist() == [0, 1, 1]
+
+
+def test_vote_by_log_probabilities_is_the_normalised_geometric_mean():
+    probs = np.array([[.9, .1], [.3, .7], [.2, .8], [.6, .4], [.1, .9]])
+    clip_index = np.array([7, 7, 2, 2, 9])
+    _, clip_probs, _ = metrics.vote(probs, clip_index, np.zeros(5, int), mean="log_probability")
+    by_hand = np.array([[np.sqrt(.9 * .3), np.sqrt(.1 * .7)], [np.sqrt(.2 * .6), np.sqrt(.8 * .4)],
+                        [.1, .9]])
+    np.testing.assert_allclose(clip_probs, by_hand / by_hand.sum(1, keepdims=True))
+    with pytest.raises(ValueError, match="mean must be one of"):
+        metrics.vote(probs, clip_index, np.zeros(5, int), mean="median")

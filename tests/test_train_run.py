@@ -23,6 +23,17 @@ def _config(epochs):
     return config
 
 
+def _augmented(epochs):
+    """_config with every augmentation, the schedule and the test windows on."""
+    config = _config(epochs)
+    config.augment.update(random_crop=True, crops_per_clip=3, spec_augment=True,
+                          mixup_alpha=1.0, gain_db=6.0)
+    config.train.label_smoothing = 0.1
+    config.optim.update(name="adamw", weight_decay=0.05, schedule="warmup_cosine")
+    config.eval.update(window_overlap=0.5, clip_mean="log_probability", plots=False)
+    return config
+
+
 def _params(out):
     return jax.tree.map(np.asarray, out["state"].params)
 
@@ -50,6 +61,45 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     # The last-epoch weights of both runs are equal; so are the chosen best states.
     jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
     assert whole["results"]["test"] == resumed["results"]["test"]
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    """With a schedule the run must stop for real (a shorter run has another schedule):
+    it is killed right after epoch 1's checkpoint is written."""
+    from jaxgenre import checkpoint
+
+    whole = experiments.run_one(_augmented(3), str(tmp_path / "whole"))
+    save = checkpoint.Checkpoints.save
+
+    def save_then_die(self, state, record, **kwargs):
+        save(self, state, record, **kwargs)
+        self.close()
+        raise _Killed
+
+    monkeypatch.setattr(checkpoint.Checkpoints, "save", save_then_die)
+    with pytest.raises(_Killed):
+        experiments.run_one(_augmented(3), str(tmp_path / "resumed"))
+    monkeypatch.undo()
+    resumed = experiments.run_one(_augmented(3), str(tmp_path / "resumed"))
+    jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
+    assert whole["results"]["test"] == resumed["results"]["test"]
+    # Test windows overlap by half: a 4 s clip's 173 frames hold windows of 43 frames
+    # every 22 (six of them, not the four tiles).
+    assert whole["results"]["test"]["segments"]["n"] == 10 * ((173 - 43) // 22 + 1)
+    # The per-clip probabilities beside results.json give the reported clip accuracy.
+    from sklearn.metrics import accuracy_score
+
+    from jaxgenre import clip_table
+
+    table = clip_table.read(str(tmp_path / "whole" / clip_table.FILE_NAME))
+    assert len(table.clip_ids) == 10 and len(set(table.clip_ids)) == 10
+    np.testing.assert_allclose(table.probabilities.sum(1), 1.0, atol=1e-9)
+    assert accuracy_score(table.labels, table.probabilities.argmax(1)) == \
+        whole["results"]["test"]["clips"]["accuracy"]
 
 
 def _check_predict(tmp_path, whole):

@@ -51,6 +51,22 @@ def segments(clip_indices: np.ndarray, n_frames: int, *, segment_frames: Optiona
                     segment_frames)
 
 
+def random_crops(segs: Segments, n_frames: int, *, seed: int, epoch: int,
+                 per_clip: Optional[int] = None) -> Segments:
+    """One epoch's training windows with random positions: `per_clip` windows of
+    `segs.length` per clip of `segs` (default: as many as `segs` has, e.g. the ten fixed
+    3 s tiles of a 30 s clip), each starting anywhere in the clip, uniformly. Drawn on
+    the host from (seed, epoch) — a pure function, so a resumed run cuts the same crops."""
+    clips, counts = np.unique(segs.clip, return_counts=True)
+    if per_clip is None:
+        per_clip = int(round(counts.mean())) if clips.size else 0
+    if per_clip < 1:
+        raise UserError(f"augment.crops_per_clip must be at least 1, got {per_clip}")
+    rng = np.random.default_rng([seed, epoch, 0xC0])  # a stream apart from batch_order's
+    starts = rng.integers(0, max(n_frames - segs.length, 0) + 1, size=clips.size * per_clip)
+    return Segments(np.repeat(clips, per_clip), starts.astype(np.int64), segs.length)
+
+
 def seconds_to_frames(seconds: Optional[float], *, sr: int, hop_length: int,
                       kind: str) -> Optional[int]:
     """A duration along the feature's time axis: frames for spectral features, samples

@@ -29,7 +29,8 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
     source = sources.create_source(config, progress=progress)
     report = source.report
     ids = [c.clip_id for c in source.clips]
-    split = splits.make_split(config.data, ids, sources.labels_of(source.clips), config.seed,
+    split = splits.make_split(config.data, ids, sources.labels_of(source.clips),
+                              sources.data_seed(config),
                               report, kind=config.data.split or source.default_split,
                               official=source.official_split)
     on_report(report)
@@ -44,9 +45,13 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
     feats = config.features
     to_frames = lambda s: pipeline.seconds_to_frames(s, sr=feats.sr, hop_length=feats.hop_length,
                                                      kind=feats.kind)
-    parts = {name: pipeline.segments(idx, n_frames,
-                                     segment_frames=to_frames(config.data.segment_seconds),
-                                     hop_frames=to_frames(config.data.segment_hop_seconds))
+    segment = to_frames(config.data.segment_seconds)
+    overlap = config.get("eval", {}).get("window_overlap", 0.0) or 0.0
+    train_hop = to_frames(config.data.segment_hop_seconds)
+    # Validation and test windows overlap by eval.window_overlap (0: as training's).
+    eval_hop = max(1, int(round(segment * (1 - overlap)))) if overlap and segment else train_hop
+    parts = {name: pipeline.segments(idx, n_frames, segment_frames=segment,
+                                     hop_frames=train_hop if name == "train" else eval_hop)
              for name, idx in split.items()}
     return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report,
                         source=source)

@@ -22,12 +22,17 @@ class SyntheticSource(Source):
     name = "synthetic"
 
     def __init__(self, *, clips_per_class: int = 20, seconds: float = 30.0, seed: int = 0,
-                 sr: int = 22050, clip_seconds: Optional[float] = None):
+                 sr: int = 22050, clip_seconds: Optional[float] = None,
+                 variant: str = "standard"):
         super().__init__(sr=sr, clip_seconds=clip_seconds or seconds)
         if clips_per_class < 1 or seconds <= 0:
             raise DataSourceError(f"synthetic data needs clips_per_class >= 1 and seconds > 0, "
                                   f"got {clips_per_class} and {seconds}")
+        if variant not in synthetic.VARIANTS:
+            raise DataSourceError(f"data.synthetic.variant must be one of "
+                                  f"{', '.join(synthetic.VARIANTS)}; got {variant!r}")
         self.clips_per_class, self.seconds, self.seed = clips_per_class, seconds, seed
+        self.variant = variant
         self.class_names = synthetic.CLASS_NAMES
         ids, labels = synthetic.clip_ids(clips_per_class)
         self.clips = tuple(ClipRef(i, int(l), n % clips_per_class)
@@ -36,21 +41,24 @@ class SyntheticSource(Source):
         for ref in self.clips:
             self.report.accept(self.class_names[ref.label], seconds)
         self.report.notes.append(f"generated from seed {seed}: {clips_per_class} clips per "
-                                 f"class of {seconds:g} s")
+                                 f"class of {seconds:g} s ({variant} variant)")
 
     def _load(self, ref: ClipRef) -> np.ndarray:
         return synthetic.generate_clip(ref.label, ref.locator, seed=self.seed,
-                                       seconds=self.seconds, sr=self.sr)
+                                       seconds=self.seconds, sr=self.sr, variant=self.variant)
 
     def identity(self) -> dict:
-        return {"source": "synthetic", "seed": self.seed, "seconds": self.seconds,
-                "version": synthetic.VERSION}
+        identity = {"source": "synthetic", "seed": self.seed, "seconds": self.seconds,
+                    "version": synthetic.VERSION}
+        if self.variant != "standard":  # the standard set keeps the cache keys it had
+            identity["variant"] = self.variant
+        return identity
 
 
 def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str] = None,
                 sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
                 clips_per_class: int = 20, synthetic_seconds: float = 30.0, seed: int = 0,
-                home: Optional[str] = None, gtzan_urls: Sequence[str] = gtzan.URLS,
+                synthetic_variant: str = "standard", home: Optional[str] = None, gtzan_urls: Sequence[str] = gtzan.URLS,
                 gtzan_sha256: Optional[str] = gtzan.SHA256, fma_subset: str = "small",
                 fma_mirrors: Sequence[str] = fma.MIRRORS, fma_sha1: Optional[dict] = None,
                 progress: bool = True) -> Source:
@@ -58,6 +66,7 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
     'gtzan' fetches and unpacks GTZAN into the data home first (`gtzan.fetch_gtzan`)."""
     if name == "synthetic":
         return SyntheticSource(clips_per_class=clips_per_class, seconds=synthetic_seconds,
+                               variant=synthetic_variant,
                                seed=seed, sr=sr, clip_seconds=clip_seconds)
     if name == "folder":
         if not root:
@@ -82,6 +91,13 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
     raise DataSourceError(f"unknown data source {name!r}; expected one of {SOURCES}")
 
 
+def data_seed(config) -> int:
+    """The seed of the data — the synthetic set and the split: `config.data.seed`, or
+    when None `config.seed`. Fix it to train several seeds on one split (seed ensembles)."""
+    seed = config.data.get("seed", None)
+    return config.seed if seed is None else seed
+
+
 def create_source(config, progress: bool = True) -> Source:
     """The source `config.data` describes (features.sr sets the sample rate)."""
     data = config.data
@@ -89,7 +105,8 @@ def create_source(config, progress: bool = True) -> Source:
                        sr=config.features.sr, min_seconds=data.min_seconds,
                        clip_seconds=data.clip_seconds,
                        clips_per_class=data.synthetic.clips_per_class,
-                       synthetic_seconds=data.synthetic.seconds, seed=config.seed,
+                       synthetic_seconds=data.synthetic.seconds, seed=data_seed(config),
+                       synthetic_variant=data.synthetic.get("variant", "standard"),
                        home=data.get("home"), gtzan_urls=tuple(data.gtzan.urls),
                        gtzan_sha256=data.gtzan.sha256, fma_subset=data.fma.subset,
                        fma_mirrors=tuple(data.fma.mirrors), fma_sha1=dict(data.fma.sha1),

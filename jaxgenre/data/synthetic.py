@@ -8,6 +8,12 @@ variant, timbre tilt, mix levels and noise from it, deterministically from
 guitars, disco and pop bright synths, blues, jazz and country plucked or reedy leads),
 so the average spectrum — what mean MFCCs see — overlaps between them, while rhythm,
 tempo and note patterns — what a CNN sees in a mel-spectrogram over time — differ.
+
+`variant='hard'` (`config.data.synthetic.variant`) makes a set on which recipes can be
+told apart: each clip borrows each ingredient of its recipe (tempo, swing, drums, bass,
+lead, harmony, scales, density, drive) from a random other class with probability 0.4,
+drops its drums for a few seconds now and then, and goes through its own effects —
+a low-pass filter, an echo, noise at 10-30 dB SNR and a random level.
 """
 
 from __future__ import annotations
@@ -15,8 +21,12 @@ from __future__ import annotations
 from typing import Tuple
 
 import numpy as np
+from scipy import signal as sp_signal
 
 VERSION = 1  # bump when the synthesis changes: it keys feature caches
+VARIANTS = ("standard", "hard")
+_INGREDIENTS = ("bpm", "swing", "drums", "bass", "lead", "harmony", "scales", "density", "drive")
+_BORROW = 0.4  # hard: the chance that an ingredient comes from another class
 
 CLASS_NAMES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
                "reggae", "rock")
@@ -122,11 +132,37 @@ def _place(track: np.ndarray, sound: np.ndarray, start: int, gain: float) -> Non
         track[start:end] += gain * sound[:end - start]
 
 
+def _blend(label: int, rng) -> dict:
+    """Class `label`'s recipe with each ingredient, with probability _BORROW, another's."""
+    recipe = dict(_R[CLASS_NAMES[label]])
+    for ingredient in _INGREDIENTS:
+        if rng.uniform() < _BORROW:
+            other = (label + 1 + rng.integers(len(CLASS_NAMES) - 1)) % len(CLASS_NAMES)
+            recipe[ingredient] = _R[CLASS_NAMES[other]][ingredient]
+    return recipe
+
+
+def _effects(mix: np.ndarray, sr: int, rng) -> np.ndarray:
+    """hard: a low-pass (half the clips), an echo (half), noise at 10-30 dB SNR."""
+    if rng.uniform() < 0.5:
+        mix = sp_signal.sosfilt(sp_signal.butter(2, rng.uniform(1000, 6000), fs=sr,
+                                                 output="sos"), mix)
+    if rng.uniform() < 0.5:
+        delay = int(rng.uniform(0.08, 0.4) * sr)
+        mix = mix + rng.uniform(0.3, 0.6) * np.concatenate([np.zeros(delay), mix[:-delay]])
+    power = np.mean(mix ** 2) + 1e-12
+    snr_db = rng.uniform(10, 30)
+    return mix + np.sqrt(power / 10 ** (snr_db / 10)) * rng.standard_normal(mix.size)
+
+
 def generate_clip(label: int, index: int, *, seed: int = 0, seconds: float = 30.0,
-                  sr: int = 22050) -> np.ndarray:
+                  sr: int = 22050, variant: str = "standard") -> np.ndarray:
     """One clip of class `label`, float32 in [-1, 1]; a pure function of its arguments."""
-    name = CLASS_NAMES[label]
-    recipe = _R[name]
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    hard = variant == "hard"
+    hard_rng = np.random.default_rng([seed, label, index, 1]) if hard else None
+    recipe = _blend(label, hard_rng) if hard else _R[CLASS_NAMES[label]]
     rng = np.random.default_rng([seed, label, index])
     n = int(round(seconds * sr))
     bpm = rng.uniform(*recipe["bpm"])
@@ -198,6 +234,10 @@ def generate_clip(label: int, index: int, *, seed: int = 0, seconds: float = 30.
                     _place(harmony, tone(lead_table, degree(bar_degree + c + 7), dur, 0.004, 0.5),
                            onset(s + 6), 0.35)
 
+    if hard:  # breaks: the drums stop for 2-6 s, up to twice
+        for _ in range(hard_rng.integers(0, 3)):
+            start = int(hard_rng.uniform(0, max(seconds - 2, 0)) * sr)
+            drums[start:start + int(hard_rng.uniform(2, 6) * sr)] = 0.0
     drive = rng.uniform(*recipe["drive"])
     guitars = lead + harmony
     if drive > 1.0:
@@ -205,7 +245,10 @@ def generate_clip(label: int, index: int, *, seed: int = 0, seconds: float = 30.
     levels = rng.uniform([0.5, 0.4, 0.4], 1.0) * (rng.uniform(size=3) > [0.0, 0.1, 0.1])
     mix = levels[0] * _unit(drums) + levels[1] * _unit(bass) + levels[2] * _unit(guitars)
     mix += rng.uniform(*recipe["noise"]) / 0.01 * 0.03 * rng.standard_normal(n)
-    return (rng.uniform(0.3, 0.9) * mix / (np.abs(mix).max() + 1e-9)).astype(np.float32)
+    level = rng.uniform(0.3, 0.9)
+    if hard:
+        mix, level = _effects(mix, sr, hard_rng), hard_rng.uniform(0.05, 0.9)
+    return (level * mix / (np.abs(mix).max() + 1e-9)).astype(np.float32)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

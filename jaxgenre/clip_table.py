@@ -1,0 +1,74 @@
+"""The per-clip test probabilities every run saves beside results.json, and reads back
+for ensembles: `test_probabilities.csv`, one row per test clip,
+
+    clip_id,label,<class 0>,<class 1>,...
+    blues/blues.00012.wav,blues,0.91,0.01,...
+
+(`label` is the class name; the class columns are the clip's probabilities, in the run's
+class order, written with 17 significant digits so a float64 reads back exactly.)"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from jaxgenre.errors import UserError
+
+FILE_NAME = "test_probabilities.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipTable:
+    clip_ids: Tuple[str, ...]
+    labels: np.ndarray  # (clips,) class indices into class_names
+    probabilities: np.ndarray  # (clips, classes) float64
+    class_names: Tuple[str, ...]
+
+
+def write(path: str, table: ClipTable) -> None:
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["clip_id", "label", *table.class_names])
+        for clip_id, label, probs in zip(table.clip_ids, table.labels, table.probabilities):
+            out.writerow([clip_id, table.class_names[int(label)],
+                          *(f"{float(p):.17g}" for p in probs)])
+
+
+def read(path: str) -> ClipTable:
+    """The table at `path`; a missing or malformed file is a `UserError` naming it."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise UserError(f"'{path}' not found: a run writes it when it finishes testing "
+                        f"(runs older than this file's introduction do not have it; run "
+                        f"them again, they resume from their checkpoints)") from None
+    if not rows or rows[0][:2] != ["clip_id", "label"] or len(rows[0]) < 4:
+        raise UserError(f"'{path}' is not a test_probabilities.csv: its header must be "
+                        f"clip_id,label,<class names>")
+    class_names = tuple(rows[0][2:])
+    index = {name: i for i, name in enumerate(class_names)}
+    ids, labels, probs = [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]) or row[1] not in index:
+            raise UserError(f"'{path}' line {line}: expected {len(rows[0])} fields with a "
+                            f"label among the header's classes; got {row[:3]}...")
+        try:
+            probs.append([float(v) for v in row[2:]])
+        except ValueError:
+            raise UserError(f"'{path}' line {line}: a probability is not a number") from None
+        ids.append(row[0])
+        labels.append(index[row[1]])
+    return ClipTable(tuple(ids), np.asarray(labels, np.int64),
+                     np.asarray(probs, np.float64).reshape(len(ids), len(class_names)),
+                     class_names)
+
+
+def from_evaluation(per_clip, clip_ids: Sequence[str], class_names: Sequence[str]) -> ClipTable:
+    """The table of `evaluate.evaluate_part(...)['per_clip']`, with the store's clip ids."""
+    return ClipTable(tuple(clip_ids[int(i)] for i in per_clip["clip_index"]),
+                     np.asarray(per_clip["labels"], np.int64),
+                     np.asarray(per_clip["probabilities"], np.float64), tuple(class_names))
