@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import Mesh
 from ml_collections import config_dict
 
-from jaxgenre import models, parallel, steps as steps_lib
+from jaxgenre import augment, models, parallel, steps as steps_lib
 from jaxgenre.models import adapter
 
 
@@ -32,10 +32,12 @@ def cpu_model_options(model_name: str) -> dict:
 
 
 def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
-          adapt: Optional[Callable] = None, dtype: str = "float32"
+          adapt: Optional[Callable] = None, dtype: str = "float32",
+          augmentation: Optional[augment.Augmentation] = None
           ) -> Tuple[steps_lib.TrainState, steps_lib.Steps]:
     """A replicated train state for one example of `input_shape` (after `adapt`, if
-    given, which the steps then apply to every batch) and the steps compiled for `mesh`."""
+    given, which the steps then apply to every batch) and the steps compiled for `mesh`,
+    with `augmentation` in the train step if given."""
     model = models.create(model_name, 10, dtype=dtype, **cpu_model_options(model_name))
     optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
                                     "schedule": "constant"})
@@ -44,7 +46,8 @@ def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
     sample = adapt(jnp.zeros((1, *input_shape)))
     state = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, sample)
     state = jax.device_put(state, parallel.replicated(mesh))
-    return state, steps_lib.compile_steps(model, tx, adapt, mesh)
+    return state, steps_lib.compile_steps(model, tx, adapt, mesh,
+                                          augmentation or augment.Augmentation())
 
 
 def random_batch(batch: int, input_shape: Tuple[int, ...], mesh: Mesh):

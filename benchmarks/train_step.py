@@ -4,7 +4,7 @@ this process has cores (what XLA's CPU runtime uses).
 
     python benchmarks/train_step.py [--models=resnet18,efficientnet_v2_s]
         [--sizes=128x129[,128x1292]] [--batch=32] [--steps=3] [--dtype=float32|bfloat16]
-        [--peak_tflops=989] [--forward_only]
+        [--peak_tflops=989] [--forward_only] [--augment]
 
 One step = forward + backward + Adam update, on random inputs with 10 classes. Sizes:
 128x129 is the default model input (a 3 s mel segment), 128x1292 a whole 30 s clip
@@ -15,6 +15,11 @@ achieved TFLOP/s, and the memory XLA's buffer assignment gives the compiled step
 device's peak for the dtype, e.g. 989 for an H100 SXM in bfloat16) also the model FLOPs
 utilisation (MFU). A step the device cannot allocate is reported as out of memory,
 with that figure.
+
+--augment instead times, in one run, jaxgenre's train step on mel features
+(batch, 128, frames) plain and with every on-device augmentation on (gain, SpecAugment,
+mixup, label smoothing: `jaxgenre/augment.py`), and prints the ratio; random crops are
+cut on the host and cost the step nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +66,24 @@ def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only:
         if "RESOURCE_EXHAUSTED" not in str(error):
             raise
         return None, flops, peak
+
+
+def augment_ratio(name: str, shape, batch: int, steps: int, dtype: str):
+    """(plain, augmented) images per second of the train step on (batch, *shape) features,
+    the model's own adapter in both."""
+    from jaxgenre import augment
+
+    mesh = parallel.data_mesh()
+    everything = augment.Augmentation(gain_db=6.0, freq_masks=2, time_masks=2,
+                                      mixup_alpha=1.0, label_smoothing=0.1)
+    rates = []
+    for aug in (augment.Augmentation(), everything):
+        state, steps_fn = common.setup(name, shape, mesh, dtype=dtype, augmentation=aug,
+                                       adapt=common.feature_adapter(name))
+        data = common.random_batch(batch, shape, mesh)
+        rates.append(common.images_per_second(lambda st: steps_fn.train(st, data), state,
+                                              batch, steps))
+    return rates
 
 
 def torch_rate(name: str, shape, batch: int, steps: int, dtype: str,
@@ -125,7 +148,22 @@ def main() -> None:
     parser.add_argument("--no_torch", action="store_true", help="jaxgenre only")
     parser.add_argument("--forward_only", action="store_true",
                         help="time inference (the eval step) instead of training")
+    parser.add_argument("--augment", action="store_true",
+                        help="time the train step plain and with every augmentation on")
     args = parser.parse_args()
+    if args.augment:
+        print(f"train step on mel features, batch {args.batch}, {args.dtype}, "
+              f"{jax.devices()[0].device_kind} x{jax.device_count()}; {args.steps} timed steps")
+        print(f"{'model':<18} {'features':>9} {'plain img/s':>12} {'augmented img/s':>16} "
+              f"{'augmented / plain':>18}")
+        for size in args.sizes.split(","):
+            h, w = (int(v) for v in size.split("x"))
+            for name in args.models.split(","):
+                plain, augmented = augment_ratio(name, (h, w), args.batch, args.steps,
+                                                 args.dtype)
+                print(f"{name:<18} {size:>9} {plain:>12.2f} {augmented:>16.2f} "
+                      f"{augmented / plain:>17.3f}x", flush=True)
+        return
     device = jax.devices()[0]
     what = "forward pass (inference)" if args.forward_only else "train step"
     print(f"{what}, batch {args.batch}, {args.dtype}, {device.platform} "

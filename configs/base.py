@@ -124,8 +124,8 @@ def get_config() -> config_dict.ConfigDict:
     config.augment.time_masks = 2
     config.augment.time_mask_fraction = 0.0625
     config.augment.mixup_alpha = 0.0  # > 0: mixup with lambda ~ Beta(alpha, alpha)
-    # A random level change of up to +-gain_db dB. Per-example 'standardise' normalisation
-    # (every model's default) removes it again: it only matters with 'imagenet'.
+    # A random level change of up to +-gain_db dB. Both model.normalisation choices scale
+    # each example on its own and remove it again: off in the recipe (BUILD_NOTES).
     config.augment.gain_db = 0.0
 
     config.eval = config_dict.ConfigDict()
@@ -146,4 +146,16 @@ def cell(*, model: str, feature: str) -> config_dict.ConfigDict:
     config = get_config()
     config.model.name = model
     config.features.kind = feature
+    return config
+
+
+def recipe(*, model: str, feature: str = "mel") -> config_dict.ConfigDict:
+    """jaxgenre's recipe for your own classifier on one cell: the study's model and
+    feature, trained with what the ablation in BUILD_NOTES.md ("The recipe") found
+    worth it. Same epochs, batch size and steps per epoch as the study's recipe."""
+    config = cell(model=model, feature=feature)
+    config.augment.update(random_crop=True, spec_augment=True, mixup_alpha=1.0)
+    config.optim.update(name="adamw", weight_decay=0.05, schedule="warmup_cosine")
+    config.train.label_smoothing = 0.1
+    config.eval.update(window_overlap=0.5, clip_mean="log_probability")
     return config

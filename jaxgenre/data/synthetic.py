@@ -11,7 +11,7 @@ tempo and note patterns — what a CNN sees in a mel-spectrogram over time — d
 
 `variant='hard'` (`config.data.synthetic.variant`) makes a set on which recipes can be
 told apart: each clip borrows each ingredient of its recipe (tempo, swing, drums, bass,
-lead, harmony, scales, density, drive) from a random other class with probability 0.4,
+lead, harmony, scales, density, drive) from a random other class with probability 0.3,
 drops its drums for a few seconds now and then, and goes through its own effects —
 a low-pass filter, an echo, noise at 10-30 dB SNR and a random level.
 """
@@ -26,7 +26,7 @@ from scipy import signal as sp_signal
 VERSION = 1  # bump when the synthesis changes: it keys feature caches
 VARIANTS = ("standard", "hard")
 _INGREDIENTS = ("bpm", "swing", "drums", "bass", "lead", "harmony", "scales", "density", "drive")
-_BORROW = 0.4  # hard: the chance that an ingredient comes from another class
+_BORROW = 0.3  # hard: the chance that an ingredient comes from another class
 
 CLASS_NAMES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
                "reggae", "rock")

@@ -1,0 +1,10 @@
+"""The recipe to use for your own classifier, on SpectralCNN and the mel-spectrogram:
+the study's cell plus random crops, SpecAugment, mixup, AdamW with warm-up and cosine
+decay, label smoothing and overlapping test windows (configs/base.recipe; the ablation
+behind it is in BUILD_NOTES.md, "The recipe")."""
+
+from configs import base
+
+
+def get_config():
+    return base.recipe(model="spectral_cnn")

@@ -1,0 +1,63 @@
+"""The recipe configs: each is its study cell plus only the recipe's switches, and the
+recipe trains from its config file on the built-in data."""
+
+import importlib
+import json
+
+import pytest
+
+from configs import base
+from jaxgenre import experiments, validation
+
+RECIPES = {"recipe_spectralcnn_mel": "spectral_cnn", "recipe_resnet_mel": "resnet18",
+           "recipe_efficientnet_mel": "efficientnet_v2_s"}
+RECIPE_SECTIONS = {"augment", "optim", "train", "eval"}
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_a_recipe_is_its_study_cell_plus_the_recipe_switches(name):
+    config = importlib.import_module(f"configs.{name}").get_config()
+    validation.check_config(config)
+    study = base.cell(model=RECIPES[name], feature="mel")
+    ours, theirs = _flat(config.to_dict()), _flat(study.to_dict())
+    changed = {k for k in ours if ours[k] != theirs[k]}
+    assert {k.split(".")[0] for k in changed} == RECIPE_SECTIONS
+    assert {"augment.random_crop", "optim.schedule", "eval.window_overlap"} <= changed
+    # Same budget: epochs, batch size and learning rate as the study's.
+    assert not changed & {"train.epochs", "train.batch_size", "optim.learning_rate"}
+
+
+def test_the_spectralcnn_recipe_trains_from_its_config(tmp_path):
+    from tests.test_sample_cnn import tiny
+
+    config = tiny(importlib.import_module("configs.recipe_spectralcnn_mel").get_config())
+    config.train.epochs = 2
+    experiments.run_one(config, str(tmp_path))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "spectral_cnn" and results["test"]["clips"]["n"] == 10
+    assert (tmp_path / "test_probabilities.csv").is_file()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["config"]["augment"]["spec_augment"] is True
+    # predict cuts and combines a clip as testing did (overlapping windows, log mean):
+    # a test clip's audio gets the probabilities test_probabilities.csv holds for it.
+    import numpy as np
+
+    from jaxgenre import clip_table, predict
+    from jaxgenre.data import synthetic
+
+    table = clip_table.read(str(tmp_path / "test_probabilities.csv"))
+    predictor = predict.Predictor(str(tmp_path))
+    for clip_id, row in list(zip(table.clip_ids, table.probabilities))[:3]:
+        name, index = clip_id.split("/synthetic.")
+        y = synthetic.generate_clip(synthetic.CLASS_NAMES.index(name), int(index), seconds=2.0)
+        np.testing.assert_allclose(predictor.probabilities(y), row, atol=1e-5)
