@@ -4,7 +4,7 @@ accuracy and macro F1 as mean ± std over the seeds; the last row is the seed en
 of the row before it (python -m jaxgenre.ensemble over its runs).
 
     python benchmarks/ablation.py --model=spectral_cnn [--seeds=0,1,2] [--epochs=15]
-        [--clips_per_class=30] [--seconds=10] [--workdir=runs/ablation]
+        [--clips_per_class=30] [--seconds=10] [--only=0,5] [--workdir=runs/ablation]
 
 Every run is a normal run folder (`<workdir>/<model>/<row>_seed<k>/`), so an interrupted
 ablation resumes; the table is printed and written to `<workdir>/<model>/ablation.md`.
@@ -66,13 +66,18 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--clips_per_class", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rows", type=int, default=len(ROWS), help="the first N rows only")
+    parser.add_argument("--only", default=None,
+                        help="train these rows only, e.g. 0,5 (each still has every earlier "
+                             "row's switches): the study recipe against the full recipe")
     parser.add_argument("--workdir", default="runs/ablation")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     out = os.path.join(args.workdir, args.model)
     table = {}
-    for row, (label, _) in enumerate(ROWS[:args.rows]):
+    rows = range(len(ROWS)) if args.only is None else [int(r) for r in args.only.split(",")]
+    for row in rows:
+        label = ROWS[row][0] if args.only is None or row == 0 else (
+            "full recipe (" + ", ".join(l.lstrip("+ ") for l, _ in ROWS[1:row + 1]) + ")")
         runs = []
         for seed in seeds:
             run_dir = os.path.join(out, f"row{row}_seed{seed}")

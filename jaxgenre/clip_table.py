@@ -1,11 +1,13 @@
-"""The per-clip test probabilities every run saves beside results.json, and reads back
-for ensembles: `test_probabilities.csv`, one row per test clip,
+"""The per-clip test predictions every run saves beside results.json, and reads back
+for ensembles (and comparisons of runs): `test_predictions.csv`, one row per test clip,
 
-    clip_id,label,<class 0>,<class 1>,...
-    blues/blues.00012.wav,blues,0.91,0.01,...
+    clip,label,prediction,p_<class 0>,p_<class 1>,...
+    blues/blues.00012.wav,blues,blues,0.91,0.01,...
 
-(`label` is the class name; the class columns are the clip's probabilities, in the run's
-class order, written with 17 significant digits so a float64 reads back exactly.)"""
+(`label` and `prediction` are class names; the `p_` columns are the clip's
+probabilities, in the run's class order, written with 17 significant digits so a float64
+reads back exactly. `prediction` is the most probable class, written for readers; the
+probabilities are what is read back.)"""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import numpy as np
 
 from jaxgenre.errors import UserError
 
-FILE_NAME = "test_probabilities.csv"
+FILE_NAME = "test_predictions.csv"
+HEADER = ("clip", "label", "prediction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,9 +34,10 @@ class ClipTable:
 def write(path: str, table: ClipTable) -> None:
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["clip_id", "label", *table.class_names])
+        out.writerow([*HEADER, *(f"p_{name}" for name in table.class_names)])
         for clip_id, label, probs in zip(table.clip_ids, table.labels, table.probabilities):
             out.writerow([clip_id, table.class_names[int(label)],
+                          table.class_names[int(np.argmax(probs))],
                           *(f"{float(p):.17g}" for p in probs)])
 
 
@@ -46,10 +50,12 @@ def read(path: str) -> ClipTable:
         raise UserError(f"'{path}' not found: a run writes it when it finishes testing "
                         f"(runs older than this file's introduction do not have it; run "
                         f"them again, they resume from their checkpoints)") from None
-    if not rows or rows[0][:2] != ["clip_id", "label"] or len(rows[0]) < 4:
-        raise UserError(f"'{path}' is not a test_probabilities.csv: its header must be "
-                        f"clip_id,label,<class names>")
-    class_names = tuple(rows[0][2:])
+    width = len(HEADER)
+    if (not rows or tuple(rows[0][:width]) != HEADER or len(rows[0]) < width + 2
+            or not all(c.startswith("p_") for c in rows[0][width:])):
+        raise UserError(f"'{path}' is not a {FILE_NAME}: its header must be "
+                        f"{','.join(HEADER)},p_<class name>,...")
+    class_names = tuple(c[2:] for c in rows[0][width:])
     index = {name: i for i, name in enumerate(class_names)}
     ids, labels, probs = [], [], []
     for line, row in enumerate(rows[1:], start=2):
@@ -57,7 +63,7 @@ def read(path: str) -> ClipTable:
             raise UserError(f"'{path}' line {line}: expected {len(rows[0])} fields with a "
                             f"label among the header's classes; got {row[:3]}...")
         try:
-            probs.append([float(v) for v in row[2:]])
+            probs.append([float(v) for v in row[width:]])
         except ValueError:
             raise UserError(f"'{path}' line {line}: a probability is not a number") from None
         ids.append(row[0])

@@ -3,11 +3,11 @@
     python -m jaxgenre.ensemble --workdir=runs/feature_ensemble \\
         runs/grid/resnet18_mel runs/grid/resnet18_spec runs/grid/resnet18_mfcc
 
-averages the members' per-clip test probabilities (each run's `test_probabilities.csv`,
+averages the members' per-clip test probabilities (each run's `test_predictions.csv`,
 `clip_table`) — the study's planned feature ensemble (mel + spectrogram + MFCC, and the
 waveform), or a seed ensemble of one cell — and reports the result like a run: the test
 table (beside each member's figure), results.json, results.md (one row per member and
-one for the ensemble, the grid's columns), test_probabilities.csv, the confusion matrix
+one for the ensemble, the grid's columns), test_predictions.csv, the confusion matrix
 and ROC curves. The members must have tested the same clips with the same classes (one
 split: same data, seed and split settings); otherwise it stops, naming the run that
 differs. Exit status 0, or 2 with one line on a usage error.

@@ -89,7 +89,7 @@ class RunWriter:
         self.say(study.format_test_results(test, model, feature, data_source))
 
     def clip_probabilities(self, table) -> None:
-        """test_probabilities.csv: each test clip's probabilities (`clip_table`), what
+        """test_predictions.csv: each test clip's probabilities (`clip_table`), what
         ensembles of finished runs average."""
         if self.files:
             clip_table.write(self._path(clip_table.FILE_NAME), table)

@@ -33,9 +33,17 @@ def test_the_table_reads_back_exactly(tmp_path):
     assert back.clip_ids == table.clip_ids and back.class_names == CLASSES
     np.testing.assert_array_equal(back.labels, table.labels)
     np.testing.assert_array_equal(back.probabilities, table.probabilities)  # bit for bit
-    (tmp_path / "bad.csv").write_text("clip_id,label,blues,jazz,rock\na,blues,0.5,x,0.5\n")
+    header = (tmp_path / clip_table.FILE_NAME).read_text().splitlines()[0]
+    assert header == "clip,label,prediction,p_blues,p_jazz,p_rock"
+    first = (tmp_path / clip_table.FILE_NAME).read_text().splitlines()[1].split(",")
+    assert first[1] == CLASSES[table.labels[0]]
+    assert first[2] == CLASSES[int(np.argmax(table.probabilities[0]))]
+    (tmp_path / "bad.csv").write_text(header + "\na,blues,blues,0.5,x,0.5\n")
     with pytest.raises(UserError, match="bad.csv' line 2"):
         clip_table.read(str(tmp_path / "bad.csv"))
+    (tmp_path / "old.csv").write_text("clip_id,label,blues,jazz,rock\n")
+    with pytest.raises(UserError, match="old.csv' is not a test_predictions.csv"):
+        clip_table.read(str(tmp_path / "old.csv"))
     with pytest.raises(UserError, match="not found"):
         clip_table.read(str(tmp_path / "none.csv"))
 

@@ -45,17 +45,17 @@ def test_the_spectralcnn_recipe_trains_from_its_config(tmp_path):
     experiments.run_one(config, str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "spectral_cnn" and results["test"]["clips"]["n"] == 10
-    assert (tmp_path / "test_probabilities.csv").is_file()
+    assert (tmp_path / "test_predictions.csv").is_file()
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"]["augment"]["spec_augment"] is True
     # predict cuts and combines a clip as testing did (overlapping windows, log mean):
-    # a test clip's audio gets the probabilities test_probabilities.csv holds for it.
+    # a test clip's audio gets the probabilities test_predictions.csv holds for it.
     import numpy as np
 
     from jaxgenre import clip_table, predict
     from jaxgenre.data import synthetic
 
-    table = clip_table.read(str(tmp_path / "test_probabilities.csv"))
+    table = clip_table.read(str(tmp_path / "test_predictions.csv"))
     predictor = predict.Predictor(str(tmp_path))
     for clip_id, row in list(zip(table.clip_ids, table.probabilities))[:3]:
         name, index = clip_id.split("/synthetic.")
