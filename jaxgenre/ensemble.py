@@ -23,7 +23,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from jaxgenre import clip_table, errors, metrics, plots, study
+from jaxgenre import clip_table, errors, metrics, plots, stats, study
 from jaxgenre.errors import UserError
 
 
@@ -85,6 +85,7 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
     combined = combine(tables, list(run_dirs), mean=mean)
     report = metrics.classification_report(combined.labels, combined.probabilities,
                                            combined.class_names)
+    report.update(stats.metric_intervals(combined.labels, combined.probabilities, seed=0))
     features = "+".join(dict.fromkeys(m["feature"] for m in members))
     results = {"model": "ensemble", "feature": features, "data": members[0]["data"],
                "mean": mean, "members": [{k: m[k] for k in ("run", "model", "feature")}
@@ -121,7 +122,7 @@ def table_lines(members: List[Dict], report: Dict, features: str) -> List[str]:
         lines.append(f"| {m['run']} | {m['model']} | {m['feature']} | "
                      + " | ".join(f"{m['clips'][k]:.4f}" for k in keys) + " |")
     lines.append(f"| **ensemble** | | {features} | "
-                 + " | ".join(f"**{report[k]:.4f}**" for k in keys) + " |")
+                 + " | ".join(f"**{study.with_interval(report, k)}**" for k in keys) + " |")
     return lines
 
 

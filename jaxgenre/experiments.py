@@ -18,7 +18,8 @@ from typing import Dict, List, Tuple
 import jax
 import numpy as np
 
-from jaxgenre import clip_table, evaluate, models, parallel, study, train, writer as writer_lib
+from jaxgenre import (clip_table, evaluate, models, parallel, stats, study, train,
+                      writer as writer_lib)
 from jaxgenre.data import prepare
 
 
@@ -49,8 +50,12 @@ def run_one(config, workdir: str) -> Dict:
                                   data.parts["test"], batch_size=config.eval.batch_size,
                                   mesh=parallel.data_mesh(),
                                   clip_mean=config.eval.get("clip_mean", "probability"))
-    out.clip_probabilities(clip_table.from_evaluation(test.pop("per_clip"), data.store.clip_ids,
+    per_clip = test.pop("per_clip")
+    out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
                                                       data.class_names))
+    # 95 % intervals of the clip-level figures (stats.metric_intervals), seeded by the run.
+    test["clips"].update(stats.metric_intervals(per_clip["labels"], per_clip["probabilities"],
+                                                seed=config.seed))
     name, feature = config.model.name, config.features.kind
     results = {"model": name, "feature": feature, "data": config.data.source,
                "initialisation": trained.initialisation, "epochs": trained.epochs,

@@ -33,17 +33,25 @@ METRICS = (("accuracy", "accuracy"), ("precision", "macro_precision"),
 def format_test_results(evaluation: Dict, model: str, feature: str, data_source: str) -> str:
     """The test metrics (clip and segment level) next to the study's for this cell."""
     study = STUDY.get((model, feature))
+    clips = evaluation["clips"]
     lines = [f"test results: {model} on {feature} ({data_source} data)",
-             f"  {'metric':<10} {'clips':>8} {'segments':>9} {'study (GTZAN)':>14}"]
-    for i, (label, key) in enumerate(METRICS):
-        theirs = f"{study[i]:.4f}" if study else "-"
-        lines.append(f"  {label:<10} {evaluation['clips'][key]:>8.4f} "
+             f"  {'metric':<10} {'clips [95% interval]':>24} {'segments':>9} "
+             f"{'study (GTZAN)':>14}"]
+    for i, (label, key) in enumerate(METRICS + (("macro AUC", "macro_auc"),)):
+        theirs = f"{study[i]:.4f}" if study and i < len(METRICS) else "-"
+        lines.append(f"  {label:<10} {with_interval(clips, key):>24} "
                      f"{evaluation['segments'][key]:>9.4f} {theirs:>14}")
-    lines.append(f"  {'macro AUC':<10} {evaluation['clips']['macro_auc']:>8.4f} "
-                 f"{evaluation['segments']['macro_auc']:>9.4f} {'-':>14}")
     if data_source not in ("folder", "gtzan", "tfds"):  # synthetic, fma
         lines.append(f"  (the study's figures are on GTZAN; these are on the {data_source} set)")
     return "\n".join(lines)
+
+
+def with_interval(report: Dict, key: str) -> str:
+    """`0.8420 [0.7970, 0.8790]`: a figure and its 95 % interval (`<key>_ci`) if known."""
+    interval = report.get(f"{key}_ci")
+    if interval is None:
+        return f"{report[key]:.4f}"
+    return f"{report[key]:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
 
 
 def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str

@@ -98,8 +98,16 @@ def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
     table = clip_table.read(str(tmp_path / "whole" / clip_table.FILE_NAME))
     assert len(table.clip_ids) == 10 and len(set(table.clip_ids)) == 10
     np.testing.assert_allclose(table.probabilities.sum(1), 1.0, atol=1e-9)
-    assert accuracy_score(table.labels, table.probabilities.argmax(1)) == \
-        whole["results"]["test"]["clips"]["accuracy"]
+    clips = whole["results"]["test"]["clips"]
+    assert accuracy_score(table.labels, table.probabilities.argmax(1)) == clips["accuracy"]
+    # Each clip figure with its 95 % interval: accuracy's is Wilson's (statsmodels).
+    from statsmodels.stats.proportion import proportion_confint
+
+    np.testing.assert_allclose(clips["accuracy_ci"], proportion_confint(
+        round(clips["accuracy"] * 10), 10, method="wilson"))
+    for key in ("macro_precision", "macro_recall", "macro_f1", "macro_auc"):
+        low, high = clips[f"{key}_ci"]
+        assert low <= clips[key] + 1e-12 and clips[key] <= high + 1e-12
 
 
 def _check_predict(tmp_path, whole):
