@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -78,3 +78,29 @@ def from_evaluation(per_clip, clip_ids: Sequence[str], class_names: Sequence[str
     return ClipTable(tuple(clip_ids[int(i)] for i in per_clip["clip_index"]),
                      np.asarray(per_clip["labels"], np.int64),
                      np.asarray(per_clip["probabilities"], np.float64), tuple(class_names))
+
+
+def aligned_probabilities(tables: Sequence[ClipTable], names: Sequence[str]) -> List[np.ndarray]:
+    """Each table's probabilities in the first table's clip order. Tables of other
+    classes, other clips or other labels are refused, naming the table (`names`)."""
+    first = tables[0]
+    order = {clip: i for i, clip in enumerate(first.clip_ids)}
+    out = []
+    for table, name in zip(tables, names):
+        if table.class_names != first.class_names:
+            raise UserError(f"{name} has classes {list(table.class_names)}, {names[0]} has "
+                            f"{list(first.class_names)}: compare runs of one data set")
+        if set(table.clip_ids) != set(order):
+            missing = len(set(order) - set(table.clip_ids))
+            extra = len(set(table.clip_ids) - set(order))
+            raise UserError(f"{name} tested other clips than {names[0]} ({missing} missing, "
+                            f"{extra} extra): use runs with the same data, seed and split")
+        rows = np.array([order[c] for c in table.clip_ids])
+        labels = np.empty_like(first.labels)
+        labels[rows] = table.labels
+        if not np.array_equal(labels, first.labels):
+            raise UserError(f"{name} labels some clips differently from {names[0]}")
+        probs = np.empty_like(table.probabilities)
+        probs[rows] = table.probabilities
+        out.append(probs)
+    return out

@@ -35,26 +35,8 @@ def combine(tables: Sequence[clip_table.ClipTable], names: Sequence[str], *,
     if not tables:
         raise UserError("an ensemble needs at least one run")
     first = tables[0]
-    order = {clip: i for i, clip in enumerate(first.clip_ids)}
-    stacked = []
-    for table, name in zip(tables, names):
-        if table.class_names != first.class_names:
-            raise UserError(f"{name} has classes {list(table.class_names)}, {names[0]} has "
-                            f"{list(first.class_names)}: ensemble runs of one data set")
-        if set(table.clip_ids) != set(order):
-            missing = len(set(order) - set(table.clip_ids))
-            extra = len(set(table.clip_ids) - set(order))
-            raise UserError(f"{name} tested other clips than {names[0]} ({missing} missing, "
-                            f"{extra} extra): ensemble runs with the same data, seed and split")
-        rows = np.array([order[c] for c in table.clip_ids])
-        labels = np.empty_like(first.labels)
-        labels[rows] = table.labels
-        if not np.array_equal(labels, first.labels):
-            raise UserError(f"{name} labels some clips differently from {names[0]}")
-        probs = np.empty_like(table.probabilities)
-        probs[rows] = table.probabilities
-        stacked.append(probs)
-    stacked = np.stack(stacked, axis=1)  # (clips, members, classes)
+    # (clips, members, classes)
+    stacked = np.stack(clip_table.aligned_probabilities(tables, names), axis=1)
     n_clips, n_members, _ = stacked.shape
     _, probabilities, _ = metrics.vote(stacked.reshape(n_clips * n_members, -1),
                                        np.repeat(np.arange(n_clips), n_members),
