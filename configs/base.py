@@ -7,6 +7,9 @@ from ml_collections import config_dict
 def get_config() -> config_dict.ConfigDict:
     config = config_dict.ConfigDict()
     config.seed = 0
+    # N: train the cell with seeds seed, seed + 1, ..., seed + N - 1 on one split, each in
+    # <workdir>/seed_<k>/, and report mean ± std and the seed ensemble (the grid too).
+    config.seeds = config_dict.placeholder(int)
 
     # The XLA flag that keeps CPU convolutions out of YNNPACK (jaxgenre/xla_cpu.py; the
     # ResNet-18 train step 1.6x faster on the CPU). launch.py applies it before JAX

@@ -58,8 +58,9 @@ def _member(run_dir: str) -> Dict:
 
 
 def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probability",
-                 plots_on: bool = True) -> Dict:
-    """Combines `run_dirs` into `workdir` (see the module docstring); returns results.json."""
+                 plots_on: bool = True, results_name: str = "results.json") -> Dict:
+    """Combines `run_dirs` into `workdir` (see the module docstring); returns what it
+    writes to `results_name` (a several-seed cell keeps results.json for its summary)."""
     if mean not in metrics.CLIP_MEANS:
         raise UserError(f"--mean must be one of {', '.join(metrics.CLIP_MEANS)}; got {mean!r}")
     members = [_member(d) for d in run_dirs]
@@ -74,7 +75,7 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
                                          for m in members],
                "test": {"clips": {k: v for k, v in report.items() if k != "roc_curves"}}}
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
+    with open(os.path.join(workdir, results_name), "w") as f:
         json.dump(results, f, indent=2)
     clip_table.write(os.path.join(workdir, clip_table.FILE_NAME), combined)
     md = table_lines(members, report, features)

@@ -71,8 +71,11 @@ def run_one(config, workdir: str) -> Dict:
 
 
 def run(config, workdir: str) -> None:
-    """One run, or — for `data.split='kfold'` with no `data.fold` — one per fold."""
-    if config.data.split == "kfold" and config.data.fold is None:
+    """One run; with `config.seeds` one per seed; for `data.split='kfold'` with no
+    `data.fold`, one per fold."""
+    if config.get("seeds", None):
+        run_seeds(config, workdir)
+    elif config.data.split == "kfold" and config.data.fold is None:
         run_kfold(config, workdir)
     else:
         run_one(config, workdir)
@@ -102,19 +105,59 @@ def run_kfold(config, workdir: str) -> Dict:
         fold_dir = os.path.join(workdir, f"fold_{fold}")
         per_fold.append(_results(fold_dir, f"fold {fold + 1} of {config.data.folds}",
                                  lambda: run_one(fold_config(fold), fold_dir)))
+    results = {**{k: per_fold[0][k] for k in ("model", "feature", "data")},
+               "folds": config.data.folds, "test": _summary(per_fold, "per_fold")}
+    writer_lib.repeats_summary(results, workdir, study.METRICS,
+                               f"{config.data.folds}-fold cross-validation", "folds")
+    return results
+
+
+def _summary(runs: List[Dict], name: str) -> Dict:
+    """Each test metric's mean and std over `runs` (their results.json), the values
+    under `name`, and the summed confusion matrix, at clip and segment level."""
     keys = [key for _, key in study.METRICS] + ["macro_auc"]
     summary = {}
     for level in ("clips", "segments"):
-        values = {k: [r["test"][level][k] for r in per_fold] for k in keys}
+        values = {k: [r["test"][level][k] for r in runs] for k in keys}
         summary[level] = {k: float(np.mean(v)) for k, v in values.items()}
         summary[level].update({f"{k}_std": float(np.std(v)) for k, v in values.items()})
-        summary[level]["per_fold"] = values
-        summary[level]["confusion"] = np.sum([r["test"][level]["confusion"] for r in per_fold],
+        summary[level][name] = values
+        summary[level]["confusion"] = np.sum([r["test"][level]["confusion"] for r in runs],
                                              axis=0).tolist()
-        summary[level]["class_names"] = per_fold[0]["test"][level]["class_names"]
-    results = {**{k: per_fold[0][k] for k in ("model", "feature", "data")},
-               "folds": config.data.folds, "test": summary}
-    writer_lib.kfold_summary(results, workdir, study.METRICS)
+        summary[level]["class_names"] = runs[0]["test"][level]["class_names"]
+    return summary
+
+
+def run_seeds(config, workdir: str) -> Dict:
+    """`config.seeds` runs of one cell, seeds config.seed, config.seed + 1, ..., each in
+    `<workdir>/seed_<k>/` (finished ones kept) on one split (`data.seed`, default the
+    first seed), then `<workdir>/results.json` with each metric's mean and std over the
+    seeds and every seed's figures, and the seed ensemble's test_predictions.csv (what
+    comparisons of cells test; BUILD_NOTES says why) and figures under `seed_ensemble`."""
+    from jaxgenre import ensemble
+    from jaxgenre.data import sources
+
+    seeds = [config.seed + i for i in range(config.seeds)]
+    split_seed = sources.data_seed(config)
+
+    def seed_config(seed):
+        cfg = copy.deepcopy(config)
+        with cfg.unlocked():
+            cfg.seed, cfg.data.seed, cfg.seeds = seed, split_seed, None
+        return cfg
+
+    per_seed, dirs = [], []
+    for i, seed in enumerate(seeds):
+        seed_dir = os.path.join(workdir, f"seed_{seed}")
+        dirs.append(seed_dir)
+        per_seed.append(_results(seed_dir, f"seed {seed} ({i + 1} of {len(seeds)})",
+                                 lambda: run_one(seed_config(seed), seed_dir)))
+    combined = ensemble.run_ensemble(dirs, workdir, plots_on=bool(config.eval.plots),
+                                     results_name="seed_ensemble.json")
+    results = {**{k: per_seed[0][k] for k in ("model", "feature", "data")}, "seeds": seeds,
+               "test": _summary(per_seed, "per_seed")}
+    results["test"]["seed_ensemble"] = combined["test"]["clips"]
+    writer_lib.repeats_summary(results, workdir, study.METRICS, f"{len(seeds)} seeds", "seeds")
     return results
 
 

@@ -57,6 +57,11 @@ def check_config(config) -> None:
         raise UserError(f"config.data.segment_seconds must be positive (or None for whole "
                         f"clips); got {config.data.segment_seconds!r}")
     _check_recipe(config, kind)
+    if config.get("seeds", None) is not None:
+        _positive("seeds", config.seeds)
+        if config.data.split == "kfold" and config.data.fold is None:
+            raise UserError("config.seeds with data.split='kfold' would train folds x seeds "
+                            "runs: pick one fold (--config.data.fold=K) or drop seeds")
 
 
 def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> None:

@@ -110,13 +110,13 @@ def announce(title: str) -> None:
     print(f"=== {title} ===", flush=True)
 
 
-def kfold_summary(results: Dict, workdir: str, metrics) -> None:
-    """`<workdir>/results.json` of a k-fold run and its mean ± std lines."""
+def repeats_summary(results: Dict, workdir: str, metrics, title: str, unit: str) -> None:
+    """`<workdir>/results.json` of a k-fold or several-seed run and its mean ± std lines."""
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
     clips = results["test"]["clips"]
-    print(f"{results['folds']}-fold cross-validation, test clips (mean ± std over folds):")
+    print(f"{title}, test clips (mean ± std over {unit}):")
     for label, key in metrics:
         print(f"  {label:<10} {clips[key]:.4f} ± {clips[key + '_std']:.4f}")
 

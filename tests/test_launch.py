@@ -70,6 +70,7 @@ def test_mistyped_override_fails_naming_the_key(tmp_path):
                                          "log_probability"),
     (["--config.eval.window_overlap=1.0"], "config.eval.window_overlap must be a number in "
                                            "[0, 1)"),
+    (["--config.seeds=2", "--config.data.split=kfold"], "config.seeds with data.split='kfold'"),
     (["--config.data.synthetic.variant=extreme"],
      "data.synthetic.variant must be one of standard, hard"),
     (["--config.train.batch_size=0"], "config.train.batch_size must be a whole number"),
