@@ -192,6 +192,7 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
             cell_dir, f"grid cell {model} x {feature}",
             lambda: run(cell_config(config, model, feature), cell_dir))
     md, rows = study.grid_tables(results, config.data.source)
+    md += _compare_grid(config, workdir, cells, results)
     shown = [(m, f) for m in study.MODELS for f in study.FEATURES]  # "not run" if absent
     shown += [cell for cell in cells if cell not in shown]
     confusion_cells = {
@@ -199,3 +200,27 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
             results[(m, f)]["test"]["clips"] if (m, f) in results else None for m, f in shown}
     writer_lib.grid_tables(md, rows, confusion_cells, workdir)
     return results
+
+
+def _compare_grid(config, workdir: str, cells, results) -> List[str]:
+    """Every pair of cells compared on their test predictions (`comparisons`), written as
+    comparisons.csv and figures; returns results.md's section on the study's claims."""
+    from jaxgenre import comparisons
+
+    tables = {}
+    for model, feature in cells:
+        path = os.path.join(workdir, f"{model}_{feature}", clip_table.FILE_NAME)
+        if os.path.isfile(path):  # k-fold cells test other clips per fold: not compared
+            tables[(model, feature)] = clip_table.read(path)
+    if len(tables) < 2:
+        return ["## The study's conclusions, tested", "",
+                "Not tested: fewer than two cells have test_predictions.csv.", ""]
+    result = comparisons.compare_cells(tables, seed=config.seed)
+    claim_list = comparisons.claims(result)
+    chart = [{"label": f"{models.get_spec(m).display_name} / {f}",
+              "accuracy": results[(m, f)]["test"]["clips"]["accuracy"],
+              "low": results[(m, f)]["test"]["clips"].get("accuracy_ci", [None] * 2)[0],
+              "high": results[(m, f)]["test"]["clips"].get("accuracy_ci", [None] * 2)[1],
+              "study": (study.STUDY.get((m, f)) or (None,))[0]} for m, f in tables]
+    writer_lib.comparisons(result, claim_list, chart, workdir)
+    return comparisons.markdown(result, claim_list)

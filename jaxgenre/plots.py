@@ -183,3 +183,56 @@ def run_figures(test: Dict, workdir: str, title: str) -> List[str]:
         training_curves(metrics_path, path)
         paths.append(path)
     return paths
+
+
+def pvalue_heatmap(labels: List[str], pairs: List[Dict], path: str) -> None:
+    """Holm-adjusted p-values of every pair of cells (comparisons.csv) as a symmetric
+    matrix, log-scaled, with the values written in and p < 0.05 in bold."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    k = len(labels)
+    matrix = np.full((k, k), np.nan)
+    for row in pairs:
+        i, j = labels.index(row["a"]), labels.index(row["b"])
+        matrix[i, j] = matrix[j, i] = max(row["p_holm"], 1e-12)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
+    image = ax.imshow(matrix, cmap="viridis", norm=LogNorm(vmin=1e-4, vmax=1.0))
+    for i in range(k):
+        for j in range(k):
+            if i != j:
+                ax.text(j, i, f"{matrix[i, j]:.2g}", ha="center", va="center", fontsize=6,
+                        color="white" if matrix[i, j] < 0.05 else "black",
+                        weight="bold" if matrix[i, j] < 0.05 else "normal")
+    ax.set_xticks(range(k), labels, rotation=70, fontsize=7)
+    ax.set_yticks(range(k), labels, fontsize=7)
+    fig.colorbar(image, ax=ax, label="p (exact McNemar, Holm-adjusted)")
+    ax.set_title("pairs of cells: Holm-adjusted p", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def accuracy_intervals(rows: List[Dict], path: str) -> None:
+    """Each cell's clip accuracy with its 95 % interval as an error bar, grouped by
+    feature, with the study's figure where it has one (`rows`: label, accuracy, low,
+    high, study)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(rows), 4))
+    x = np.arange(len(rows))
+    acc = np.array([r["accuracy"] for r in rows])
+    err = np.array([[r["accuracy"] - r["low"] for r in rows], [r["high"] - r["accuracy"]
+                                                                for r in rows]])
+    ax.errorbar(x, acc, yerr=err, fmt="o", capsize=4, label="jaxgenre (95% interval)")
+    study = [(i, r["study"]) for i, r in enumerate(rows) if r.get("study") is not None]
+    if study:
+        ax.plot([i for i, _ in study], [v for _, v in study], "x", color="C3",
+                label="the study (GTZAN)")
+    ax.set_xticks(x, [r["label"] for r in rows], rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test accuracy (clips)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -132,3 +132,29 @@ def grid_tables(md: List[str], rows: List[Dict], confusion_cells: Dict, workdir:
             table.writerows(rows)
         plots.confusion_grid(confusion_cells, os.path.join(workdir, "confusion_grid.png"))
     print("\n".join(md))
+
+
+def comparisons(result: Dict, claims: List[Dict], chart: List[Dict], workdir: str) -> None:
+    """The grid's comparisons.csv (one row per pair of cells), comparisons.json (the
+    same, Cochran's Q and the claims), comparisons_pvalues.png and accuracy_intervals.png."""
+    if jax.process_index() != 0:
+        return
+    columns = ["a", "b", "a_only", "b_only", "p_value", "p_holm", "delta_accuracy",
+               "delta_low", "delta_high", "delta_macro_f1", "delta_f1_low", "delta_f1_high",
+               "mdd"]
+    with open(os.path.join(workdir, "comparisons.csv"), "w", newline="") as f:
+        table = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        table.writeheader()
+        table.writerows(result["pairs"])
+    with open(os.path.join(workdir, "comparisons.json"), "w") as f:
+        json.dump({**{k: v for k, v in result.items() if k != "accuracy"},
+                   "accuracy": {f"{m}/{feat}": a for (m, feat), a in result["accuracy"].items()},
+                   "claims": claims}, f, indent=2)
+    labels = list(dict.fromkeys([r["a"] for r in result["pairs"]] +
+                                [r["b"] for r in result["pairs"]]))
+    plots.pvalue_heatmap(labels, result["pairs"], os.path.join(workdir,
+                                                               "comparisons_pvalues.png"))
+    for row in chart:  # cells without an interval (several seeds: a mean) get none drawn
+        if row["low"] is None:
+            row["low"] = row["high"] = row["accuracy"]
+    plots.accuracy_intervals(chart, os.path.join(workdir, "accuracy_intervals.png"))

@@ -22,6 +22,17 @@ def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
     assert [(r["model"], r["feature"]) for r in rows] == cells
     assert float(rows[1]["study_accuracy"]) == study.STUDY[("spectral_cnn", "mfcc")][0]
     assert (tmp_path / "confusion_grid.png").read_bytes()[:4] == b"\x89PNG"
+    # The cells compared: one pair, its columns, the claims section and its figures.
+    pairs = list(csv.DictReader(open(tmp_path / "comparisons.csv")))
+    assert len(pairs) == 1 and (pairs[0]["a"], pairs[0]["b"]) == ("spectral_cnn/mel",
+                                                                  "spectral_cnn/mfcc")
+    for column in ("a_only", "b_only", "p_value", "p_holm", "delta_accuracy", "delta_low",
+                   "delta_high"):
+        assert pairs[0][column] != ""
+    assert float(pairs[0]["p_holm"]) == float(pairs[0]["p_value"])  # one test: no correction
+    assert "## The study's conclusions, tested" in table
+    for figure in ("comparisons_pvalues", "accuracy_intervals"):
+        assert (tmp_path / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
     calls = []  # a second run finds every cell done and trains nothing
     monkeypatch.setattr("jaxgenre.experiments.run_one", lambda *a: calls.append(a))

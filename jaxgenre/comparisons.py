@@ -1,0 +1,173 @@
+"""The grid's cells compared with each other on their common test clips: every pair
+(exact McNemar, paired bootstrap Δ, Holm's correction over all pairs), Cochran's Q across
+the models of each feature, and the study's three conclusions tested
+(`claims`). `experiments.run_grid` writes what this returns as comparisons.csv and a
+section of results.md.
+
+Why Holm and Cochran's Q are written here: scipy has neither (its multiple-testing
+helper does Benjamini-Hochberg / Yekutieli only) and statsmodels, which has both, is not
+a core dependency; each is a few lines, tested against statsmodels.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from scipy import stats as sps
+
+from jaxgenre import clip_table, stats
+
+Cell = Tuple[str, str]  # (model, feature)
+ALPHA = 0.05
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error), in the given order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order]) if m else p
+    out = np.empty_like(p)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def cochrans_q(correct: np.ndarray) -> Tuple[float, float]:
+    """Cochran's Q test that k classifiers (columns) have the same accuracy on the same
+    clips (rows): (Q, p) with k - 1 degrees of freedom; (0, 1) when no clip splits them."""
+    x = np.asarray(correct, dtype=np.float64)
+    k = x.shape[1]
+    row, col, total = x.sum(1), x.sum(0), x.sum()
+    denominator = k * total - np.sum(row ** 2)
+    if denominator == 0:
+        return 0.0, 1.0
+    q = (k - 1) * (k * np.sum(col ** 2) - total ** 2) / denominator
+    return float(q), float(sps.chi2.sf(q, k - 1))
+
+
+def _label(cell: Cell) -> str:
+    return f"{cell[0]}/{cell[1]}"
+
+
+def compare_cells(tables: Dict[Cell, clip_table.ClipTable], *, seed: int = 0) -> Dict:
+    """{'pairs': one row per pair of cells (comparisons.csv), 'cochran': per feature,
+    'clips': n, 'accuracy': per cell on these predictions, 'mdd': the minimum detectable
+    difference at the median discordant share}."""
+    cells = list(tables)
+    first = tables[cells[0]]
+    aligned = dict(zip(cells, clip_table.aligned_probabilities(
+        [tables[c] for c in cells], [_label(c) for c in cells])))
+    labels = first.labels
+    n_classes = len(first.class_names)
+    predictions = {c: p.argmax(1) for c, p in aligned.items()}
+    rows = []
+    for a, b in itertools.combinations(cells, 2):
+        test = stats.mcnemar(predictions[a] == labels, predictions[b] == labels)
+        deltas = stats.paired_deltas(labels, predictions[a], predictions[b], n_classes,
+                                     seed=seed)
+        rows.append({"a": _label(a), "b": _label(b), **test, "p_holm": None, **deltas,
+                     "mdd": stats.minimum_detectable_difference(
+                         labels.size, (test["a_only"] + test["b_only"]) / labels.size)})
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = float(adjusted)
+    cochran = {}
+    for feature in dict.fromkeys(f for _, f in cells):
+        group = [c for c in cells if c[1] == feature]
+        if len(group) > 2:
+            q, p = cochrans_q(np.stack([predictions[c] == labels for c in group], axis=1))
+            cochran[feature] = {"models": [m for m, _ in group], "q": q, "p_value": p}
+    shares = [(r["a_only"] + r["b_only"]) / labels.size for r in rows]
+    accuracy = {c: float(np.mean(p == labels)) for c, p in predictions.items()}
+    return {"pairs": rows, "cochran": cochran, "clips": int(labels.size), "accuracy": accuracy,
+            "mdd": stats.minimum_detectable_difference(labels.size, float(np.median(shares)))
+            if shares else None}
+
+
+def _pair(result: Dict, a: Cell, b: Cell) -> Dict:
+    """The row of pair (a, b), oriented so that Δ is b − a."""
+    for row in result["pairs"]:
+        if (row["a"], row["b"]) == (_label(a), _label(b)):
+            return row
+        if (row["a"], row["b"]) == (_label(b), _label(a)):
+            flipped = dict(row, a=row["b"], b=row["a"], a_only=row["b_only"],
+                           b_only=row["a_only"], delta_accuracy=-row["delta_accuracy"],
+                           delta_low=-row["delta_high"], delta_high=-row["delta_low"])
+            return flipped
+    raise KeyError((a, b))
+
+
+def _best_model_claim(result: Dict, model: str, feature: str, claim: str) -> Dict:
+    accuracy = result["accuracy"]
+    rivals = [c for c in accuracy if c[1] == feature and c[0] != model]
+    if (model, feature) not in accuracy or not rivals:
+        return {"claim": claim, "verdict": "not tested: the grid lacks these cells",
+                "evidence": []}
+    evidence = [_pair(result, rival, (model, feature)) for rival in rivals]
+    better = [e for e in evidence if e["p_holm"] < ALPHA and e["delta_accuracy"] > 0]
+    worse = [e for e in evidence if e["p_holm"] < ALPHA and e["delta_accuracy"] < 0]
+    if worse:
+        verdict = "contradicted: " + ", ".join(f"{e['a']} is significantly better" for e in worse)
+    elif len(better) == len(evidence):
+        verdict = "supported: significantly better than every other model on this feature"
+    else:
+        top = max(accuracy[c] for c in rivals) < accuracy[(model, feature)]
+        verdict = ("not shown: " + ("highest accuracy" if top else "not the highest accuracy")
+                   + ", but not significantly different from "
+                   + ", ".join(e["a"] for e in evidence if e["p_holm"] >= ALPHA))
+    return {"claim": claim, "verdict": verdict, "evidence": evidence}
+
+
+def claims(result: Dict) -> List[Dict]:
+    """The study's conclusions, each with a verdict and the pairwise evidence (Holm-
+    adjusted exact McNemar p, Δ accuracy with its paired bootstrap interval)."""
+    accuracy = result["accuracy"]
+    out = [_best_model_claim(result, "resnet18", f,
+                             f"ResNet-18 is the best model on {name} input")
+           for f, name in (("mel", "mel-spectrogram"), ("mfcc", "MFCC"))]
+    out.append(_best_model_claim(result, "spectral_cnn", "spec",
+                                 "SpectralCNN is the best model on the plain spectrogram"))
+    evidence = [_pair(result, ("spectral_cnn", f), (m, f)) for m, f in accuracy
+                if m in ("resnet18", "efficientnet_v2_s") and ("spectral_cnn", f) in accuracy]
+    significant = [e for e in evidence if e["p_holm"] < ALPHA]
+    claim = ("no significant difference between the from-scratch spectral model "
+             "(SpectralCNN) and the ImageNet models (ResNet-18, EfficientNetV2-S); compared "
+             "per feature, each ImageNet model against SpectralCNN on the same input, because "
+             "a model's accuracy depends on its input and pooling features would mix that in")
+    if not evidence:
+        verdict = "not tested: the grid lacks these cells"
+    elif significant:
+        verdict = "contradicted: " + "; ".join(
+            f"{e['b']} vs {e['a']}: Δ {e['delta_accuracy']:+.3f}, p_holm {e['p_holm']:.3g}"
+            for e in significant)
+    else:
+        verdict = "consistent with the data: no pair differs significantly (which is not " \
+                  "evidence of equality when the minimum detectable difference is large)"
+    out.append({"claim": claim, "verdict": verdict, "evidence": evidence})
+    return out
+
+
+def markdown(result: Dict, claim_list: List[Dict]) -> List[str]:
+    """results.md's section: the claims with their evidence, Cochran's Q, the note on
+    power, and where the full pair table is."""
+    mdd = result["mdd"]
+    lines = ["## The study's conclusions, tested", "",
+             f"On {result['clips']} test clips; exact McNemar tests with Holm's correction over "
+             f"all {len(result['pairs'])} pairs of cells; Δ is accuracy difference with a "
+             "95 % paired bootstrap interval. Minimum detectable accuracy difference at this "
+             "test size (power 0.8, α 0.05, median discordant share): "
+             + (f"{mdd:.3f}." if mdd is not None else "none (the cells barely differ)."), ""]
+    for i, c in enumerate(claim_list, 1):
+        lines += [f"{i}. **{c['claim']}** — {c['verdict']}."]
+        for e in c["evidence"]:
+            lines.append(f"   - {e['b']} vs {e['a']}: Δ {e['delta_accuracy']:+.3f} "
+                         f"[{e['delta_low']:+.3f}, {e['delta_high']:+.3f}], only {e['b']} "
+                         f"right {e['b_only']}, only {e['a']} right {e['a_only']}, "
+                         f"p {e['p_value']:.3g}, p_holm {e['p_holm']:.3g}")
+    if result["cochran"]:
+        lines += ["", "Cochran's Q (do the models on one feature differ at all?): "
+                  + "; ".join(f"{f}: Q = {c['q']:.2f}, p = {c['p_value']:.3g}"
+                              for f, c in result["cochran"].items()) + "."]
+    lines += ["", "Every pair: comparisons.csv; p-values: comparisons_pvalues.png.", ""]
+    return lines

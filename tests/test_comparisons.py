@@ -1,0 +1,89 @@
+"""The grid's comparisons: Holm and Cochran's Q against statsmodels and a hand-worked
+example, and the claims section on tiny made-up grids — one where a model is made
+clearly better (it must say significant) and one where models are identical (it must
+not)."""
+
+import numpy as np
+import pytest
+from statsmodels.stats.contingency_tables import cochrans_q as sm_cochrans_q
+from statsmodels.stats.multitest import multipletests
+
+from jaxgenre import clip_table, comparisons
+
+CLASSES = tuple(f"c{i}" for i in range(5))
+N = 200
+
+
+def test_holm_by_hand_and_against_statsmodels():
+    # Hand-worked: p = (0.01, 0.04, 0.03, 0.005), m = 4. Sorted 0.005, 0.01, 0.03, 0.04
+    # times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06.
+    np.testing.assert_allclose(comparisons.holm([0.01, 0.04, 0.03, 0.005]),
+                               [0.03, 0.06, 0.06, 0.02])
+    p = np.random.default_rng(0).uniform(0, 0.2, 45)
+    np.testing.assert_allclose(comparisons.holm(p), multipletests(p, method="holm")[1])
+
+
+def test_cochrans_q_against_statsmodels():
+    rng = np.random.default_rng(1)
+    correct = rng.uniform(size=(80, 3)) < [0.5, 0.6, 0.8]
+    ours = comparisons.cochrans_q(correct)
+    theirs = sm_cochrans_q(correct.astype(int))
+    np.testing.assert_allclose(ours, (theirs.statistic, theirs.pvalue))
+    assert comparisons.cochrans_q(np.ones((10, 3), bool)) == (0.0, 1.0)
+
+
+def _table(labels, accuracy, seed):
+    """Predictions right on a share `accuracy` of the clips (chosen by `seed`)."""
+    rng = np.random.default_rng(seed)
+    right = rng.permutation(N) < accuracy * N
+    preds = np.where(right, labels, (labels + 1) % 5)
+    probs = np.full((N, 5), 0.05)
+    probs[np.arange(N), preds] = 0.8
+    return clip_table.ClipTable(tuple(f"clip{i}" for i in range(N)), labels, probs, CLASSES)
+
+
+def _grid(accuracies, same_seed=False):
+    labels = np.arange(N) % 5
+    return {cell: _table(labels, acc, 0 if same_seed else i)
+            for i, (cell, acc) in enumerate(accuracies.items())}
+
+
+def test_a_clearly_better_model_is_called_significant():
+    tables = _grid({("spectral_cnn", "mel"): 0.40, ("resnet18", "mel"): 0.90,
+                    ("efficientnet_v2_s", "mel"): 0.45})
+    result = comparisons.compare_cells(tables)
+    claims = comparisons.claims(result)
+    assert claims[0]["verdict"].startswith("supported")
+    assert all(e["p_holm"] < 0.05 and e["delta_accuracy"] > 0.4 for e in claims[0]["evidence"])
+    assert claims[1]["verdict"].startswith("not tested")  # no MFCC cells
+    assert claims[3]["verdict"].startswith("contradicted")  # ResNet-18 beats SpectralCNN
+    text = "\n".join(comparisons.markdown(result, claims))
+    assert "ResNet-18 is the best model on mel-spectrogram input** — supported" in text
+    assert len(result["pairs"]) == 3 and result["cochran"]["mel"]["p_value"] < 1e-6
+
+
+def test_identical_models_are_not_called_different():
+    tables = _grid({("spectral_cnn", "spec"): 0.6, ("resnet18", "spec"): 0.6,
+                    ("efficientnet_v2_s", "spec"): 0.6}, same_seed=True)
+    result = comparisons.compare_cells(tables)
+    claims = comparisons.claims(result)
+    assert all(r["p_value"] == 1.0 and r["a_only"] == r["b_only"] == 0 for r in result["pairs"])
+    assert claims[2]["verdict"].startswith("not shown")  # SpectralCNN best on spec: no
+    assert claims[3]["verdict"].startswith("consistent with the data")
+    assert result["cochran"]["spec"]["p_value"] == 1.0
+
+
+def test_a_model_better_than_the_claimed_best_contradicts_the_claim():
+    tables = _grid({("spectral_cnn", "mfcc"): 0.95, ("resnet18", "mfcc"): 0.30})
+    claims = comparisons.claims(comparisons.compare_cells(tables))
+    assert claims[1]["verdict"] == ("contradicted: spectral_cnn/mfcc is significantly better")
+
+
+@pytest.mark.parametrize("shift", [0, 7])
+def test_cells_with_rows_in_another_order_are_aligned(shift):
+    tables = _grid({("spectral_cnn", "mel"): 0.5, ("resnet18", "mel"): 0.5}, same_seed=True)
+    t = tables[("resnet18", "mel")]
+    order = np.roll(np.arange(N), shift)
+    tables[("resnet18", "mel")] = clip_table.ClipTable(
+        tuple(t.clip_ids[i] for i in order), t.labels[order], t.probabilities[order], CLASSES)
+    assert comparisons.compare_cells(tables)["pairs"][0]["p_value"] == 1.0
