@@ -6,7 +6,8 @@ reads each run's `test_predictions.csv`, and prints each run's accuracy and macr
 95 % intervals, the clips only one of them gets right (`a_only`, `b_only`), the exact
 McNemar p-value, the difference b − a in accuracy and macro F1 with paired bootstrap
 intervals, and the minimum detectable difference at this test size (power 0.8, α 0.05),
-so that "not significant" can be read for what it is (`jaxgenre.stats`). `--json`
+so that "not significant" can be read for what it is (`jaxgenre.stats`); for two k-fold
+runs also Nadeau & Bengio's corrected resampled t-test on the per-fold accuracies. `--json`
 writes the same figures (at least `a_only`, `b_only`, `p_value`, `delta_accuracy`,
 `delta_low`, `delta_high`). Runs that tested other clips are refused, naming the run.
 Exit status 0, or 2 with one line on a usage error.
@@ -18,7 +19,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -47,6 +48,23 @@ def compare_tables(a: clip_table.ClipTable, b: clip_table.ClipTable, *, names=("
     return out
 
 
+def cross_validated(results_a: Dict, results_b: Dict) -> Optional[Dict]:
+    """Nadeau & Bengio's corrected resampled t-test on the per-fold accuracies of two
+    k-fold runs (their results.json) over the same folds; None if they are not both
+    k-fold runs with the same number of folds."""
+    folds = [r.get("test", {}).get("clips", {}).get("per_fold", {}).get("accuracy")
+             for r in (results_a, results_b)]
+    if not all(folds) or len(folds[0]) != len(folds[1]):
+        return None
+    sizes = results_a.get("clips_per_fold", {})
+    train, test = sizes.get("train") or [], sizes.get("test") or []
+    if not train or None in train or None in test:
+        return None
+    return stats.corrected_resampled_ttest(np.subtract(folds[1], folds[0]),
+                                           n_train=float(np.mean(train)),
+                                           n_test=float(np.mean(test)))
+
+
 def table_lines(result: Dict) -> List[str]:
     """The comparison as a few printed lines."""
     f = lambda v: "-" if v is None else f"{v:.4f}"
@@ -65,7 +83,17 @@ def table_lines(result: Dict) -> List[str]:
         f"exact McNemar p = {result['p_value']:.4g}",
         "  minimum detectable accuracy difference here (power 0.8, alpha 0.05): "
         + (f"{mdd:.4f}" if mdd is not None else "none: too few clips where the runs differ"),
-    ]
+    ] + ([f"  k-fold: corrected resampled t-test (Nadeau & Bengio) on per-fold accuracy: "
+          f"mean b - a {cv['mean_difference']:+.4f}, t = {cv['t']:.3f}, p = {cv['p_value']:.4g} "
+          f"({cv['folds']} folds)"] if (cv := result.get("cross_validated")) else [])
+
+
+def _results(run: str) -> Dict:
+    path = os.path.join(run, "results.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def main(argv=None) -> int:
@@ -80,6 +108,8 @@ def main(argv=None) -> int:
         tables = [clip_table.read(os.path.join(run, clip_table.FILE_NAME))
                   for run in (args.run_a, args.run_b)]
         result = compare_tables(*tables, names=(args.run_a, args.run_b), seed=args.seed)
+        result["cross_validated"] = cross_validated(*[_results(r) for r in (args.run_a,
+                                                                            args.run_b)])
     except UserError as e:
         return errors.report(e)
     print("\n".join(table_lines(result)))

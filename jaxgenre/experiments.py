@@ -58,6 +58,7 @@ def run_one(config, workdir: str) -> Dict:
                                                 seed=config.seed))
     name, feature = config.model.name, config.features.kind
     results = {"model": name, "feature": feature, "data": config.data.source,
+               "clips": {part: len(np.unique(segs.clip)) for part, segs in data.parts.items()},
                "initialisation": trained.initialisation, "epochs": trained.epochs,
                "best_valid_accuracy": trained.best_valid_accuracy,
                "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
@@ -105,22 +106,33 @@ def run_kfold(config, workdir: str) -> Dict:
         fold_dir = os.path.join(workdir, f"fold_{fold}")
         per_fold.append(_results(fold_dir, f"fold {fold + 1} of {config.data.folds}",
                                  lambda: run_one(fold_config(fold), fold_dir)))
+    # Every clip is tested in exactly one fold: the folds' predictions together are one
+    # test_predictions.csv over the whole set, which comparisons of cells can pair.
+    tables = [clip_table.read(os.path.join(workdir, f"fold_{k}", clip_table.FILE_NAME))
+              for k in range(config.data.folds)]
+    writer_lib.RunWriter(workdir).clip_probabilities(clip_table.ClipTable(
+        sum((t.clip_ids for t in tables), ()), np.concatenate([t.labels for t in tables]),
+        np.concatenate([t.probabilities for t in tables]), tables[0].class_names))
     results = {**{k: per_fold[0][k] for k in ("model", "feature", "data")},
-               "folds": config.data.folds, "test": _summary(per_fold, "per_fold")}
+               "folds": config.data.folds, "test": _summary(per_fold, "per_fold"),
+               "clips_per_fold": {part: [r.get("clips", {}).get(part) for r in per_fold]
+                                  for part in ("train", "valid", "test")}}
     writer_lib.repeats_summary(results, workdir, study.METRICS,
                                f"{config.data.folds}-fold cross-validation", "folds")
     return results
 
 
 def _summary(runs: List[Dict], name: str) -> Dict:
-    """Each test metric's mean and std over `runs` (their results.json), the values
-    under `name`, and the summed confusion matrix, at clip and segment level."""
+    """Each test metric's mean, std and t interval of the mean (`<metric>_ci`) over `runs`
+    (their results.json), the values under `name`, and the summed confusion matrix, at
+    clip and segment level."""
     keys = [key for _, key in study.METRICS] + ["macro_auc"]
     summary = {}
     for level in ("clips", "segments"):
         values = {k: [r["test"][level][k] for r in runs] for k in keys}
         summary[level] = {k: float(np.mean(v)) for k, v in values.items()}
         summary[level].update({f"{k}_std": float(np.std(v)) for k, v in values.items()})
+        summary[level].update({f"{k}_ci": stats.t_interval(v) for k, v in values.items()})
         summary[level][name] = values
         summary[level]["confusion"] = np.sum([r["test"][level]["confusion"] for r in runs],
                                              axis=0).tolist()

@@ -8,7 +8,9 @@
   interval for the difference in accuracy and in macro F1;
 - the minimum detectable difference in accuracy of such a paired comparison (power 0.8,
   two-sided α 0.05; Connor's 1987 sample size formula for McNemar's test, solved for
-  the difference at the observed share of discordant clips).
+  the difference at the observed share of discordant clips);
+- over k folds or seeds: a t interval of the mean, and for two cells under the same
+  cross-validation Nadeau & Bengio's corrected resampled t-test.
 
 Why by hand: macro precision / recall / F1 / AUC over thousands of resamples at once are
 a few lines of numpy (sklearn's functions take one sample at a time, 2000 x 10 ROC
@@ -18,7 +20,7 @@ computations per run); the tests hold them to sklearn. The rest is scipy.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import optimize
@@ -179,3 +181,31 @@ def minimum_detectable_difference(n: int, discordant_share: float, *, alpha: flo
     if needed(high) > 0:
         return None
     return float(optimize.brentq(needed, 1e-9, high))
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """The t interval of the mean of `values` (e.g. one metric over k folds or seeds):
+    mean ± t_{k-1} · s / √k, s with k - 1 degrees of freedom; NaNs for fewer than 2."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return float("nan"), float("nan")
+    half = sps.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def corrected_resampled_ttest(differences: Sequence[float], *, n_train: int, n_test: int
+                              ) -> Dict:
+    """Nadeau & Bengio's (2003) corrected resampled t-test of k per-fold differences
+    between two cells trained and tested on the same folds: the variance of the mean
+    difference is (1/k + n_test/n_train) · s² instead of s²/k, because the folds' training
+    sets overlap; t with k - 1 degrees of freedom, two-sided p."""
+    d = np.asarray(differences, dtype=np.float64)
+    k = d.size
+    variance = (1 / k + n_test / n_train) * d.var(ddof=1) if k > 1 else float("nan")
+    if not variance > 0:
+        t = 0.0 if np.all(d == 0) else math.copysign(math.inf, d.mean())
+        return {"mean_difference": float(d.mean()), "t": t,
+                "p_value": 1.0 if t == 0 else 0.0, "folds": k}
+    t = float(d.mean() / math.sqrt(variance))
+    return {"mean_difference": float(d.mean()), "t": t,
+            "p_value": float(2 * sps.t.sf(abs(t), k - 1)), "folds": k}

@@ -2,6 +2,8 @@
 
 import csv
 
+import pytest
+
 from configs import base
 from jaxgenre import experiments, study
 
@@ -61,6 +63,22 @@ def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
     assert summary["test"]["clips"]["accuracy"] == np.mean(accuracies)
     assert summary["test"]["clips"]["accuracy_std"] == np.std(accuracies)
     assert np.sum(summary["test"]["clips"]["confusion"]) == 30
+    from scipy import stats as sps
+
+    np.testing.assert_allclose(summary["test"]["clips"]["accuracy_ci"], sps.t.interval(
+        0.95, 2, loc=np.mean(accuracies), scale=sps.sem(accuracies)))
+    assert summary["clips_per_fold"]["test"] == [10, 10, 10]
+    assert summary["clips_per_fold"]["train"] == [f["clips"]["train"] for f in folds]
+    # The folds' predictions together: every clip once, so k-fold cells can be paired.
+    from jaxgenre import clip_table, compare
+
+    pooled = clip_table.read(str(tmp_path / clip_table.FILE_NAME))
+    assert len(pooled.clip_ids) == len(set(pooled.clip_ids)) == 30
+    # Two k-fold runs: the corrected resampled t-test on their per-fold accuracies.
+    other = json.loads(json.dumps(summary))
+    other["test"]["clips"]["per_fold"]["accuracy"] = [a + 0.1 for a in accuracies]
+    cv = compare.cross_validated(summary, other)
+    assert cv["folds"] == 3 and cv["mean_difference"] == pytest.approx(0.1)
 
 
 def test_the_grid_has_a_waveform_row_without_study_numbers(tmp_path):

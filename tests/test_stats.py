@@ -107,3 +107,19 @@ def test_minimum_detectable_difference_has_the_power_it_claims():
                   for x, y, _ in counts])
     assert 0.72 < np.mean(p < 0.05) < 0.88
     assert stats.minimum_detectable_difference(10, 0.01) is None  # too few clips for any
+
+
+def test_t_interval_equals_scipys():
+    values = [0.61, 0.55, 0.7, 0.58, 0.66]
+    expected = sps.t.interval(0.95, 4, loc=np.mean(values), scale=sps.sem(values))
+    np.testing.assert_allclose(stats.t_interval(values), expected)
+
+
+def test_corrected_resampled_ttest_by_hand():
+    # d = 0.1, 0, 0.2, 0.1, 0.1: mean 0.1, s^2 = 0.02 / 4 = 0.005; corrected variance
+    # (1/5 + 25/100) * 0.005 = 0.00225; t = 0.1 / 0.04743 = 2.1082; p = 2 P(T4 > t).
+    out = stats.corrected_resampled_ttest([0.1, 0.0, 0.2, 0.1, 0.1], n_train=100, n_test=25)
+    assert out["t"] == pytest.approx(0.1 / np.sqrt(0.00225))
+    assert out["p_value"] == pytest.approx(2 * sps.t.sf(0.1 / np.sqrt(0.00225), 4))
+    assert 0.1 < out["p_value"] < 0.11  # the uncorrected t-test would give 0.07
+    assert stats.corrected_resampled_ttest([0.0, 0.0, 0.0], n_train=8, n_test=1)["p_value"] == 1
