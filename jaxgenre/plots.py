@@ -177,6 +177,10 @@ def run_figures(test: Dict, workdir: str, title: str) -> List[str]:
     path = os.path.join(workdir, "roc_clips.png")
     roc_curves(test["clips"], path, f"{title} — test clips,")
     paths.append(path)
+    if "accuracy_ci" in test["clips"]:
+        path = os.path.join(workdir, "metrics_intervals.png")
+        metric_intervals(test["clips"], path, f"{title} — test clips")
+        paths.append(path)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     if os.path.isfile(metrics_path):
         path = os.path.join(workdir, "training_curves.png")
@@ -233,6 +237,31 @@ def accuracy_intervals(rows: List[Dict], path: str) -> None:
     ax.set_ylabel("test accuracy (clips)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+METRIC_LABELS = (("accuracy", "accuracy"), ("macro_precision", "precision"),
+                 ("macro_recall", "recall"), ("macro_f1", "F1"), ("macro_auc", "macro AUC"))
+
+
+def metric_intervals(report: Dict, path: str, title: str = "") -> None:
+    """A run's clip-level figures, each with its 95 % interval as an error bar."""
+    plt = _pyplot()
+    shown = [(key, label) for key, label in METRIC_LABELS if f"{key}_ci" in report]
+    values = np.array([report[key] for key, _ in shown])
+    low = np.array([report[f"{key}_ci"][0] for key, _ in shown])
+    high = np.array([report[f"{key}_ci"][1] for key, _ in shown])
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    x = np.arange(len(shown))
+    ax.errorbar(x, values, yerr=[values - low, high - values], fmt="o", capsize=5)
+    for i, v in enumerate(values):
+        ax.annotate(f"{v:.3f}", (i, v), textcoords="offset points", xytext=(8, 0), fontsize=7)
+    ax.set_xticks(x, [label for _, label in shown])
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title} (n = {report['n']}, 95% intervals)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

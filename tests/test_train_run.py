@@ -47,7 +47,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert 0.0 <= results["test"]["clips"]["accuracy"] <= 1.0
     assert results["test"]["clips"]["n"] == 10 and results["test"]["segments"]["n"] == 40
     for figure in ("confusion_clips", "confusion_segments", "roc_clips", "training_curves",
-                   "features_per_class"):
+                   "features_per_class", "metrics_intervals"):
         assert (tmp_path / "whole" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
     _check_predict(tmp_path, whole)
