@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from ml_collections import config_dict
 
-from jaxgenre import models, parallel
+from jaxgenre import augment, models, parallel
 from jaxgenre import steps as steps_lib
 from jaxgenre.models import adapter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _setup(n_devices=None, seed=0):
+def _setup(n_devices=None, seed=0, augmentation=None):
     model = models.create("spectral_cnn", 4, widths=(8, 16, 16, 16, 16), dense_widths=(16, 8))
     optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
                                     "schedule": "constant"})
@@ -28,7 +28,8 @@ def _setup(n_devices=None, seed=0):
     state = steps_lib.create_train_state(jax.random.PRNGKey(seed), model, tx,
                                      jnp.zeros((1, 32, 40, 1)))
     state = jax.device_put(state, parallel.replicated(mesh))
-    return steps_lib.compile_steps(model, tx, adapt, mesh), state, mesh
+    return (steps_lib.compile_steps(model, tx, adapt, mesh, augmentation or augment.Augmentation()),
+            state, mesh)
 
 
 def _batch(seed=0, n=16):
@@ -102,6 +103,23 @@ for n in (2, 4, 8):
     print(n, 'devices: max param diff', diff, 'loss', l1, ln)
     assert diff <= 1e-5, (n, diff)
     np.testing.assert_allclose(pr1, prn, atol=1e-5)
+# With every on-device augmentation (gain, SpecAugment, mixup across device boundaries,
+# label smoothing): 8 devices still compute what 1 does.
+from jaxgenre import augment
+everything = augment.Augmentation(gain_db=6.0, freq_masks=2, time_masks=2, mixup_alpha=1.0,
+                                  label_smoothing=0.1)
+augmented = {}
+for n in (1, 8):
+    steps, state, mesh = _setup(n, augmentation=everything)
+    for i in range(3):
+        state, metrics = steps.train(state, _shard(_batch(i), mesh))
+    augmented[n] = jax.tree.map(np.asarray, state.params)
+diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(augmented[1]),
+                                                       jax.tree.leaves(augmented[8])))
+print('augmented, 8 devices: max param diff', diff)
+assert diff <= 1e-5, diff
+assert max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(augmented[1]),
+                                                       jax.tree.leaves(p1))) > 1e-3
 print('ok')
 """
 
