@@ -84,7 +84,7 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
     print("\n".join(md))
     if plots_on:
         title = f"ensemble of {len(members)} ({features})"
-        paths = [os.path.join(workdir, "confusion_clips.png"), os.path.join(workdir, "roc_clips.png")]
+        paths = [os.path.join(workdir, f"{name}.png") for name in ("confusion_clips", "roc_clips")]
         plots.confusion_matrix(report["confusion"], report["class_names"], paths[0],
                                f"{title} — test clips")
         plots.roc_curves(report, paths[1], f"{title} — test clips,")

@@ -58,7 +58,8 @@ class SyntheticSource(Source):
 def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str] = None,
                 sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
                 clips_per_class: int = 20, synthetic_seconds: float = 30.0, seed: int = 0,
-                synthetic_variant: str = "standard", home: Optional[str] = None, gtzan_urls: Sequence[str] = gtzan.URLS,
+                synthetic_variant: str = "standard", home: Optional[str] = None,
+                gtzan_urls: Sequence[str] = gtzan.URLS,
                 gtzan_sha256: Optional[str] = gtzan.SHA256, fma_subset: str = "small",
                 fma_mirrors: Sequence[str] = fma.MIRRORS, fma_sha1: Optional[dict] = None,
                 progress: bool = True) -> Source:
