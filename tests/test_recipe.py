@@ -41,7 +41,7 @@ def test_the_spectralcnn_recipe_trains_from_its_config(tmp_path):
     from tests.test_sample_cnn import tiny
 
     config = tiny(importlib.import_module("configs.recipe_spectralcnn_mel").get_config())
-    config.train.epochs = 2
+    config.train.epochs = 1
     experiments.run_one(config, str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "spectral_cnn" and results["test"]["clips"]["n"] == 10

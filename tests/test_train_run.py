@@ -72,7 +72,7 @@ def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
     it is killed right after epoch 1's checkpoint is written."""
     from jaxgenre import checkpoint
 
-    whole = experiments.run_one(_augmented(3), str(tmp_path / "whole"))
+    whole = experiments.run_one(_augmented(2), str(tmp_path / "whole"))
     save = checkpoint.Checkpoints.save
 
     def save_then_die(self, state, record, **kwargs):
@@ -82,9 +82,9 @@ def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
 
     monkeypatch.setattr(checkpoint.Checkpoints, "save", save_then_die)
     with pytest.raises(_Killed):
-        experiments.run_one(_augmented(3), str(tmp_path / "resumed"))
+        experiments.run_one(_augmented(2), str(tmp_path / "resumed"))
     monkeypatch.undo()
-    resumed = experiments.run_one(_augmented(3), str(tmp_path / "resumed"))
+    resumed = experiments.run_one(_augmented(2), str(tmp_path / "resumed"))
     jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
     assert whole["results"]["test"] == resumed["results"]["test"]
     # Test windows overlap by half: a 4 s clip's 173 frames hold windows of 43 frames
