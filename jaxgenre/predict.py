@@ -79,7 +79,7 @@ class Predictor:
                              hit=False)
         overlap = self.config.eval.get("window_overlap", 0.0) or 0.0  # as the run's test
         segs = pipeline.segments(np.zeros(1, np.int64), feat.shape[-1], segment_frames=frames,
-                                 hop_frames=max(1, int(round(frames * (1 - overlap)))))
+                                 hop_frames=pipeline.overlap_hop(frames, overlap))
         probs, labels, clips = evaluate.segment_probabilities(
             self.steps.predict, self.state, store, segs, batch_size=self.batch_size,
             mesh=self.mesh)

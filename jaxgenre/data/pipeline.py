@@ -67,6 +67,12 @@ def random_crops(segs: Segments, n_frames: int, *, seed: int, epoch: int,
     return Segments(np.repeat(clips, per_clip), starts.astype(np.int64), segs.length)
 
 
+def overlap_hop(segment_frames: int, overlap: float) -> int:
+    """The hop between windows of `segment_frames` that overlap by the fraction `overlap`
+    (`config.eval.window_overlap`): evaluation and `predict` cut test windows with it."""
+    return max(1, int(round(segment_frames * (1 - overlap))))
+
+
 def seconds_to_frames(seconds: Optional[float], *, sr: int, hop_length: int,
                       kind: str) -> Optional[int]:
     """A duration along the feature's time axis: frames for spectral features, samples

@@ -49,7 +49,7 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
     overlap = config.get("eval", {}).get("window_overlap", 0.0) or 0.0
     train_hop = to_frames(config.data.segment_hop_seconds)
     # Validation and test windows overlap by eval.window_overlap (0: as training's).
-    eval_hop = max(1, int(round(segment * (1 - overlap)))) if overlap and segment else train_hop
+    eval_hop = pipeline.overlap_hop(segment, overlap) if overlap and segment else train_hop
     parts = {name: pipeline.segments(idx, n_frames, segment_frames=segment,
                                      hop_frames=train_hop if name == "train" else eval_hop)
              for name, idx in split.items()}
