@@ -46,11 +46,16 @@ class Augmentation:
         return self.mixup_alpha > 0 or self.label_smoothing > 0
 
 
+def settings(config):
+    """`config.augment`, or an empty dict for configs written before it (all off)."""
+    section = config.get("augment", None)
+    return {} if section is None else section
+
+
 def from_config(config) -> Augmentation:
     """`config.augment` / `config.train.label_smoothing` → `Augmentation` (all off if the
     config has no `augment` section, as configs written before it)."""
-    aug = config.get("augment", None)
-    aug = {} if aug is None else aug
+    aug = settings(config)
     spec_augment = bool(aug.get("spec_augment", False))
     return Augmentation(
         gain_db=float(aug.get("gain_db", 0.0)), kind=config.features.kind,

@@ -78,8 +78,7 @@ def epoch_segments(config, data: PreparedData, epoch: int) -> pipeline.Segments:
     """The training windows of `epoch`: the fixed tiles, or with `augment.random_crop`
     windows at random positions (`pipeline.random_crops`, drawn from (seed, epoch))."""
     tiles = data.parts["train"]
-    aug = config.get("augment", None)
-    aug = {} if aug is None else aug
+    aug = augment.settings(config)
     if not aug.get("random_crop", False):
         return tiles
     return pipeline.random_crops(tiles, data.store.features.shape[-1], seed=config.seed,
