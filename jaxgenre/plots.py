@@ -255,7 +255,10 @@ def metric_intervals(report: Dict, path: str, title: str = "") -> None:
     high = np.array([report[f"{key}_ci"][1] for key, _ in shown])
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     x = np.arange(len(shown))
-    ax.errorbar(x, values, yerr=[values - low, high - values], fmt="o", capsize=5)
+    # An interval is not guaranteed to hold its estimate (a percentile bootstrap on a
+    # skewed statistic): draw the bar as far as it goes, never a negative length.
+    yerr = [np.maximum(values - low, 0), np.maximum(high - values, 0)]
+    ax.errorbar(x, values, yerr=yerr, fmt="o", capsize=5)
     for i, v in enumerate(values):
         ax.annotate(f"{v:.3f}", (i, v), textcoords="offset points", xytext=(8, 0), fontsize=7)
     ax.set_xticks(x, [label for _, label in shown])

@@ -43,7 +43,13 @@ def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> Int
 def macro_prf(labels: np.ndarray, predictions: np.ndarray, num_classes: int
               ) -> Dict[str, np.ndarray]:
     """Macro precision, recall and F1 over the last axis, for any leading axes (one
-    value per resample); sklearn's conventions (every class counted, 0 where undefined)."""
+    value per resample), as sklearn computes them without `labels=`: the mean over the
+    classes that occur among the labels or the predictions of that sample, 0 where a
+    class's figure is undefined. On a test set holding every class this is
+    `metrics`' convention (every class of the task); on a bootstrap resample a class
+    that was merely not drawn is left out rather than counted as 0 — with one test
+    clip per class, counting it dragged every resample far below the observed figure
+    and the BCa interval collapsed to a point that excluded it."""
     classes = np.arange(num_classes)
     is_label = labels[..., None, :] == classes[:, None]  # (..., classes, n)
     is_pred = predictions[..., None, :] == classes[:, None]
@@ -54,8 +60,11 @@ def macro_prf(labels: np.ndarray, predictions: np.ndarray, num_classes: int
     denominator = precision + recall
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp),
                    where=denominator > 0)
-    return {"macro_precision": precision.mean(-1), "macro_recall": recall.mean(-1),
-            "macro_f1": f1.mean(-1)}
+    occurs = (support > 0) | (predicted > 0)
+    count = np.maximum(occurs.sum(-1), 1)
+    return {key: np.sum(value * occurs, -1) / count
+            for key, value in (("macro_precision", precision), ("macro_recall", recall),
+                               ("macro_f1", f1))}
 
 
 def macro_auc(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -88,7 +97,10 @@ def bootstrap_interval(statistic, n: int, *, seed: int, confidence: float = CONF
     """The BCa bootstrap interval of `statistic(index)` over `n` test clips, where
     `statistic` maps index arrays (..., n) to values (...): resampling clips (and, for a
     comparison, the same clips for both classifiers). The percentile interval where BCa
-    is undefined; (value, value) when every resample gives the same value."""
+    is undefined or leaves out the observed value (its bias correction breaks down on
+    a few clips of a very discrete statistic); an interval is widened to reach the
+    observed value if it still leaves it out; (value, value) when every resample gives
+    the same value."""
     import warnings
 
     index = np.arange(n)
@@ -105,11 +117,18 @@ def bootstrap_interval(statistic, n: int, *, seed: int, confidence: float = CONF
                                    random_state=np.random.default_rng(seed))
         return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
+    tolerance = 1e-9
+    interval = None
     for method in ("BCa", "percentile"):
         low, high = run(method)
-        if not (math.isnan(low) or math.isnan(high)):
+        if math.isnan(low) or math.isnan(high):
+            continue
+        interval = interval or (low, high)
+        if low - tolerance <= value <= high + tolerance:
             return low, high
-    return value, value
+    if interval is None:
+        return value, value
+    return min(interval[0], value), max(interval[1], value)
 
 
 def metric_intervals(labels, probabilities, *, seed: int = 0, confidence: float = CONFIDENCE,

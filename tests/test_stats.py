@@ -56,10 +56,11 @@ def test_macro_figures_on_many_resamples_equal_sklearn_on_each():
     ours = stats.macro_prf(labels[index], preds[index], 5)
     auc = stats.macro_auc(labels[index], probs[index])
     for r, i in enumerate(index):
-        p, rc, f, _ = skm.precision_recall_fscore_support(labels[i], preds[i], labels=range(5),
-                                                          zero_division=0)
+        # sklearn without labels=: the classes among the resample's labels or predictions
+        expected = skm.precision_recall_fscore_support(labels[i], preds[i], average="macro",
+                                                       zero_division=0)[:3]
         np.testing.assert_allclose([ours["macro_precision"][r], ours["macro_recall"][r],
-                                    ours["macro_f1"][r]], [p.mean(), rc.mean(), f.mean()])
+                                    ours["macro_f1"][r]], expected)
         present = [c for c in range(5) if 0 < np.sum(labels[i] == c) < labels.size]
         expected = np.mean([skm.roc_auc_score(labels[i] == c, probs[i][:, c]) for c in present])
         np.testing.assert_allclose(auc[r], expected)
@@ -82,6 +83,32 @@ def test_intervals_are_seeded_contain_the_estimate_and_match_a_hand_percentile_b
     f1s = [skm.f1_score(labels[i], preds[i], average="macro") for i in resampled[:1000]]
     hand = np.percentile(f1s, [2.5, 97.5])
     np.testing.assert_allclose(first["macro_f1_ci"], hand, atol=0.05)
+
+
+def test_one_test_clip_per_class_gets_a_real_interval_that_holds_the_estimate(tmp_path):
+    """A grid run on 10 test clips (one per class) once got macro precision 0.85 with a
+    'BCa interval' of [0.9, 0.9], and its interval plot crashed on the negative bar."""
+    from jaxgenre import plots
+
+    labels = np.arange(10)
+    preds = labels.copy()
+    preds[3] = 4  # class 3 missed, class 4 predicted twice
+    probs = np.full((10, 10), 0.01)
+    probs[labels, preds] = 0.91
+    # By hand: precision 1 for 8 classes, 1/2 for class 4, 0 for class 3 -> 8.5 / 10.
+    values = {"macro_precision": 0.85, "macro_recall": 0.9, "macro_f1": (8 + 2 / 3) / 10}
+    ours = stats.macro_prf(labels[None], preds[None], 10)
+    report = {"n": 10, "accuracy": 0.9, **{k: float(ours[k][0]) for k in values},
+              "macro_auc": skm.roc_auc_score(labels, probs, multi_class="ovr")}
+    report.update(stats.metric_intervals(labels, probs, seed=0, resamples=1000))
+    for key, value in values.items():
+        assert report[key] == pytest.approx(value)
+        low, high = report[f"{key}_ci"]
+        assert low <= value <= high and high - low > 0.1, (key, low, high)
+    # The plot draws an interval that leaves its estimate out instead of failing.
+    report["macro_f1_ci"] = (0.9, 0.95)
+    plots.metric_intervals(report, str(tmp_path / "intervals.png"))
+    assert (tmp_path / "intervals.png").stat().st_size > 0
 
 
 def test_paired_delta_interval_brackets_the_difference_and_is_zero_for_identical_runs():
