@@ -53,8 +53,9 @@ def _label(cell: Cell) -> str:
 
 def compare_cells(tables: Dict[Cell, clip_table.ClipTable], *, seed: int = 0) -> Dict:
     """{'pairs': one row per pair of cells (comparisons.csv), 'cochran': per feature,
-    'clips': n, 'accuracy': per cell on these predictions, 'mdd': the minimum detectable
-    difference at the median discordant share}."""
+    'clips': n, 'accuracy': per cell on these predictions, 'discordant_share': the median
+    over pairs of the share of clips only one cell of the pair gets right, 'mdd': the
+    minimum detectable difference at that share}."""
     cells = list(tables)
     first = tables[cells[0]]
     aligned = dict(zip(cells, clip_table.aligned_probabilities(
@@ -80,9 +81,10 @@ def compare_cells(tables: Dict[Cell, clip_table.ClipTable], *, seed: int = 0) ->
             cochran[feature] = {"models": [m for m, _ in group], "q": q, "p_value": p}
     shares = [(r["a_only"] + r["b_only"]) / labels.size for r in rows]
     accuracy = {c: float(np.mean(p == labels)) for c, p in predictions.items()}
+    share = float(np.median(shares)) if shares else None
     return {"pairs": rows, "cochran": cochran, "clips": int(labels.size), "accuracy": accuracy,
-            "mdd": stats.minimum_detectable_difference(labels.size, float(np.median(shares)))
-            if shares else None}
+            "discordant_share": share,
+            "mdd": stats.minimum_detectable_difference(labels.size, share) if shares else None}
 
 
 def _pair(result: Dict, a: Cell, b: Cell) -> Dict:
@@ -139,7 +141,7 @@ def claims(result: Dict) -> List[Dict]:
         verdict = "not tested: the grid lacks these cells"
     elif significant:
         verdict = "contradicted: " + "; ".join(
-            f"{e['b']} vs {e['a']}: Δ {e['delta_accuracy']:+.3f}, p_holm {e['p_holm']:.3g}"
+            f"{e['b']} vs {e['a']}: Δ {_signed(e['delta_accuracy'])}, p_holm {e['p_holm']:.3g}"
             for e in significant)
     else:
         verdict = "consistent with the data: no pair differs significantly (which is not " \
@@ -148,21 +150,32 @@ def claims(result: Dict) -> List[Dict]:
     return out
 
 
+def _signed(value: float) -> str:
+    """+0.020, -0.100, and +0.000 for a difference that rounds to zero (never -0.000)."""
+    return f"{round(value, 3) + 0.0:+.3f}"
+
+
 def markdown(result: Dict, claim_list: List[Dict]) -> List[str]:
     """results.md's section: the claims with their evidence, Cochran's Q, the note on
     power, and where the full pair table is."""
-    mdd = result["mdd"]
+    mdd, share = result["mdd"], result.get("discordant_share")
+    if mdd is not None:
+        power = f"{mdd:.3f}."
+    else:  # too few discordant clips: even all of them going one way is not enough
+        power = ("none: with so few clips that only one cell of a pair gets right "
+                 + (f"({share:.1%}) " if share is not None else "")
+                 + "no difference that share allows is detected with that power.")
     lines = ["## The study's conclusions, tested", "",
              f"On {result['clips']} test clips; exact McNemar tests with Holm's correction over "
              f"all {len(result['pairs'])} pairs of cells; Δ is accuracy difference with a "
              "95 % paired bootstrap interval. Minimum detectable accuracy difference at this "
-             "test size (power 0.8, α 0.05, median discordant share): "
-             + (f"{mdd:.3f}." if mdd is not None else "none (the cells barely differ)."), ""]
+             "test size (power 0.8, α 0.05, median share of clips only one cell of a pair "
+             "gets right): " + power, ""]
     for i, c in enumerate(claim_list, 1):
         lines += [f"{i}. **{c['claim']}** — {c['verdict']}."]
         for e in c["evidence"]:
-            lines.append(f"   - {e['b']} vs {e['a']}: Δ {e['delta_accuracy']:+.3f} "
-                         f"[{e['delta_low']:+.3f}, {e['delta_high']:+.3f}], only {e['b']} "
+            lines.append(f"   - {e['b']} vs {e['a']}: Δ {_signed(e['delta_accuracy'])} "
+                         f"[{_signed(e['delta_low'])}, {_signed(e['delta_high'])}], only {e['b']} "
                          f"right {e['b_only']}, only {e['a']} right {e['a_only']}, "
                          f"p {e['p_value']:.3g}, p_holm {e['p_holm']:.3g}")
     if result["cochran"]:

@@ -71,6 +71,16 @@ def test_identical_models_are_not_called_different():
     assert claims[2]["verdict"].startswith("not shown")  # SpectralCNN best on spec: no
     assert claims[3]["verdict"].startswith("consistent with the data")
     assert result["cochran"]["spec"]["p_value"] == 1.0
+    # No discordant clip at all: no detectable difference, and the text says why.
+    assert result["discordant_share"] == 0.0 and result["mdd"] is None
+    text = "\n".join(comparisons.markdown(result, claims))
+    assert "none: with so few clips that only one cell of a pair gets right (0.0%)" in text
+    assert "Δ +0.000 [+0.000, +0.000]" in text and "-0.000" not in text
+
+
+def test_a_signed_difference_that_rounds_to_zero_is_printed_without_a_minus():
+    assert [comparisons._signed(v) for v in (-1e-17, -0.0004, 0.02, -0.1)] == \
+        ["+0.000", "+0.000", "+0.020", "-0.100"]
 
 
 def test_a_model_better_than_the_claimed_best_contradicts_the_claim():
