@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from configs import base  # noqa: E402
 from jaxgenre import ensemble, experiments, writer  # noqa: E402
+from jaxgenre.data import prepare  # noqa: E402
 
 # Each row adds its overrides to all the rows before it.
 ROWS = (
@@ -71,8 +72,16 @@ def main(argv=None) -> None:
                         help="train these rows only, e.g. 0,5 (each still has every earlier "
                              "row's switches): the study recipe against the full recipe")
     parser.add_argument("--workdir", default="runs/ablation")
+    parser.add_argument("--prepare_only", action="store_true",
+                        help="only build the feature cache every row shares, then stop "
+                             "(so that rows can then train in parallel processes)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.prepare_only:
+        data = prepare.prepare_data(row_config(args.model, 0, seeds[0], args),
+                                    os.path.join(args.workdir, "prepare"))
+        print(prepare.describe(data))
+        return
     out = os.path.join(args.workdir, args.model)
     table = {}
     rows = range(len(ROWS)) if args.only is None else [int(r) for r in args.only.split(",")]
