@@ -1,5 +1,5 @@
 """The recipe to use for your own classifier, on EfficientNetV2-S and the mel-spectrogram:
-the study's cell plus random crops, SpecAugment, mixup, AdamW with warm-up and cosine
+the study's cell plus random crops, SpecAugment, AdamW with warm-up and cosine
 decay, label smoothing and overlapping test windows (configs/base.recipe; the ablation
 behind it is in BUILD_NOTES.md, "The recipe")."""
 
