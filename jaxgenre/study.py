@@ -59,8 +59,9 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
     """The grid's clip-level test figures as the study's tables: (markdown lines, CSV rows),
     each cell beside the study's figure in brackets."""
     rows, md = [], [f"# The study's grid, on {data_source} data",
-                    "", "Each cell: jaxgenre's test figure (clip level), and the study's in "
-                    "brackets (GTZAN, its tables 1-3).", ""]
+                    "", "Each cell: jaxgenre's test figure (clip level; mean ± std where a cell "
+                    "has several seeds or folds), and the study's in brackets (GTZAN, its "
+                    "tables 1-3).", ""]
     for feature in FEATURES + EXTRA_FEATURES:
         cells = [(m, f) for m, f in results if f == feature]
         if not cells:
@@ -72,10 +73,13 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
             ours = results[(model, feature)]["test"]["clips"]
             study = STUDY.get((model, feature))
             theirs = [f"({study[i]:.4f})" if study else "(-)" for i in range(len(METRICS))]
+            spread = lambda key: f" ± {ours[key + '_std']:.4f}" if key + "_std" in ours else ""
             md.append(f"| {models.get_spec(model).display_name} | " + " | ".join(
-                f"{ours[key]:.4f} {theirs[i]}" for i, (_, key) in enumerate(METRICS)) + " |")
+                f"{ours[key]:.4f}{spread(key)} {theirs[i]}" for i, (_, key) in enumerate(METRICS))
+                + " |")
             rows.append({"model": model, "feature": feature, "data": data_source,
                          **{f"{label}": ours[key] for label, key in METRICS},
+                         **{f"{label}_std": ours.get(f"{key}_std", "") for label, key in METRICS},
                          **{f"study_{label}": study[i] if study else ""
                             for i, (label, _) in enumerate(METRICS)},
                          "macro_auc": ours["macro_auc"]})

@@ -1,11 +1,13 @@
 """The study grid on a tiny synthetic set: tables beside the study's, resumed by cell."""
 
 import csv
+import json
 
+import numpy as np
 import pytest
 
 from configs import base
-from jaxgenre import experiments, study
+from jaxgenre import clip_table, experiments, study
 
 
 def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
@@ -40,6 +42,36 @@ def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr("jaxgenre.experiments.run_one", lambda *a: calls.append(a))
     experiments.run_grid(config, str(tmp_path), cells=cells)
     assert calls == []
+
+
+def test_a_grid_with_seeds_reports_mean_and_std_and_compares_the_seed_ensembles(tmp_path):
+    config = base.get_config()
+    config.data.synthetic.update(clips_per_class=3, seconds=4.0)
+    config.data.update(clip_seconds=4.0, segment_seconds=1.0)
+    config.features.n_mels = 32
+    config.train.update(epochs=1, batch_size=8)
+    config.eval.update(batch_size=8, plots=False)
+    config.seeds = 2
+    cells = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
+    experiments.run_grid(config, str(tmp_path), cells=cells)
+    rows = {r["feature"]: r for r in csv.DictReader(open(tmp_path / "results.csv"))}
+    table = (tmp_path / "results.md").read_text()
+    ensembles = {}
+    for model, feature in cells:
+        cell = tmp_path / f"{model}_{feature}"
+        seeds = [json.loads((cell / f"seed_{s}" / "results.json").read_text())
+                 for s in (0, 1)]
+        accuracies = [s["test"]["clips"]["accuracy"] for s in seeds]
+        assert float(rows[feature]["accuracy"]) == pytest.approx(np.mean(accuracies))
+        assert float(rows[feature]["accuracy_std"]) == pytest.approx(np.std(accuracies))
+        assert f"{np.mean(accuracies):.4f} ± {np.std(accuracies):.4f}" in table
+        ensembles[feature] = clip_table.read(str(cell / clip_table.FILE_NAME))
+    # The pair is tested on the seed ensembles' predictions (the cells' own csv files).
+    pair = list(csv.DictReader(open(tmp_path / "comparisons.csv")))[0]
+    right = {f: t.probabilities.argmax(1) == t.labels for f, t in ensembles.items()}
+    assert float(pair["delta_accuracy"]) == pytest.approx(right["mfcc"].mean()
+                                                          - right["mel"].mean())
+    assert int(pair["a_only"]) == int(np.sum(right["mel"] & ~right["mfcc"]))
 
 
 def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
