@@ -176,11 +176,14 @@ def run_seeds(config, workdir: str) -> Dict:
 def cell_config(config, model: str, feature: str):
     """`config` set to one study cell: that model and feature (`model.pretrained` stays
     as given: ImageNet weights for the models whose spec has them, as the study
-    fine-tuned those; SpectralCNN has none and trains from scratch)."""
+    fine-tuned those; SpectralCNN has none and trains from scratch). `model.input_size`
+    resizes feature images, so a waveform cell, which has none, leaves it unset."""
     cell = copy.deepcopy(config)
     with cell.unlocked():
         cell.model.name = model
         cell.features.kind = feature
+        if feature == "waveform":
+            cell.model.input_size = None
     return cell
 
 
