@@ -5,16 +5,23 @@ Each checkpoint holds the whole `TrainState` (params, batch_stats, optimiser sta
 step, rng) and a small JSON record of where the run was (the epochs completed, the best
 validation accuracy so far). Training saves at the end of epochs, so a resumed run
 restarts at the epoch after the newest checkpoint; since each epoch's batches depend
-only on (seed, epoch), it ends exactly where an uninterrupted run would. A checkpoint
-that cannot be read (truncated, corrupt) is skipped with a warning and the one before
-it is used; `restore_best` (for predict) refuses it instead, naming it.
+only on (seed, epoch), it ends exactly where an uninterrupted run would.
+
+A checkpoint that cannot be read (truncated, corrupt) is moved aside into
+`checkpoints/damaged/` (kept for inspection, named in a one-line warning) and the one
+before it is used, so the run goes on and later saves of the same step succeed; the
+same holds for the best checkpoints (the two best are kept, so there is one to fall
+back to) and for `predict`. Orbax writes each step under a temporary name and renames
+it when complete, so a save cut off by a kill leaves the steps before it readable.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import warnings
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
@@ -22,15 +29,25 @@ import orbax.checkpoint as ocp
 from jaxgenre.errors import UserError
 
 
+def _warn(text: str) -> None:
+    warnings.warn(text, stacklevel=3)
+
+
 class Checkpoints:
     """`<workdir>/checkpoints/last` (keep the newest `keep`) and
-    `<workdir>/checkpoints/best` (keep one: the best validation accuracy).
+    `<workdir>/checkpoints/best` (keep two: the best validation accuracies, the best one
+    served, the other there to fall back to).
 
     Saves are asynchronous by default (orbax writes in a background thread while
     training goes on; `benchmarks/checkpoint.py` measures what that saves)."""
 
-    def __init__(self, workdir: str, keep: int = 3, use_async: bool = True):
+    def __init__(self, workdir: str, keep: int = 3, use_async: bool = True,
+                 warn: Callable[[str], None] = _warn):
+        self.warn = warn  # one line per damaged checkpoint (the run's writer.warn)
         root = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        self.root = root
+        for name in ("last", "best"):  # orbax reads these files as soon as it opens a folder
+            self._screen(os.path.join(root, name))
         # Both managers may save the same step; in a multi-process run their barriers
         # (named after the step) must not collide, hence one key prefix each.
         sync = lambda name: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
@@ -40,7 +57,7 @@ class Checkpoints:
                 enable_async_checkpointing=use_async))
         self.best = ocp.CheckpointManager(
             os.path.join(root, "best"), options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, create=True, best_fn=lambda m: m["valid_accuracy"],
+                max_to_keep=2, create=True, best_fn=lambda m: m["valid_accuracy"],
                 best_mode="max", multiprocessing_options=sync("best"),
                 enable_async_checkpointing=use_async))
 
@@ -53,31 +70,67 @@ class Checkpoints:
             self.best.save(step, args=args, force=True,
                            metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
 
-    def _restore(self, manager, abstract_state, strict: bool = False
-                 ) -> Optional[Tuple[Any, Dict]]:
+    def _restore(self, manager, abstract_state) -> Optional[Tuple[Any, Dict]]:
         for step in sorted(manager.all_steps(), reverse=True):
             try:
                 restored = manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract_state),
                     record=ocp.args.JsonRestore()))
                 return restored["state"], dict(restored["record"])
-            except Exception as e:  # a damaged checkpoint: fall back to the one before
-                if strict:
-                    raise UserError(f"the best checkpoint in {manager.directory} cannot be "
-                                    f"read ({type(e).__name__}: {e})") from None
-                warnings.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
-                              f"({type(e).__name__}: {e}); trying the previous one")
+            except Exception as e:  # a damaged checkpoint: set it aside, try the one before
+                moved = self._set_aside(str(manager.directory), step, manager)
+                self.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
+                          f"({brief(e)}); moved to {moved}; trying the one before it")
         return None
+
+    def _screen(self, directory: str) -> None:
+        """Sets aside every step in `directory` whose small JSON files (orbax's step
+        metadata, the record, the best's metrics) do not parse: orbax reads them when a
+        manager opens the folder, and one damaged file would stop the run there."""
+        if not os.path.isdir(directory):
+            return
+        for step in sorted((d for d in os.listdir(directory) if d.isdigit()), key=int):
+            for name in ("_CHECKPOINT_METADATA", os.path.join("record", "metadata"),
+                         os.path.join("metrics", "metrics")):
+                path = os.path.join(directory, step, name)
+                try:
+                    if os.path.isfile(path):
+                        with open(path) as f:
+                            json.load(f)
+                except (OSError, ValueError) as e:
+                    moved = self._set_aside(directory, int(step))
+                    self.warn(f"checkpoint {step} in {directory} cannot be read ({brief(e)} in "
+                              f"{name}); moved to {moved}")
+                    break
+
+    def _set_aside(self, directory: str, step: int, manager=None) -> str:
+        """Moves step `step` of `directory` to `checkpoints/damaged/<last|best>_<step>_<time>`
+        (so that the step can be saved again), refreshes `manager`'s view of the folder,
+        and returns where it went. In a multi-process run only process 0 moves it; the
+        others wait for it."""
+        source = os.path.join(directory, str(step))
+        target = os.path.join(self.root, "damaged", f"{os.path.basename(directory)}_{step}_"
+                                                    f"{time.strftime('%Y%m%dT%H%M%S')}")
+        while os.path.exists(target):  # the same step damaged twice within a second
+            target += "+"
+        if jax.process_index() == 0 and os.path.isdir(source):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(source, target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"jaxgenre_set_aside_{step}")
+        if manager is not None:
+            manager.reload()
+        return target
 
     def restore_latest(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
         """(state, record) of the newest readable checkpoint, or None."""
         return self._restore(self.last, abstract_state)
 
-    def restore_best(self, abstract_state, strict: bool = False
-                     ) -> Optional[Tuple[Any, Dict]]:
-        """(state, record) of the best checkpoint, or None; with `strict`, a damaged
-        one raises a `UserError` naming it instead of falling back."""
-        return self._restore(self.best, abstract_state, strict)
+    def restore_best(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
+        """(state, record) of the best readable checkpoint, or None."""
+        return self._restore(self.best, abstract_state)
 
     def close(self) -> None:
         self.last.wait_until_finished()
@@ -86,13 +139,22 @@ class Checkpoints:
         self.best.close()
 
 
+def brief(error: Exception, limit: int = 200) -> str:
+    """`Type: first line of the message`, at most `limit` characters: orbax's errors
+    carry whole TensorStore specs, which would bury the one line that matters."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def abstract(state):
     """Shape/dtype/sharding stand-ins of a state, for restoring onto the same layout."""
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
-def restore_best(workdir: str, abstract_state):
-    """The best train state of a finished run in `workdir` (what predict serves), or a
+def restore_best(workdir: str, abstract_state, warn: Callable[[str], None] = _warn):
+    """The best readable train state of a finished run in `workdir` (what predict
+    serves; a damaged best is set aside as in training, and the next best used), or a
     `UserError` naming the folder and the fix."""
     best_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
     if not os.path.isdir(best_dir):
@@ -100,17 +162,16 @@ def restore_best(workdir: str, abstract_state):
                         f"finished training run")
     ckpt = None
     try:
-        ckpt = Checkpoints(workdir, use_async=False)
-        restored = ckpt.restore_best(abstract_state, strict=True)
-    except UserError as e:
-        raise UserError(f"{e}; train again into a new --workdir") from None
+        ckpt = Checkpoints(workdir, use_async=False, warn=warn)
+        restored = ckpt.restore_best(abstract_state)
     except Exception as e:  # orbax fails on damaged metadata before any restore
-        raise UserError(f"the best checkpoint in {best_dir} cannot be read "
-                        f"({type(e).__name__}: {e}); train again into a new --workdir") from None
+        raise UserError(f"the best checkpoint in {best_dir} cannot be read ({brief(e)}); "
+                        f"train again into a new --workdir") from None
     finally:
         if ckpt is not None:
             ckpt.close()
     if restored is None:
-        raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
-                        f"finished training run")
+        raise UserError(f"no readable checkpoint in {best_dir} (damaged ones are under "
+                        f"{os.path.join(os.path.dirname(best_dir), 'damaged')}): train again "
+                        f"into a new --workdir")
     return restored[0]

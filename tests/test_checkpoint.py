@@ -1,4 +1,5 @@
-"""Checkpoints: keep the last K and the best; a damaged latest falls back to the previous."""
+"""Checkpoints: keep the last K and the two best; a damaged checkpoint is moved aside
+(named in one warning line) and the one before it used, and its step can be saved again."""
 
 import os
 
@@ -40,3 +41,49 @@ def test_last_k_best_and_fallback_from_a_damaged_checkpoint(tmp_path):
         state, record = ckpt.restore_latest(template)
     assert int(state.step) == 2 and record["epoch"] == 2
     ckpt.close()
+
+
+def _damage(folder):
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.write_bytes(path.read_bytes()[:10])  # truncated
+
+
+def test_a_damaged_step_is_moved_aside_and_can_be_saved_again(tmp_path):
+    warnings = []
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, warn=warnings.append)
+    for step in (1, 2, 3):
+        ckpt.save(_state(step, float(step)), {"epoch": step, "best_valid_accuracy": step / 10},
+                  best=True)
+    ckpt.close()
+    root = tmp_path / "checkpoints"
+    _damage(root / "last" / "3")
+    _damage(root / "best" / "3")
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, warn=warnings.append)
+    template = checkpoint.abstract(_state(0, 0.0))
+    state, record = ckpt.restore_latest(template)
+    assert int(state.step) == 2 and record["epoch"] == 2
+    best, _ = ckpt.restore_best(template)  # the second best of the two kept
+    np.testing.assert_array_equal(best.params["w"], [2.0, 2.0, 2.0])
+    moved = sorted(p.name for p in (root / "damaged").iterdir())
+    assert [m.rsplit("_", 1)[0] for m in moved] == ["best_3", "last_3"]
+    assert len(warnings) == 2 and all("\n" not in w and len(w) < 600 for w in warnings)
+    assert "moved to " + str(root / "damaged" / moved[1]) in warnings[0]
+    # The run goes on: step 3 is saved again (orbax refused an existing step before).
+    ckpt.save(_state(3, 30.0), {"epoch": 3, "best_valid_accuracy": 0.3}, best=True)
+    ckpt.close()
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, warn=warnings.append)
+    state, _ = ckpt.restore_latest(template)
+    np.testing.assert_array_equal(state.params["w"], [30.0, 30.0, 30.0])
+    ckpt.close()
+    assert len(warnings) == 2
+    # predict's restore: the same fallback, or one line naming the folder when none is left.
+    _damage(root / "best")
+    with pytest.raises(ValueError, match="checkpoint.* in .*best.*new --workdir"):
+        checkpoint.restore_best(str(tmp_path), template, warn=warnings.append)
+
+
+def test_brief_keeps_the_first_line_of_long_errors():
+    error = ValueError("cannot read step 3\n" + "{'driver': 'zarr', ...}" * 100)
+    assert checkpoint.brief(error) == "ValueError: cannot read step 3"
+    assert len(checkpoint.brief(ValueError("x" * 1000))) == 200
