@@ -98,3 +98,79 @@ def test_float16_storage_is_the_float32_features_rounded_and_a_separate_entry(tm
     segs = pipeline.segments(np.arange(len(half)), half.features.shape[-1], segment_frames=20)
     batch = next(pipeline.iterate_batches(half, segs, batch_size=4, seed=0, epoch=0, train=True))
     assert batch["inputs"].dtype == np.float32  # the model sees float32 either way
+
+
+def _flip(path, offset_from_end):
+    """Flips one byte `offset_from_end` bytes before the end of the file."""
+    with open(path, "r+b") as f:
+        f.seek(-offset_from_end, os.SEEK_END)
+        byte = f.read(1)
+        f.seek(-offset_from_end, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _damages():
+    """(name, how) pairs: each damages an entry in one way the checks must see."""
+    def truncate(path):  # the issue's reproduction: mmap length > file size before
+        with open(path / "features.npy", "r+b") as f:
+            f.truncate(os.path.getsize(path / "features.npy") // 2)
+
+    def rewrite_meta(path):  # a label changed by hand: the checksum no longer matches
+        text = (path / "meta.json").read_text()
+        (path / "meta.json").write_text(text.replace('"labels": [0', '"labels": [1', 1))
+
+    return [("truncated features.npy", truncate),
+            ("a bit of the last clip", lambda path: _flip(path / "features.npy", 3)),
+            ("meta.json edited", rewrite_meta),
+            ("meta.json garbage", lambda path: (path / "meta.json").write_bytes(b"{\x00")),
+            ("meta.json gone", lambda path: (path / "meta.json").unlink()),
+            ("features.npy gone", lambda path: (path / "features.npy").unlink())]
+
+
+def test_a_damaged_entry_is_computed_again_with_one_warning(tmp_path, capsys):
+    source = _source()
+    first = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    expected = np.asarray(first.features).copy()
+    assert cache.check_entry(first.path, sample=None) is None
+    for name, damage in _damages():
+        from pathlib import Path
+
+        damage(Path(first.path))
+        assert cache.check_entry(first.path) is not None, name
+        capsys.readouterr()
+        again = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+        warning = [l for l in capsys.readouterr().err.splitlines() if "WARNING" in l]
+        assert len(warning) == 1 and first.path in warning[0] and "computing it again" in \
+            warning[0], (name, warning)
+        assert not again.hit, name
+        np.testing.assert_array_equal(np.asarray(again.features), expected)
+        assert cache.build_features(source, PARAMS, str(tmp_path), progress=False).hit
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(first.path)]  # nothing left over
+
+
+def test_the_sample_is_cheap_and_the_full_check_sees_every_clip(tmp_path):
+    source = _source(clips_per_class=5)  # 50 clips: more than the 32 sampled
+    store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    picked = set(np.random.default_rng(0).choice(50, cache.SAMPLED_CLIPS, replace=False)
+                 .tolist()) | {49}
+    unsampled = min(set(range(50)) - picked)
+    clip_bytes = int(np.prod(store.features.shape[1:])) * 4
+    # A flip inside an unsampled clip: the quick check misses it, the full one names it.
+    _flip(os.path.join(store.path, "features.npy"), (50 - unsampled) * clip_bytes - 5)
+    assert cache.check_entry(store.path) is None
+    assert cache.check_entry(store.path, sample=None) == (
+        f"clip {unsampled} ({store.clip_ids[unsampled]}) does not match its checksum")
+
+
+def test_an_entry_from_before_the_checksums_still_opens(tmp_path):
+    import json
+
+    source = _source()
+    store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    meta_path = os.path.join(store.path, "meta.json")
+    meta = json.load(open(meta_path))
+    for key in ("meta_sha256", "clip_crc32", "npy_bytes", "shape"):
+        meta.pop(key)
+    json.dump(meta, open(meta_path, "w"))
+    assert cache.check_entry(store.path) is None
+    assert cache.build_features(source, PARAMS, str(tmp_path), progress=False).hit

@@ -8,6 +8,13 @@ The key is a SHA-256 of the source's identity, sample rate, clip length, every f
 parameter and the ordered clip ids: change any of them and a new entry is computed;
 a stale entry is never read. Entries are written under a temporary name and renamed
 when complete, so an interrupted run leaves no half-written cache behind.
+
+Every entry is checked when opened (`check_entry`): meta.json parses and matches its
+own SHA-256, features.npy has the shape, dtype and byte size meta.json records, and a
+sample of clips (`SAMPLED_CLIPS` fixed ones and the last) matches the CRC-32 stored per
+clip at write time. A damaged entry is set aside and computed again, with a one-line
+warning. The sample keeps opening cheap on any size of data set (BUILD_NOTES has the
+cost); `check_entry(path, sample=None)` checks every clip.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import zlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -28,6 +37,7 @@ from jaxgenre.data.types import ClipRef, Source
 from jaxgenre.errors import UserError
 
 CACHE_FORMAT = 1  # bump when the layout or the feature code changes meaning
+SAMPLED_CLIPS = 32  # clips whose checksum is verified each time an entry is opened
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,13 +97,74 @@ def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
             "params": {k: params[k] for k in sorted(params)}, "source": source.identity(),
             "sr": source.sr, "clip_seconds": source.clip_seconds, "format": CACHE_FORMAT,
             "dtype": dtype}
-    hit = os.path.isfile(os.path.join(path, "meta.json"))
+    hit = os.path.isfile(os.path.join(path, "meta.json")) or os.path.isdir(path)
+    if hit:  # a folder without meta.json is damaged too
+        problem = check_entry(path)
+        if problem:
+            print(f"WARNING: feature cache {path} is damaged ({problem}); computing it again",
+                  file=sys.stderr, flush=True)
+            _set_aside(path)
+            hit = False
     if not hit:
         _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype)
     data = np.load(os.path.join(path, "features.npy"), mmap_mode="r")
     return FeatureStore(path=path, features=data, clip_ids=tuple(meta["clip_ids"]),
                         labels=np.asarray(meta["labels"], dtype=np.int32),
                         class_names=tuple(source.class_names), hit=hit)
+
+
+def _meta_digest(meta: Dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _clip_crc(features: np.ndarray, i: int) -> int:
+    return zlib.crc32(np.ascontiguousarray(features[i]).tobytes())
+
+
+def check_entry(path: str, sample: Optional[int] = SAMPLED_CLIPS) -> Optional[str]:
+    """What is wrong with the cache entry at `path`, in a few words, or None if it is
+    whole: meta.json parses and matches its SHA-256; features.npy opens with the shape,
+    dtype and size meta.json records; `sample` clips (None: all) match their CRC-32.
+    Entries written before the checksums existed get the shape and size checks only."""
+    try:
+        with open(os.path.join(path, "meta.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        return f"meta.json unreadable: {type(e).__name__}"
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+        return "meta.json does not match its checksum"
+    npy = os.path.join(path, "features.npy")
+    try:
+        data = np.load(npy, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        return f"features.npy unreadable: {' '.join(str(e).split())[:120]}"
+    n = len(meta.get("clip_ids", ()))
+    shape = tuple(meta.get("shape") or ((n,) + data.shape[1:]))
+    if data.shape != shape or str(data.dtype) != meta.get("dtype", "float32"):
+        return f"features.npy holds {data.shape} {data.dtype}, meta.json says {shape}"
+    if "npy_bytes" in meta and os.path.getsize(npy) != meta["npy_bytes"]:
+        return f"features.npy is {os.path.getsize(npy)} bytes, meta.json says {meta['npy_bytes']}"
+    crcs = meta.get("clip_crc32")
+    if crcs is not None and n:
+        picked = (range(n) if sample is None or sample >= n else
+                  sorted(set(np.random.default_rng(0).choice(n, sample, replace=False).tolist())
+                         | {n - 1}))
+        for i in picked:
+            if _clip_crc(data, i) != crcs[i]:
+                return f"clip {i} ({meta['clip_ids'][i]}) does not match its checksum"
+    return None
+
+
+def _set_aside(path: str) -> None:
+    """Removes a damaged entry: renamed first (so no reader opens it half-deleted), then
+    deleted; a feature cache is computed again, so there is nothing to keep."""
+    aside = f"{path}.damaged-{os.getpid()}"
+    try:
+        os.replace(path, aside)
+    except OSError:  # another process set it aside first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype) -> None:
@@ -127,7 +198,11 @@ def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtyp
             start += len(values)
             bar.update(len(values))
     out.flush()
+    meta = {**meta, "shape": list(out.shape),
+            "clip_crc32": [_clip_crc(out, i) for i in range(len(clips))]}
     del out
+    meta["npy_bytes"] = os.path.getsize(os.path.join(partial, "features.npy"))
+    meta["meta_sha256"] = _meta_digest(meta)
     with open(os.path.join(partial, "meta.json"), "w") as f:
         json.dump(meta, f)
     try:
