@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import jax
 import orbax.checkpoint as ocp
 
+from jaxgenre import faults
 from jaxgenre.errors import UserError
 
 
@@ -66,21 +67,35 @@ class Checkpoints:
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   record=ocp.args.JsonSave(record))
         self.last.save(step, args=args, force=True)
+        faults.point("checkpoint_save")  # the fault tests kill here, mid-write
         if best:
             self.best.save(step, args=args, force=True,
                            metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
 
-    def _restore(self, manager, abstract_state) -> Optional[Tuple[Any, Dict]]:
+    @staticmethod
+    def _read(manager, step: int, abstract_state) -> Tuple[Any, Dict]:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), record=ocp.args.JsonRestore()))
+        return restored["state"], dict(restored["record"])
+
+    def _restore(self, manager, abstract_state, copies=None) -> Optional[Tuple[Any, Dict]]:
+        """The newest readable step of `manager`; a damaged one is set aside and, when
+        `copies` (another manager) holds the same step, that copy is read instead."""
         for step in sorted(manager.all_steps(), reverse=True):
             try:
-                restored = manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state),
-                    record=ocp.args.JsonRestore()))
-                return restored["state"], dict(restored["record"])
+                return self._read(manager, step, abstract_state)
             except Exception as e:  # a damaged checkpoint: set it aside, try the one before
                 moved = self._set_aside(str(manager.directory), step, manager)
+                copy = copies is not None and step in copies.all_steps()
                 self.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
-                          f"({brief(e)}); moved to {moved}; trying the one before it")
+                          f"({brief(e)}); moved to {moved}; "
+                          + (f"reading the same step in {copies.directory}" if copy
+                             else "trying the one before it"))
+                if copy:
+                    try:
+                        return self._read(copies, step, abstract_state)
+                    except Exception:  # damaged there too: its own restore sets it aside
+                        pass
         return None
 
     def _screen(self, directory: str) -> None:
@@ -129,8 +144,9 @@ class Checkpoints:
         return self._restore(self.last, abstract_state)
 
     def restore_best(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
-        """(state, record) of the best readable checkpoint, or None."""
-        return self._restore(self.best, abstract_state)
+        """(state, record) of the best readable checkpoint, or None. A damaged best step
+        is read from `last` when that still holds it (every best step was saved to both)."""
+        return self._restore(self.best, abstract_state, copies=self.last)
 
     def close(self) -> None:
         self.last.wait_until_finished()

@@ -10,7 +10,7 @@ from typing import Callable, Dict, Tuple
 import jax
 import numpy as np
 
-from jaxgenre import metrics
+from jaxgenre import faults, metrics
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
 
@@ -23,6 +23,7 @@ def segment_probabilities(predict_fn: Callable, state, store: FeatureStore,
     probs, labels, clips = [], [], []
     for batch in pipeline.iterate_batches(store, segs, batch_size=batch_size, seed=0, epoch=0,
                                           train=False):
+        faults.point("evaluate_batch")
         out = predict_fn(state, pipeline.shard_batch(batch, mesh))
         if jax.process_count() > 1:  # each process loaded its own rows: gather them all
             from jax.experimental import multihost_utils

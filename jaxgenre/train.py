@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxgenre import augment, checkpoint, evaluate, models, parallel, steps as steps_lib
+from jaxgenre import augment, checkpoint, evaluate, faults, models, parallel, steps as steps_lib
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.errors import UserError
@@ -122,6 +122,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
         with writer.progress(batches, total=steps_per_epoch, unit="step",
                              desc=f"epoch {epoch + 1}/{n_epochs}") as bar:
             for i, batch in enumerate(bar):
+                faults.point("train_step")
                 state, m = steps.train(state, batch)
                 totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
                 if (i + 1) % config.train.log_every == 0:  # the only per-step host sync

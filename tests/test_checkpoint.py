@@ -87,3 +87,19 @@ def test_brief_keeps_the_first_line_of_long_errors():
     error = ValueError("cannot read step 3\n" + "{'driver': 'zarr', ...}" * 100)
     assert checkpoint.brief(error) == "ValueError: cannot read step 3"
     assert len(checkpoint.brief(ValueError("x" * 1000))) == 200
+
+
+def test_a_damaged_best_is_read_from_the_same_step_in_last(tmp_path):
+    warnings = []
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, warn=warnings.append)
+    for step, improved in ((1, True), (2, True), (3, False)):
+        ckpt.save(_state(step, float(step)), {"epoch": step, "best_valid_accuracy": 0.5},
+                  best=improved)
+    ckpt.close()
+    _damage(tmp_path / "checkpoints" / "best" / "2" / "state")  # arrays only: opens, fails
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, warn=warnings.append)
+    best, record = ckpt.restore_best(checkpoint.abstract(_state(0, 0.0)))
+    ckpt.close()
+    np.testing.assert_array_equal(best.params["w"], [2.0, 2.0, 2.0])  # not step 1's
+    assert record["epoch"] == 2
+    assert len(warnings) == 1 and "reading the same step in " in warnings[0]
