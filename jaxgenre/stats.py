@@ -2,7 +2,8 @@
 
 - accuracy: the Wilson score interval (`scipy.stats.binomtest(...).proportion_ci`);
 - macro precision / recall / F1 / AUC: a bootstrap over test clips
-  (`scipy.stats.bootstrap`, BCa, seeded; the percentile interval where BCa is undefined);
+  (`scipy.stats.bootstrap`, BCa, seeded; the percentile interval where BCa is undefined
+  or leaves out the observed value);
 - two classifiers on the same clips: exact McNemar (a two-sided binomial test on the
   clips only one of them gets right, `scipy.stats.binomtest`) and a paired bootstrap
   interval for the difference in accuracy and in macro F1;
