@@ -66,10 +66,14 @@ def main(argv):
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(config_file))[0])
-    from jaxgenre import experiments, validation
+    import jax
+
+    from jaxgenre import experiments, validation, workdir_lock
 
     try:
         validation.check_config(config)
+        if jax.process_index() == 0:  # one run per work directory (`workdir_lock`)
+            workdir_lock.hold(workdir)
         if config.get("grid"):
             experiments.run_grid(config, workdir)
         else:  # one run, or every fold of a k-fold split
