@@ -47,6 +47,9 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:  # hide JAX's INFO lines (e.g. "no TPU")
         logging.set_verbosity(logging.WARNING)
     py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
+    from jaxgenre import errors
+
+    errors.shorten_library_logs()  # orbax's failed-write tracebacks: one line each
     config = _CONFIG.value
     if config.get("cpu_xla_flags", True):
         # Chosen here, visibly, before JAX starts: XLA's own CPU convolutions instead of
@@ -55,7 +58,7 @@ def main(argv):
         from jaxgenre import xla_cpu
 
         xla_cpu.apply_cpu_flags()
-    from jaxgenre import errors, parallel
+    from jaxgenre import parallel
 
     try:
         parallel.initialize_distributed(  # before any JAX computation

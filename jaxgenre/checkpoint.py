@@ -17,8 +17,11 @@ it when complete, so a save cut off by a kill leaves the steps before it readabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import time
 import warnings
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -63,14 +66,47 @@ class Checkpoints:
                 enable_async_checkpointing=use_async))
 
     def save(self, state, record: Dict[str, Any], *, best: bool = False) -> None:
+        """Starts saving `state` (asynchronously by default). A write that fails — a
+        full disk, a quota, a file size limit — is a `UserError` naming the folder, here
+        or at the next save or `close` (when an asynchronous write fails); the steps saved
+        before it stay readable, so the same command resumes from them."""
         step = int(jax.device_get(state.step))
+        self._check_room(state, step, copies=2 if best else 1)
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   record=ocp.args.JsonSave(record))
-        self.last.save(step, args=args, force=True)
-        faults.point("checkpoint_save")  # the fault tests kill here, mid-write
-        if best:
-            self.best.save(step, args=args, force=True,
-                           metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
+        with self._writes_reported(step):
+            self.last.save(step, args=args, force=True)
+            faults.point("checkpoint_save")  # the fault tests kill here, mid-write
+            if best:
+                self.best.save(step, args=args, force=True,
+                               metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
+
+    def _check_room(self, state, step: int, copies: int) -> None:
+        """A full disk found before orbax starts writing: its background threads log
+        pages of tracebacks when a write fails half-way (a quota or file size limit
+        still gets there: `_writes_reported`)."""
+        size = sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state))
+        need = int(size * copies * 1.1) + (1 << 20)
+        free = shutil.disk_usage(self.root).free
+        if free < need:
+            raise UserError(f"not enough free space for checkpoint {step} under {self.root}: "
+                            f"it needs about {need / 1e6:.0f} MB, {free / 1e6:.0f} MB are "
+                            f"free; free space there (or give another --workdir) and run the "
+                            f"same command again; it resumes from the newest complete "
+                            f"checkpoint")
+
+    @contextlib.contextmanager
+    def _writes_reported(self, step: Optional[int] = None):
+        try:
+            yield
+        except Exception as e:
+            reason = write_failure(e)
+            if reason is None:
+                raise
+            raise UserError(f"cannot write checkpoint{'' if step is None else f' {step}'} "
+                            f"under {self.root} ({reason}): free space there (or give another "
+                            f"--workdir) and run the same command again; it resumes from the "
+                            f"newest complete checkpoint") from None
 
     @staticmethod
     def _read(manager, step: int, abstract_state) -> Tuple[Any, Dict]:
@@ -149,10 +185,26 @@ class Checkpoints:
         return self._restore(self.best, abstract_state, copies=self.last)
 
     def close(self) -> None:
-        self.last.wait_until_finished()
-        self.best.wait_until_finished()
-        self.last.close()
-        self.best.close()
+        with self._writes_reported():
+            self.last.wait_until_finished()
+            self.best.wait_until_finished()
+            self.last.close()
+            self.best.close()
+
+
+def write_failure(error: BaseException) -> Optional[str]:
+    """The operating system's reason when `error` (or one it came from) is a failed
+    write — an OSError, or TensorStore's message with its `os_error_code` — else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno:
+            return os.strerror(error.errno)
+        code = re.search(r"os_error_code='?(\d+)", str(error))
+        if code:
+            return os.strerror(int(code.group(1)))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def brief(error: Exception, limit: int = 200) -> str:

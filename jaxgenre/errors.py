@@ -10,6 +10,8 @@ a bug in jaxgenre and keeps its traceback.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 EXIT_USER_ERROR = 2
@@ -24,3 +26,25 @@ def report(error: BaseException) -> int:
     message = " ".join(str(error).split())
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USER_ERROR
+
+
+class _OneLineLibraryLogs(logging.Filter):
+    """Orbax logs whole tracebacks (and TensorStore specs) from its background threads
+    when a write fails, and asyncio logs the same failures again when their tasks are
+    collected: hundreds of lines around the one that matters. jaxgenre reports those
+    failures itself (`checkpoint`), so their records are cut to their first line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}orbax{os.sep}" in record.pathname or record.name == "asyncio":
+            lines = record.getMessage().strip().splitlines()
+            record.msg, record.args = (lines[0] if lines else "")[:200], ()
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def shorten_library_logs() -> None:
+    """Cuts orbax's and asyncio's log records to one line on every handler of the root
+    logger (absl's included). For command-line entry points, after logging is set up."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _OneLineLibraryLogs) for f in handler.filters):
+            handler.addFilter(_OneLineLibraryLogs())

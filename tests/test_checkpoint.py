@@ -103,3 +103,35 @@ def test_a_damaged_best_is_read_from_the_same_step_in_last(tmp_path):
     np.testing.assert_array_equal(best.params["w"], [2.0, 2.0, 2.0])  # not step 1's
     assert record["epoch"] == 2
     assert len(warnings) == 1 and "reading the same step in " in warnings[0]
+
+
+def test_a_full_disk_is_found_before_writing_and_the_steps_before_stay(tmp_path, monkeypatch):
+    import collections
+
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3)
+    ckpt.save(_state(1, 1.0), {"epoch": 1, "best_valid_accuracy": 0.1}, best=True)
+    ckpt.close()
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 5000))
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3)
+    with pytest.raises(ValueError, match=r"not enough free space for checkpoint 2 under "
+                                         rf"{tmp_path / 'checkpoints'}: it needs about 1 MB, "
+                                         r"0 MB are free.*run the same command again"):
+        ckpt.save(_state(2, 2.0), {"epoch": 2, "best_valid_accuracy": 0.2}, best=True)
+    state, record = ckpt.restore_latest(checkpoint.abstract(_state(0, 0.0)))
+    ckpt.close()
+    assert int(state.step) == 1 and record["epoch"] == 1
+    assert sorted(os.listdir(tmp_path / "checkpoints" / "last")) == ["1"]  # nothing begun
+
+
+def test_write_failures_are_recognised_in_orbax_and_tensorstore_errors():
+    import errno
+
+    tensorstore = ValueError("OUT_OF_RANGE: Error writing \"params.w/0\" ...: Failed to write "
+                             "3597113 bytes to file 19: No space left on device "
+                             "[os_error_code='28']")
+    assert checkpoint.write_failure(tensorstore) == os.strerror(errno.ENOSPC)
+    wrapped = RuntimeError("save failed")
+    wrapped.__cause__ = OSError(errno.EDQUOT, "quota")
+    assert checkpoint.write_failure(wrapped) == os.strerror(errno.EDQUOT)
+    assert checkpoint.write_failure(ValueError("shapes differ")) is None

@@ -7,6 +7,7 @@ pass), at places drawn from a seeded generator."""
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -15,21 +16,32 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.faults
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--config=configs/spectralcnn_mel.py", "--config.data.synthetic.clips_per_class=3",
          "--config.data.synthetic.seconds=4", "--config.data.clip_seconds=4",
          "--config.data.segment_seconds=1", "--config.features.n_mels=32",
-         "--config.train.epochs=3", "--config.train.batch_size=8",
+         "--config.train.batch_size=8",
          "--config.eval.batch_size=8", "--config.eval.plots=False"]
 
 
-def _launch(workdir, kill_at=None):
+def _launch(workdir, kill_at=None, file_limit=None, epochs=3):
+    """launch.py on FLAGS; `kill_at` a fault point, `file_limit` the largest file (bytes)
+    the run may write (RLIMIT_FSIZE: a longer write fails with EFBIG, as a full disk
+    fails one with ENOSPC)."""
     env = {k: v for k, v in os.environ.items() if k != "JAXGENRE_FAULT_KILL"}
     env["PYTHONUNBUFFERED"] = "1"  # what a killed run printed is kept
     if kill_at:
         env["JAXGENRE_FAULT_KILL"] = kill_at
-    return subprocess.run([sys.executable, "launch.py", *FLAGS, f"--workdir={workdir}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+    return subprocess.run([sys.executable, "launch.py", *FLAGS, f"--config.train.epochs={epochs}",
+                           f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600, preexec_fn=limit_files if file_limit else None)
 
 
 def _resumed_epoch(stdout):
@@ -122,4 +134,34 @@ def test_damaged_latest_and_best_checkpoints_and_a_truncated_cache(reference, tm
     damaged = sorted(p.name.rsplit("_", 1)[0] for p in (workdir / "checkpoints" / "damaged")
                      .iterdir())
     assert damaged == [f"best_{newest_best}", f"last_{newest}"]
+    assert _test_figures(workdir) == _test_figures(reference)
+
+
+def test_writes_that_fail_are_one_line_errors_and_leave_the_previous_state(reference,
+                                                                          tmp_path):
+    """A disk that cannot take the feature cache, then one that cannot take a
+    checkpoint: each an exit 2 with one line naming the folder; then, with room again,
+    the same command finishes with the uninterrupted run's results."""
+    workdir = tmp_path / "run"
+    no_room = _launch(workdir, file_limit=200_000)  # the cache's features.npy is ~660 KB
+    assert no_room.returncode == 2, no_room.stderr[-2000:]
+    assert "Traceback" not in no_room.stderr
+    (line,) = [l for l in no_room.stderr.splitlines() if l.startswith("error: ")]
+    assert "cannot write the feature cache" in line and "File too large" in line
+    assert "MB)" in line and not list((workdir / "cache").iterdir())  # no partial entry
+    one_epoch = _launch(workdir, epochs=1)
+    assert one_epoch.returncode == 0, one_epoch.stderr[-2000:]
+    no_room = _launch(workdir, file_limit=1_000_000)  # checkpoint files are 1.4-6.5 MB
+    assert no_room.returncode == 2, no_room.stderr[-2000:]
+    (line,) = [l for l in no_room.stderr.splitlines() if l.startswith("error: ")]
+    assert f"under {workdir / 'checkpoints'} (File too large)" in line
+    assert "run the same command again" in line
+    # No traceback runs through jaxgenre's code. (Orbax's and TensorStore's background
+    # threads print their own failures around it; their log records are cut to one line
+    # each, see errors.shorten_library_logs.)
+    assert not [l for l in no_room.stderr.splitlines()
+                if l.startswith("  File ") and ("jaxgenre" in l or "launch.py" in l)]
+    finished = _launch(workdir)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _resumed_epoch(finished.stdout) == 1  # epoch 1's checkpoint was intact
     assert _test_figures(workdir) == _test_figures(reference)

@@ -168,9 +168,35 @@ def _set_aside(path: str) -> None:
 
 
 def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype) -> None:
+    """Computes the entry under a temporary name, then renames it into place. A write
+    that fails (a full disk, a quota) removes the temporary folder and is a `UserError`
+    naming the folder and the room the entry needs; entries already there are untouched."""
     partial = f"{path}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
+    try:
+        os.makedirs(partial)
+        _write_entry(source, kind, params, clips, path, partial, meta, batch_size, progress,
+                     dtype)
+    except OSError as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise UserError(f"cannot write the feature cache {partial} ({e.strerror or e}): free "
+                        f"space there or set --config.data.cache_dir to a disk with room"
+                        f"{_entry_size(source, kind, params, clips, dtype)}") from None
+
+
+def _entry_size(source, kind, params, clips, dtype) -> str:
+    """' (this entry needs about N MB)', from one clip's feature shape; '' if unknown."""
+    try:
+        one = features.compute(np.zeros((1, int(source.sr * source.clip_seconds)), np.float32),
+                               kind=kind, **params)
+        return (f" (this entry needs about "
+                f"{max(1, round(np.size(one) * np.dtype(dtype).itemsize * len(clips) / 1e6))} MB)")
+    except Exception:  # the message matters more than the estimate
+        return ""
+
+
+def _write_entry(source, kind, params, clips, path, partial, meta, batch_size, progress,
+                 dtype) -> None:
     batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
 
     def compute(audio: np.ndarray) -> np.ndarray:  # one compiled shape: pad the last batch
@@ -194,6 +220,10 @@ def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtyp
                 out = np.lib.format.open_memmap(os.path.join(partial, "features.npy"), mode="w+",
                                                 dtype=np.dtype(dtype),
                                                 shape=(len(clips),) + values.shape[1:])
+                # Claim the disk space now: a full disk is then an error here, not a
+                # SIGBUS later when the memory map's pages are written back.
+                with open(os.path.join(partial, "features.npy"), "r+b") as f:
+                    os.posix_fallocate(f.fileno(), 0, out.offset + out.nbytes)
             out[start:start + len(values)] = values
             start += len(values)
             bar.update(len(values))
