@@ -21,6 +21,10 @@ from typing import Optional
 import numpy as np
 
 DEFAULT_SR = 22050
+# Sample rates a file may declare: telephone-grade 1 kHz-ish sources up to DXD-class
+# 768 kHz. Anything else is a damaged header (a flipped bit made one 537 MHz), and
+# resampling from it would give nothing, or gigabytes.
+MIN_SR, MAX_SR = 1000, 768000
 
 
 class AudioDecodeError(ValueError):
@@ -110,6 +114,9 @@ def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bo
                 f"audioread: {_one_line(fallback_error) or type(fallback_error).__name__})"
             ) from None
 
+    if not MIN_SR <= native_sr <= MAX_SR:  # a damaged header, most likely
+        raise AudioDecodeError(path, f"its header gives a sample rate of {native_sr} Hz, "
+                               f"outside any audio format's {MIN_SR}-{MAX_SR} Hz: damaged?")
     if data.shape[0] == 0:
         raise AudioDecodeError(path, "the file decodes to zero samples")
     if not np.all(np.isfinite(data)):
@@ -121,6 +128,9 @@ def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bo
         y = y.mean(axis=0, dtype=np.float32) if y.shape[0] > 1 else y[0]
     if sr is not None and native_sr != sr:
         y = resample(y, orig_sr=native_sr, target_sr=sr)
+        if y.shape[-1] == 0:
+            raise AudioDecodeError(path, f"its {data.shape[0]} samples at {native_sr} Hz "
+                                   f"are less than one sample at {sr} Hz")
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
