@@ -111,6 +111,10 @@ def get_config() -> config_dict.ConfigDict:
     config.train.prefetch = 2  # batches placed on the devices ahead of the step (0: inline)
     config.train.checkpoint_every = 1
     config.train.keep = 3
+    # Saves write in the background while training goes on (44 ms of blocking instead of
+    # 386 for ResNet-18). The price: a kill in the ~0.3 s a write takes after its epoch
+    # also loses that epoch. False: every save is on disk before training goes on.
+    config.train.async_checkpoints = True
     config.train.label_smoothing = 0.0
 
     # Training-time augmentation (jaxgenre/augment.py), all off: the study used none.

@@ -105,7 +105,8 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     state = jax.device_put(steps_lib.create_train_state(key, model, tx, adapt(sample), variables),
                            parallel.replicated(mesh))
     steps = steps_lib.compile_steps(model, tx, adapt, mesh, augment.from_config(config))
-    ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep, warn=writer.warn)
+    ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep, warn=writer.warn,
+                                  use_async=config.train.get("async_checkpoints", True))
     record = {"epoch": 0, "best_valid_accuracy": -1.0}
     restored = ckpt.restore_latest(checkpoint.abstract(state))
     if restored:

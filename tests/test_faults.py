@@ -88,6 +88,7 @@ def test_killed_mid_epoch_in_evaluation_and_in_a_save_then_resumed(reference, tm
     resumed_at.append(_resumed_epoch(finished.stdout))
     # Each resume starts after the newest finished save: epoch 2 (or 1 if epoch 2's save
     # was still in flight when the first kill came), never from scratch.
+    print(f"killed at {kills}; the three resumes started at epochs {resumed_at}")
     assert all(epoch in (1, 2) for epoch in resumed_at), resumed_at
     assert _test_figures(workdir) == _test_figures(reference)
     # Every epoch is in metrics.jsonl (an epoch cut off before its checkpoint is done
