@@ -211,7 +211,8 @@ def brief(error: Exception, limit: int = 200) -> str:
     """`Type: first line of the message`, at most `limit` characters: orbax's errors
     carry whole TensorStore specs, which would bury the one line that matters."""
     lines = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    first = (lines[0] if lines else "").split(". See full TensorStore details")[0]
+    text = f"{type(error).__name__}: {first}"
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

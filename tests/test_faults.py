@@ -126,6 +126,10 @@ def test_damaged_latest_and_best_checkpoints_and_a_truncated_cache(reference, tm
     assert str(reference) not in json.dumps(run["config"]["data"].get("cache_dir") or "")
     again = _launch(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
+    # One line per fault: orbax's echoes of the failed reads (tracebacks, TensorStore
+    # specs) are dropped or cut (errors.shorten_library_logs).
+    assert "Traceback" not in again.stderr and "'driver'" not in again.stderr, \
+        again.stderr[-3000:]
     warnings = [line for line in again.stderr.splitlines() if line.startswith("WARNING")]
     assert any(f"feature cache {features.parent}" in w and "computing it again" in w
                for w in warnings), warnings
@@ -157,11 +161,9 @@ def test_writes_that_fail_are_one_line_errors_and_leave_the_previous_state(refer
     (line,) = [l for l in no_room.stderr.splitlines() if l.startswith("error: ")]
     assert f"under {workdir / 'checkpoints'} (File too large)" in line
     assert "run the same command again" in line
-    # No traceback runs through jaxgenre's code. (Orbax's and TensorStore's background
-    # threads print their own failures around it; their log records are cut to one line
-    # each, see errors.shorten_library_logs.)
-    assert not [l for l in no_room.stderr.splitlines()
-                if l.startswith("  File ") and ("jaxgenre" in l or "launch.py" in l)]
+    # No traceback: orbax's and TensorStore's echoes of the failed writes are dropped
+    # or cut to one line (errors.shorten_library_logs).
+    assert "Traceback" not in no_room.stderr, no_room.stderr[-3000:]
     finished = _launch(workdir)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert _resumed_epoch(finished.stdout) == 1  # epoch 1's checkpoint was intact
