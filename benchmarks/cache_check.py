@@ -21,7 +21,6 @@ from jaxgenre import xla_cpu  # noqa: E402
 
 xla_cpu.apply_cpu_flags()
 
-import numpy as np  # noqa: E402
 
 from configs import base  # noqa: E402
 from jaxgenre.data import cache, sources  # noqa: E402
