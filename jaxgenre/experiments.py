@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 import jax
 import numpy as np
 
-from jaxgenre import (clip_table, evaluate, models, parallel, stats, study, train,
+from jaxgenre import (clip_table, errors, evaluate, models, parallel, stats, study, train,
                       writer as writer_lib)
 from jaxgenre.data import prepare
 
@@ -41,6 +41,7 @@ def run_one(config, workdir: str) -> Dict:
     validation checkpoint, tests it, and writes every output into `workdir` (see
     `writer.RunWriter`). Re-running with the same workdir resumes. In a multi-process
     run, call `parallel.initialize_distributed` first (launch.py does)."""
+    check_resumable(config, workdir)
     out = writer_lib.RunWriter(workdir)
     data = prepare.prepare_data(config, workdir, on_report=out.data_report)
     out.prepared(prepare.describe(data), config, data.parts["train"].length, data.class_names)
@@ -69,6 +70,40 @@ def run_one(config, workdir: str) -> Dict:
                     feature_params=dict(config.features))
     return {"results": results, "test": test, "state": trained.best_state,
             "history": trained.history}
+
+
+# What the saved train state is made of: a run resumed with other values here cannot
+# restore it (or would silently be another run), so that is refused, naming them.
+STATE_SECTIONS = ("model", "features", "optim")
+
+
+def check_resumable(config, workdir: str) -> None:
+    """A `UserError` when `workdir` holds checkpoints of a run whose `STATE_SECTIONS` or
+    segment length differ from `config`'s, naming the differences; resuming needs the
+    same command (more epochs allowed). Without run.json or checkpoints: nothing to do."""
+    last = os.path.join(workdir, "checkpoints", "last")
+    run_file = os.path.join(workdir, "run.json")
+    if not (os.path.isfile(run_file) and os.path.isdir(last)
+            and any(d.isdigit() for d in os.listdir(last))):
+        return
+    with open(run_file) as f:
+        before = json.load(f)["config"]
+    now = json.loads(config.to_json())
+    flat = lambda d, p="": ({k: v for key, sub in d.items()
+                             for k, v in flat(sub, f"{p}{key}.").items()}
+                            if isinstance(d, dict) else {p[:-1]: d})
+    keys = [f"{section}." for section in STATE_SECTIONS]
+    old = {k: v for k, v in flat(before).items() if k.startswith(tuple(keys))}
+    new = {k: v for k, v in flat(now).items() if k.startswith(tuple(keys))}
+    for cfg, table in ((before, old), (now, new)):
+        table["data.segment_seconds"] = cfg["data"].get("segment_seconds")
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if changed:
+        shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in changed[:4])
+        raise errors.UserError(
+            f"work directory {workdir} holds checkpoints of another run ({shown}"
+            f"{'; ...' if len(changed) > 4 else ''}): give a new --workdir, or the same "
+            f"settings to resume it")
 
 
 def run(config, workdir: str) -> None:

@@ -172,3 +172,22 @@ def test_training_compiles_each_step_function_once(tmp_path):
     compiled = re.findall(r"Compiling jit\((\w+)\)", "\n".join(messages))
     assert compiled.count("train_step") == 1, compiled
     assert compiled.count("predict_step") == 1, compiled
+
+
+def test_a_run_resumed_with_another_model_or_features_is_refused(tmp_path):
+    """Checkpoints of n_mels=32 cannot be the state of an n_mels=16 run: refused in one
+    sentence naming the key (before, the restore failed, fell back, and the next save
+    collided with the steps still there)."""
+    from jaxgenre import errors
+
+    experiments.run_one(_config(1), str(tmp_path))
+    changed = _config(2)
+    changed.features.n_mels = 16
+    changed.optim.learning_rate = 1e-3
+    with pytest.raises(errors.UserError, match=r"holds checkpoints of another run \(features"
+                                               r"\.n_mels: 32 there, 16 here; optim\."
+                                               r"learning_rate: 0\.003 there, 0\.001 here\)"):
+        experiments.run_one(changed, str(tmp_path))
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1  # untouched
+    assert not (tmp_path / "checkpoints" / "damaged").exists()
+    experiments.check_resumable(_config(5), str(tmp_path))  # more epochs: resumable
