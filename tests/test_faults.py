@@ -1,8 +1,8 @@
 """Faults injected into real runs (subprocesses of launch.py, as a user runs it):
 `kill -9` mid-epoch, during evaluation and during a checkpoint save, one after another
 on one run, and damaged checkpoints and a truncated feature cache. Each run must end
-with the test results of an uninterrupted run: nothing is lost beyond the interrupted
-epoch. The kills use the named fault points of `jaxgenre.faults` (SIGKILL at the n-th
+with the test results of an uninterrupted run (what a kill costs in epochs: BUILD_NOTES,
+"Hardening"). The kills use the named fault points of `jaxgenre.faults` (SIGKILL at the n-th
 pass), at places drawn from a seeded generator."""
 
 import json
@@ -121,7 +121,7 @@ def test_damaged_latest_and_best_checkpoints_and_a_truncated_cache(reference, tm
     (features,) = (workdir / "cache").rglob("features.npy")
     with open(features, "r+b") as f:
         f.truncate(features.stat().st_size // 2)
-    # The cache's paths are absolute in run.json: point this copy at its own cache.
+    # The cache lives in the run's own folder (data.cache_dir unset), so the copy has its own.
     run = json.loads((workdir / "run.json").read_text())
     assert str(reference) not in json.dumps(run["config"]["data"].get("cache_dir") or "")
     again = _launch(workdir)
