@@ -40,16 +40,20 @@ class _OneLineLibraryLogs(logging.Filter):
                 "exception was never retrieved" in str(record.msg)
                 or (record.exc_info and _through_orbax(record.exc_info[2]))):
             return False  # orbax's abandoned tasks and futures (jaxgenre uses no asyncio)
-        if f"{os.sep}orbax{os.sep}" in record.pathname or record.name == "asyncio":
+        if _in_orbax(record.pathname) or record.name == "asyncio":
             lines = record.getMessage().strip().splitlines()
             record.msg, record.args = (lines[0] if lines else "")[:200], ()
             record.exc_info = record.exc_text = record.stack_info = None
         return True
 
 
+def _in_orbax(filename: str) -> bool:
+    return f"{os.sep}orbax{os.sep}" in filename
+
+
 def _through_orbax(traceback) -> bool:
     while traceback is not None:
-        if f"{os.sep}orbax{os.sep}" in traceback.tb_frame.f_code.co_filename:
+        if _in_orbax(traceback.tb_frame.f_code.co_filename):
             return True
         traceback = traceback.tb_next
     return False
@@ -61,7 +65,7 @@ def _library_echo(error: BaseException, where) -> bool:
     prints the whole TensorStore spec), and TensorStore's callbacks finding asyncio's
     loop closed."""
     code = getattr(where, "cr_code", None)
-    if code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename:
+    if code is not None and _in_orbax(code.co_filename):
         return True
     return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
 

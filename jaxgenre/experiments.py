@@ -77,6 +77,17 @@ def run_one(config, workdir: str) -> Dict:
 STATE_SECTIONS = ("model", "features", "optim")
 
 
+def flat_config(tree: Dict, prefix: str = "") -> Dict:
+    """A nested config dict as {'section.key': value}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def check_resumable(config, workdir: str) -> None:
     """A `UserError` when `workdir` holds checkpoints of a run whose `STATE_SECTIONS` or
     segment length differ from `config`'s, naming the differences; resuming needs the
@@ -89,14 +100,9 @@ def check_resumable(config, workdir: str) -> None:
     with open(run_file) as f:
         before = json.load(f)["config"]
     now = json.loads(config.to_json())
-    flat = lambda d, p="": ({k: v for key, sub in d.items()
-                             for k, v in flat(sub, f"{p}{key}.").items()}
-                            if isinstance(d, dict) else {p[:-1]: d})
-    keys = [f"{section}." for section in STATE_SECTIONS]
-    old = {k: v for k, v in flat(before).items() if k.startswith(tuple(keys))}
-    new = {k: v for k, v in flat(now).items() if k.startswith(tuple(keys))}
-    for cfg, table in ((before, old), (now, new)):
-        table["data.segment_seconds"] = cfg["data"].get("segment_seconds")
+    keys = tuple(f"{section}." for section in STATE_SECTIONS) + ("data.segment_seconds",)
+    old = {k: v for k, v in flat_config(before).items() if k.startswith(keys)}
+    new = {k: v for k, v in flat_config(now).items() if k.startswith(keys)}
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if changed:
         shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in changed[:4])

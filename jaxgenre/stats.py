@@ -86,13 +86,6 @@ def macro_auc(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
                      out=np.full(count.shape, np.nan), where=count > 0)
 
 
-def _interval(result, fallback) -> Interval:
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):
-        return fallback()
-    return low, high
-
-
 def bootstrap_interval(statistic, n: int, *, seed: int, confidence: float = CONFIDENCE,
                        resamples: int = RESAMPLES) -> Interval:
     """The BCa bootstrap interval of `statistic(index)` over `n` test clips, where

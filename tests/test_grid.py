@@ -10,13 +10,19 @@ from configs import base
 from jaxgenre import clip_table, experiments, study
 
 
-def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
+def _tiny_grid_config():
+    """The grid config on 3 clips per class of 4 s, 1 epoch: seconds per cell."""
     config = base.get_config()
     config.data.synthetic.update(clips_per_class=3, seconds=4.0)
     config.data.update(clip_seconds=4.0, segment_seconds=1.0)
     config.features.n_mels = 32
     config.train.update(epochs=1, batch_size=8)
     config.eval.update(batch_size=8, plots=False)
+    return config
+
+
+def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
+    config = _tiny_grid_config()
     cells = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
     experiments.run_grid(config, str(tmp_path), cells=cells)
     table = (tmp_path / "results.md").read_text()
@@ -45,12 +51,7 @@ def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
 
 
 def test_a_grid_with_seeds_reports_mean_and_std_and_compares_the_seed_ensembles(tmp_path):
-    config = base.get_config()
-    config.data.synthetic.update(clips_per_class=3, seconds=4.0)
-    config.data.update(clip_seconds=4.0, segment_seconds=1.0)
-    config.features.n_mels = 32
-    config.train.update(epochs=1, batch_size=8)
-    config.eval.update(batch_size=8, plots=False)
+    config = _tiny_grid_config()
     config.seeds = 2
     cells = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
     experiments.run_grid(config, str(tmp_path), cells=cells)

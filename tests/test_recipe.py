@@ -14,14 +14,6 @@ RECIPES = {"recipe_spectralcnn_mel": "spectral_cnn", "recipe_resnet_mel": "resne
 RECIPE_SECTIONS = {"augment", "optim", "train", "eval"}
 
 
-def _flat(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -29,7 +21,8 @@ def test_a_recipe_is_its_study_cell_plus_the_recipe_switches(name):
     config = importlib.import_module(f"configs.{name}").get_config()
     validation.check_config(config)
     study = base.cell(model=RECIPES[name], feature="mel")
-    ours, theirs = _flat(config.to_dict()), _flat(study.to_dict())
+    ours = experiments.flat_config(config.to_dict())
+    theirs = experiments.flat_config(study.to_dict())
     changed = {k for k in ours if ours[k] != theirs[k]}
     assert {k.split(".")[0] for k in changed} == RECIPE_SECTIONS
     assert {"augment.random_crop", "optim.schedule", "eval.window_overlap"} <= changed
