@@ -1,4 +1,5 @@
-"""torch's `.pth` checkpoints read with numpy alone: no torch import, no arbitrary code.
+"""torch's `.pth` checkpoints read with numpy alone: no torch import, no arbitrary code,
+and no tensor outside its storage.
 
 Why by hand: the ImageNet weights come as torchvision `.pth` files, and torch is a
 test-only dependency of jaxgenre (training, evaluation and predict must run without
@@ -13,21 +14,38 @@ torch.<Type>Storage, key, location, numel)`.
 The unpickler accepts exactly what `torch.load(weights_only=True)` needs for a state
 dict — tensor and parameter rebuilds, storage types, `OrderedDict` and pickle's own
 plain containers — and refuses any other global with `UnsafeCheckpoint`, before
-anything is called: a crafted file cannot run code.
+anything is called: a crafted file cannot run code. Every file, pinned or not, is then
+held to what torch.save writes, so a crafted one cannot read memory or exhaust it:
+- a storage is one of the archive's own members (`data/<key>`), holding exactly the
+  `numel * itemsize` bytes its id declares, under one storage type;
+- a tensor's storage is such a storage (not another tensor, not a list), its offset an
+  int, its size and stride tuples of ints of one length (at most 64), none negative,
+  and every element it addresses inside the storage (then numpy's `as_strided` is
+  safe: its last byte is checked to lie in the buffer);
+- the bytes a file materialises — storages, then tensors (a stride-0 view counts at
+  its full size) — stay within `pth_archive.default_limit` of the file's size, checked
+  before anything is allocated, and no zip member inflates past its declared size
+  (`pth_archive.read_member`).
+Anything else is refused in one line naming the file and the member.
 """
 
 from __future__ import annotations
 
 import collections
+import io
+import math
+import os
 import pickle
 import re
 import zipfile
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import ml_dtypes
 import numpy as np
 
 from jaxgenre.errors import UserError
+from jaxgenre.models import pth_archive
+from jaxgenre.models.pth_archive import Refusal, short
 
 _STORAGE_DTYPES = {
     "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
@@ -35,6 +53,8 @@ _STORAGE_DTYPES = {
     "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
+_MAX_DIMS = 64  # numpy's limit
+_FIX = "not a file torch.save writes (crafted or damaged): use the original checkpoint"
 
 
 class UnsafeCheckpoint(UserError):
@@ -45,95 +65,198 @@ class UnreadableCheckpoint(UserError):
     """A file that is not a readable zip-format torch checkpoint."""
 
 
-class _StorageType:
+class _Sealed:
+    """The pickle's own objects refuse pickle's BUILD (`__setstate__`): it would set a
+    storage type's dtype or call `ndarray.__setstate__` on a tensor."""
+    __slots__ = ()
+
+    def __setstate__(self, state) -> None:
+        raise Refusal(f"sets state on a {type(self).__name__.strip('_').lower()}, which "
+                      f"torch.save never writes; refused", unsafe=True)
+
+
+class _StorageType(_Sealed):
+    __slots__ = ("name", "dtype")
+
     def __init__(self, name: str):
         self.name, self.dtype = name, np.dtype(_STORAGE_DTYPES[name])
 
 
-def _rebuild_tensor_v2(storage: np.ndarray, offset: int, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None) -> np.ndarray:
-    """A tensor as numpy: `size` elements at `offset` with `stride` (in elements)."""
-    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
-    if size and (offset + sum((n - 1) * s for n, s in zip(size, stride)) >= storage.size):
-        raise UnreadableCheckpoint("a tensor reaches past the end of its storage")
-    if not size:
-        return np.array(storage[offset])
-    view = np.lib.stride_tricks.as_strided(
-        storage[offset:], shape=size, strides=[s * storage.itemsize for s in stride],
-        writeable=False)
-    return np.array(view)
+class _Storage(_Sealed):
+    """One `data/<key>` member as a read-only 1-D array of `numel` elements."""
+    __slots__ = ("member", "type", "array")
+
+    def __init__(self, member: str, storage_type: _StorageType, array: np.ndarray):
+        self.member, self.type, self.array = member, storage_type, array
+
+    def __repr__(self) -> str:
+        return f"<storage '{self.member}'>"
 
 
-def _rebuild_parameter(data: np.ndarray, requires_grad=False, backward_hooks=None):
+class _Tensor(_Sealed):
+    """A rebuilt tensor (its own contiguous copy), unwrapped when the load is done."""
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __repr__(self) -> str:
+        return f"<tensor {self.array.dtype}{list(self.array.shape)}>"
+
+
+def _int_tuple(value, what: str, where: str) -> tuple:
+    if type(value) is not tuple:
+        raise Refusal(f"{where} has {what} {short(value)}, not a tuple of ints")
+    if len(value) > _MAX_DIMS:
+        raise Refusal(f"{where} has {len(value)} dimensions (at most {_MAX_DIMS})")
+    if not all(type(n) is int for n in value):
+        raise Refusal(f"{where} has {what} {short(value)}, not a tuple of ints")
+    return value
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None) -> _Tensor:
+    if not isinstance(data, _Tensor):
+        raise Refusal(f"makes a parameter of {short(data)}, not of a tensor")
     return data
 
 
-_ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-}
-
-
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, path: str):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str,
+                 budget: pth_archive.Budget):
         super().__init__(file)
-        self.archive, self.prefix, self.path = archive, prefix, path
-        self.storages: Dict[str, np.ndarray] = {}
+        self.archive, self.prefix, self.budget = archive, prefix, budget
+        self.storages: Dict[str, _Storage] = {}
+        self.allowed = {
+            ("collections", "OrderedDict"): collections.OrderedDict,
+            ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        }
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
+        if (module, name) in self.allowed:
+            return self.allowed[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise UnsafeCheckpoint(
-            f"'{self.path}' asks to load {module}.{name}, which a weights file never needs; "
-            f"refused (only tensors and containers are read). Use the original file from "
-            f"download.pytorch.org")
+        raise Refusal(
+            f"asks to load {short(module, 60)}.{short(name, 60)}, which a weights file "
+            f"never needs; refused (only tensors and containers are read). Use the "
+            f"original file from download.pytorch.org", unsafe=True)
 
-    def persistent_load(self, pid) -> np.ndarray:
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType) and re.fullmatch(r"\w+", str(pid[2]))):
-            raise UnsafeCheckpoint(f"'{self.path}' holds an unexpected reference {pid!r}")
-        storage_type, key = pid[1], str(pid[2])
-        if key not in self.storages:
-            try:
-                raw = self.archive.read(f"{self.prefix}data/{key}")
-            except KeyError:
-                raise UnreadableCheckpoint(f"'{self.path}' lacks storage {key}") from None
-            self.storages[key] = np.frombuffer(raw, dtype=storage_type.dtype)
+    def persistent_load(self, pid) -> _Storage:
+        if not (type(pid) is tuple and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and type(pid[2]) is str
+                and re.fullmatch(r"\w+", pid[2]) and type(pid[3]) is str):
+            raise Refusal(f"holds an unexpected reference {short(pid)}", unsafe=True)
+        storage_type, key, numel = pid[1], pid[2], pid[4]
+        member = f"{self.prefix}data/{key}"
+        if type(numel) is not int or numel < 0:
+            raise Refusal(f"member '{member}' declares {short(numel)} {storage_type.name} "
+                          f"elements, not a count")
+        known = self.storages.get(key)
+        if known is not None:
+            if known.type.name != storage_type.name or known.array.size != numel:
+                raise Refusal(
+                    f"member '{member}' is declared as {known.array.size} "
+                    f"{known.type.name} elements and as {numel} {storage_type.name} ones")
+            return known
+        try:
+            info = self.archive.getinfo(member)
+        except KeyError:
+            raise Refusal(f"lacks storage {key} ('{member}')") from None
+        nbytes = numel * storage_type.dtype.itemsize
+        if info.file_size != nbytes:
+            raise Refusal(f"member '{member}' declares {numel} {storage_type.name} elements "
+                          f"({nbytes} bytes) but holds {info.file_size}")
+        self.budget.spend(nbytes, f"member '{member}'")
+        array = np.frombuffer(pth_archive.read_member(self.archive, member, nbytes),
+                              dtype=storage_type.dtype)
+        array.flags.writeable = False
+        self.storages[key] = _Storage(member, storage_type, array)
         return self.storages[key]
 
+    def rebuild_tensor_v2(self, storage, offset, size, stride, requires_grad=False,
+                          backward_hooks=None, metadata=None) -> _Tensor:
+        """`size` elements of `storage` from `offset` with `stride` (in elements), each
+        checked to lie inside it before numpy touches the buffer, as a contiguous copy."""
+        if not isinstance(storage, _Storage):
+            raise Refusal(f"rebuilds a tensor on {short(storage)}, which is not one of the "
+                          f"archive's storages")
+        where = f"a tensor on member '{storage.member}'"
+        if type(offset) is not int:
+            raise Refusal(f"{where} has offset {short(offset)}, not an int")
+        size, stride = _int_tuple(size, "size", where), _int_tuple(stride, "stride", where)
+        if len(size) != len(stride):
+            raise Refusal(f"{where} has {len(size)} sizes but {len(stride)} strides")
+        if offset < 0 or min(size + stride, default=0) < 0:
+            raise Refusal(f"{where} has a negative offset, size or stride (offset {offset}, "
+                          f"size {short(size)}, stride {short(stride)})")
+        itemsize, numel = storage.type.dtype.itemsize, math.prod(size)
+        self.budget.spend(numel * itemsize, where)
+        if numel == 0:  # addresses nothing: torch accepts any offset and stride
+            try:
+                return _Tensor(np.empty(size, storage.type.dtype))
+            except ValueError:
+                raise Refusal(f"{where} has size {short(size)}, too large for an array "
+                              f"even when empty") from None
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+        if last >= storage.array.size:
+            raise Refusal(f"{where} reaches element {last}, outside its storage of "
+                          f"{storage.array.size} elements")
+        # In bounds: offset <= last < storage size, each step (n-1)*s <= last.
+        view = np.lib.stride_tricks.as_strided(
+            storage.array[offset:], shape=size, writeable=False,
+            strides=[s * itemsize if n > 1 else 0 for n, s in zip(size, stride)])
+        return _Tensor(np.array(view))
 
-def load_state_dict(path: str) -> Dict[str, np.ndarray]:
-    """`torch.load(path, weights_only=True)` for a state dict, as numpy arrays (a
-    `collections.OrderedDict`, torch's order kept)."""
+
+def _read(archive: zipfile.ZipFile, budget: pth_archive.Budget) -> Any:
+    """The unpickled top-level object of `archive`."""
+    names = pth_archive.check_names(archive)
+    pickles = [n for n in names if n.endswith("data.pkl")]
+    if len(pickles) != 1:
+        raise Refusal(f"has {len(pickles)} data.pkl files, not 1: not a torch.save "
+                      f"checkpoint")
+    prefix = pickles[0][:-len("data.pkl")]
+    if prefix + "byteorder" in names:
+        byteorder = pth_archive.read_member(archive, prefix + "byteorder", 16)
+        if byteorder.decode("ascii", "replace").strip() != "little":
+            raise Refusal("was saved big-endian; not supported")
+    data = pth_archive.read_member(archive, pickles[0],
+                                   min(budget.limit, pth_archive.MAX_PICKLE_BYTES))
+    unpickler = _Unpickler(io.BytesIO(data), archive, prefix, budget)
     try:
+        return unpickler.load()
+    except Refusal:
+        raise
+    except Exception as e:  # a damaged pickle
+        raise Refusal(f"cannot be unpickled ({type(e).__name__}: {short(str(e), 200)})"
+                      ) from None
+
+
+def load_state_dict(path: str, *, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """`torch.load(path, weights_only=True)` for a state dict, as numpy arrays (a
+    `collections.OrderedDict`, torch's order kept). `max_bytes` bounds what the file
+    may materialise (storages and tensors); by default `pth_archive.default_limit` of
+    its size. A file torch.save would not write raises `UnreadableCheckpoint` (or
+    `UnsafeCheckpoint`) naming it."""
+    try:
+        limit = pth_archive.default_limit(os.path.getsize(path)) if max_bytes is None \
+            else max_bytes
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise UnreadableCheckpoint(
             f"'{path}' is not a readable torchvision checkpoint (not a zip-format torch "
             f"file: {type(e).__name__}: {e}; a truncated download, or torch < 1.6's "
             f"format)") from None
     with archive:
-        pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
-        if len(pickles) != 1:
-            raise UnreadableCheckpoint(f"'{path}' has {len(pickles)} data.pkl files, not 1: "
-                                       f"not a torch.save checkpoint")
-        prefix = pickles[0][:-len("data.pkl")]
-        byteorder = (archive.read(prefix + "byteorder").decode().strip()
-                     if prefix + "byteorder" in archive.namelist() else "little")
-        if byteorder != "little":
-            raise UnreadableCheckpoint(f"'{path}' was saved big-endian; not supported")
-        with archive.open(pickles[0]) as f:
-            try:
-                state = _Unpickler(f, archive, prefix, path).load()
-            except (UnsafeCheckpoint, UnreadableCheckpoint):
-                raise
-            except Exception as e:  # a damaged pickle
-                raise UnreadableCheckpoint(
-                    f"'{path}' cannot be unpickled ({type(e).__name__}: {e})") from None
+        try:
+            state = _read(archive, pth_archive.Budget(limit))
+        except Refusal as e:
+            if e.unsafe:
+                raise UnsafeCheckpoint(f"'{path}' {e}") from None
+            raise UnreadableCheckpoint(f"'{path}' {e}; {_FIX}") from None
     if not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()):
-        raise UnreadableCheckpoint(f"'{path}' does not hold a state dict of tensors")
-    return state
+            isinstance(k, str) and isinstance(v, _Tensor) for k, v in state.items()):
+        raise UnreadableCheckpoint(f"'{path}' does not hold a state dict of tensors "
+                                   f"(got {short(state)}); {_FIX}")
+    return collections.OrderedDict((k, v.array) for k, v in state.items())
