@@ -11,8 +11,10 @@ probabilities are what is read back.)"""
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
+import math
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -42,14 +44,22 @@ def write(path: str, table: ClipTable) -> None:
 
 
 def read(path: str) -> ClipTable:
-    """The table at `path`; a missing or malformed file is a `UserError` naming it."""
+    """The table at `path`; a missing, unreadable or malformed file, one without rows
+    (a header only) or with a probability that is not a finite number is a `UserError`
+    naming it (and the line)."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
     except FileNotFoundError:
         raise UserError(f"'{path}' not found: a run writes it when it finishes testing "
                         f"(runs older than this file's introduction do not have it; run "
                         f"them again, they resume from their checkpoints)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"'{path}' is not a UTF-8 text file: not a {FILE_NAME} a run "
+                        f"wrote; run it again") from None
+    except (OSError, csv.Error) as e:
+        raise UserError(f"'{path}' cannot be read: {getattr(e, 'strerror', None) or e}"
+                        ) from None
     width = len(HEADER)
     if (not rows or tuple(rows[0][:width]) != HEADER or len(rows[0]) < width + 2
             or not all(c.startswith("p_") for c in rows[0][width:])):
@@ -63,11 +73,18 @@ def read(path: str) -> ClipTable:
             raise UserError(f"'{path}' line {line}: expected {len(rows[0])} fields with a "
                             f"label among the header's classes; got {row[:3]}...")
         try:
-            probs.append([float(v) for v in row[width:]])
+            values = [float(v) for v in row[width:]]
         except ValueError:
             raise UserError(f"'{path}' line {line}: a probability is not a number") from None
+        if not all(math.isfinite(v) for v in values):
+            raise UserError(f"'{path}' line {line}: a probability is not a finite number "
+                            f"(nan or inf): the run's test went wrong; run it again")
+        probs.append(values)
         ids.append(row[0])
         labels.append(index[row[1]])
+    if not ids:
+        raise UserError(f"'{path}' has no clips (a header only): the run's test wrote no "
+                        f"row; run it again")
     return ClipTable(tuple(ids), np.asarray(labels, np.int64),
                      np.asarray(probs, np.float64).reshape(len(ids), len(class_names)),
                      class_names)
@@ -82,7 +99,15 @@ def from_evaluation(per_clip, clip_ids: Sequence[str], class_names: Sequence[str
 
 def aligned_probabilities(tables: Sequence[ClipTable], names: Sequence[str]) -> List[np.ndarray]:
     """Each table's probabilities in the first table's clip order. Tables of other
-    classes, other clips or other labels are refused, naming the table (`names`)."""
+    classes, other clips or other labels, and tables listing a clip twice (which would
+    leave rows of the result unwritten), are refused, naming the table (`names`)."""
+    for table, name in zip(tables, names):
+        counts = collections.Counter(table.clip_ids)
+        twice = [clip for clip, count in counts.items() if count > 1]
+        if twice:
+            raise UserError(f"{name} lists clip {twice[0]!r} twice ({len(twice)} clips appear "
+                            f"more than once): its {FILE_NAME} was edited or merged from "
+                            f"overlapping runs; use one run's own file")
     first = tables[0]
     order = {clip: i for i, clip in enumerate(first.clip_ids)}
     out = []

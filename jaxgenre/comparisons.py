@@ -87,15 +87,24 @@ def compare_cells(tables: Dict[Cell, clip_table.ClipTable], *, seed: int = 0) ->
             "mdd": stats.minimum_detectable_difference(labels.size, share) if shares else None}
 
 
+# Each difference b - a of a pair and its interval (low, high): read as a - b, the
+# difference is negated and the interval mirrored, (-high, -low).
+DELTAS = (("delta_accuracy", "delta_low", "delta_high"),
+          ("delta_macro_f1", "delta_f1_low", "delta_f1_high"))
+
+
 def _pair(result: Dict, a: Cell, b: Cell) -> Dict:
-    """The row of pair (a, b), oriented so that Δ is b − a."""
+    """The row of pair (a, b), oriented so that every Δ is b − a: a row stored as (b, a)
+    has its cells and one-sided counts swapped, each difference negated and each
+    interval mirrored (`DELTAS`); p-values and the detectable difference are symmetric."""
     for row in result["pairs"]:
         if (row["a"], row["b"]) == (_label(a), _label(b)):
             return row
         if (row["a"], row["b"]) == (_label(b), _label(a)):
             flipped = dict(row, a=row["b"], b=row["a"], a_only=row["b_only"],
-                           b_only=row["a_only"], delta_accuracy=-row["delta_accuracy"],
-                           delta_low=-row["delta_high"], delta_high=-row["delta_low"])
+                           b_only=row["a_only"])
+            for value, low, high in DELTAS:
+                flipped.update({value: -row[value], low: -row[high], high: -row[low]})
             return flipped
     raise KeyError((a, b))
 

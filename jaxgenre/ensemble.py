@@ -16,14 +16,13 @@ differs. Exit status 0, or 2 with one line on a usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from jaxgenre import clip_table, errors, metrics, plots, stats, study
+from jaxgenre import clip_table, errors, metrics, plots, stats, strict_json, study
 from jaxgenre.errors import UserError
 
 
@@ -45,16 +44,21 @@ def combine(tables: Sequence[clip_table.ClipTable], names: Sequence[str], *,
 
 
 def _member(run_dir: str) -> Dict:
+    """A member's model, feature, data and clip-level test figures from its results.json;
+    a missing or damaged file is a `UserError` naming it."""
     path = os.path.join(run_dir, "results.json")
-    try:
-        with open(path) as f:
-            results = json.load(f)
-    except FileNotFoundError:
+    if not os.path.isfile(path):
         raise UserError(f"'{path}' not found: {run_dir} is not a finished run "
-                        f"(`python launch.py` writes it when testing ends)") from None
+                        f"(`python launch.py` writes it when testing ends)")
+    results = strict_json.load(path, what=f"{run_dir}'s results.json")
+    clips = results.get("test")
+    clips = clips.get("clips") if isinstance(clips, dict) else None
+    if not isinstance(clips, dict):
+        raise UserError(f"'{path}' has no test.clips figures: {run_dir} did not finish "
+                        f"testing or the file was edited; run it again (it resumes)")
     return {"run": run_dir, "model": results.get("model", "?"),
             "feature": results.get("feature", "?"), "data": results.get("data", "?"),
-            "clips": results["test"]["clips"]}
+            "clips": clips}
 
 
 def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probability",
@@ -75,8 +79,9 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
                                          for m in members],
                "test": {"clips": {k: v for k, v in report.items() if k != "roc_curves"}}}
     os.makedirs(workdir, exist_ok=True)
+    text = strict_json.dumps(results, indent=2)  # NaN (an undefined AUC) -> null
     with open(os.path.join(workdir, results_name), "w") as f:
-        json.dump(results, f, indent=2)
+        f.write(text)
     clip_table.write(os.path.join(workdir, clip_table.FILE_NAME), combined)
     md = table_lines(members, report, features)
     with open(os.path.join(workdir, "results.md"), "w") as f:
@@ -95,7 +100,7 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
 
 def table_lines(members: List[Dict], report: Dict, features: str) -> List[str]:
     """results.md: each member's clip-level test figures and the ensemble's, in the
-    grid's columns."""
+    grid's columns (n/a for a figure a member's results.json has as null or lacks)."""
     header = [label for label, _ in study.METRICS] + ["macro AUC"]
     keys = [key for _, key in study.METRICS] + ["macro_auc"]
     lines = [f"# Ensemble of {len(members)} runs ({features}), test clips", "",
@@ -103,9 +108,11 @@ def table_lines(members: List[Dict], report: Dict, features: str) -> List[str]:
              "|---" * (3 + len(header)) + "|"]
     for m in members:
         lines.append(f"| {m['run']} | {m['model']} | {m['feature']} | "
-                     + " | ".join(f"{m['clips'][k]:.4f}" for k in keys) + " |")
+                     + " | ".join(study.figure(m["clips"].get(k)) for k in keys) + " |")
     lines.append(f"| **ensemble** | | {features} | "
                  + " | ".join(f"**{study.with_interval(report, k)}**" for k in keys) + " |")
+    if any(study.UNDEFINED in line for line in lines[4:]):
+        lines += ["", study.UNDEFINED_NOTE]
     return lines
 
 

@@ -18,8 +18,8 @@ from typing import Dict, List, Tuple
 import jax
 import numpy as np
 
-from jaxgenre import (clip_table, errors, evaluate, models, parallel, stats, study, train,
-                      writer as writer_lib)
+from jaxgenre import (clip_table, errors, evaluate, models, parallel, stats, strict_json,
+                      study, train, writer as writer_lib)
 from jaxgenre.data import prepare
 
 
@@ -97,8 +97,7 @@ def check_resumable(config, workdir: str) -> None:
     if not (os.path.isfile(run_file) and os.path.isdir(last)
             and any(d.isdigit() for d in os.listdir(last))):
         return
-    with open(run_file) as f:
-        before = json.load(f)["config"]
+    before = strict_json.load(run_file, what="the run's run.json").get("config", {})
     now = json.loads(config.to_json())
     keys = tuple(f"{section}." for section in STATE_SECTIONS) + ("data.segment_seconds",)
     old = {k: v for k, v in flat_config(before).items() if k.startswith(keys)}
@@ -129,8 +128,7 @@ def _results(run_dir: str, title: str, start) -> Dict:
     if not os.path.isfile(path):
         writer_lib.announce(title)
         start()
-    with open(path) as f:
-        return json.load(f)
+    return strict_json.load(path, what=f"{run_dir}'s results.json")
 
 
 def run_kfold(config, workdir: str) -> Dict:
@@ -170,11 +168,14 @@ def _summary(runs: List[Dict], name: str) -> Dict:
     keys = [key for _, key in study.METRICS] + ["macro_auc"]
     summary = {}
     for level in ("clips", "segments"):
-        values = {k: [r["test"][level][k] for r in runs] for k in keys}
+        # An undefined figure (an AUC without positives) is null in results.json: NaN here,
+        # so the summary's mean is undefined (null) too rather than a TypeError.
+        values = {k: np.asarray([r["test"][level][k] for r in runs], dtype=np.float64)
+                  for k in keys}
         summary[level] = {k: float(np.mean(v)) for k, v in values.items()}
         summary[level].update({f"{k}_std": float(np.std(v)) for k, v in values.items()})
         summary[level].update({f"{k}_ci": stats.t_interval(v) for k, v in values.items()})
-        summary[level][name] = values
+        summary[level][name] = {k: v.tolist() for k, v in values.items()}
         summary[level]["confusion"] = np.sum([r["test"][level]["confusion"] for r in runs],
                                              axis=0).tolist()
         summary[level]["class_names"] = runs[0]["test"][level]["class_names"]

@@ -8,7 +8,6 @@ prints a table and writes `feature_summary.json` and `features.png` into the wor
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Dict
@@ -17,7 +16,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxgenre import audio, features, plots, reference, signals
+from jaxgenre import audio, features, plots, reference, signals, strict_json
 
 _LIBROSA_KINDS = ("spec", "mel", "mfcc")
 
@@ -69,7 +68,7 @@ def run(workdir: str, *, seconds: float = 30.0, seed: int = 0, plot: bool = True
 
     _print_table(summary)
     with open(os.path.join(workdir, "feature_summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+        strict_json.dump(summary, f, indent=2)
     if plot:
         path = os.path.join(workdir, "features.png")
         plots.feature_panel(outputs, names, path, sr=sr, hop_length=params["hop_length"])

@@ -144,17 +144,19 @@ def roc_curves(report: Dict, path: str, title: str = "") -> None:
 
 
 def training_curves(metrics_jsonl: str, path: str) -> None:
-    """Train loss, train and validation accuracy per epoch, from metrics.jsonl."""
+    """Train loss, train and validation accuracy per epoch, from metrics.jsonl (a value
+    written as null, e.g. a NaN loss, is a gap in its curve)."""
     plt = _pyplot()
     with open(metrics_jsonl) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     epochs = [r["epoch"] for r in rows]
+    curve = lambda key: np.array([r.get(key) for r in rows], dtype=np.float64)  # None -> nan
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.plot(epochs, [r["train_loss"] for r in rows], marker=".")
+    left.plot(epochs, curve("train_loss"), marker=".")
     left.set_xlabel("epoch")
     left.set_ylabel("train loss")
-    right.plot(epochs, [r["train_accuracy"] for r in rows], marker=".", label="train")
-    right.plot(epochs, [r["valid_accuracy"] for r in rows], marker=".", label="valid (clips)")
+    right.plot(epochs, curve("train_accuracy"), marker=".", label="train")
+    right.plot(epochs, curve("valid_accuracy"), marker=".", label="valid (clips)")
     right.set_xlabel("epoch")
     right.set_ylabel("accuracy")
     right.set_ylim(0, 1)

@@ -11,7 +11,8 @@
   two-sided α 0.05; Connor's 1987 sample size formula for McNemar's test, solved for
   the difference at the observed share of discordant clips);
 - over k folds or seeds: a t interval of the mean, and for two cells under the same
-  cross-validation Nadeau & Bengio's corrected resampled t-test.
+  cross-validation Nadeau & Bengio's corrected resampled t-test (undefined, so None with
+  a reason, for one fold or folds that all differ by the same amount).
 
 Why by hand: macro precision / recall / F1 / AUC over thousands of resamples at once are
 a few lines of numpy (sklearn's functions take one sample at a time, 2000 x 10 ROC
@@ -128,13 +129,18 @@ def bootstrap_interval(statistic, n: int, *, seed: int, confidence: float = CONF
 def metric_intervals(labels, probabilities, *, seed: int = 0, confidence: float = CONFIDENCE,
                      resamples: int = RESAMPLES) -> Dict[str, Interval]:
     """`<metric>_ci` for accuracy (Wilson) and macro precision / recall / F1 / AUC (BCa
-    bootstrap over test clips, seeded)."""
+    bootstrap over test clips, seeded), and `intervals_reason`: None, or why some
+    intervals are undefined (NaN in memory, null in results.json): fewer than two test
+    clips leave nothing to resample, no clip at all no Wilson interval either."""
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predictions = probabilities.argmax(axis=1)
     num_classes = probabilities.shape[1]
     out = {"accuracy_ci": wilson_interval(int(np.sum(predictions == labels)), labels.size,
-                                          confidence)}
+                                          confidence),
+           "intervals_reason": None if labels.size >= 2 else (
+               "fewer than two test clips: no bootstrap interval" if labels.size
+               else "no test clips: no interval")}
     for key in ("macro_precision", "macro_recall", "macro_f1", "macro_auc"):
         if labels.size < 2:
             out[f"{key}_ci"] = (float("nan"), float("nan"))
@@ -206,19 +212,42 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     return float(x.mean() - half), float(x.mean() + half)
 
 
-def corrected_resampled_ttest(differences: Sequence[float], *, n_train: int, n_test: int
-                              ) -> Dict:
+# A spread of the per-fold differences at most this share of their size is float
+# rounding (a + 0.1 - a is 0.1 within ~1e-16), not variation between folds.
+ROUNDING = 1e-12
+
+
+def corrected_resampled_ttest(differences: Sequence[float], *, n_train: float,
+                              n_test: float) -> Dict:
     """Nadeau & Bengio's (2003) corrected resampled t-test of k per-fold differences
     between two cells trained and tested on the same folds: the variance of the mean
     difference is (1/k + n_test/n_train) · s² instead of s²/k, because the folds' training
-    sets overlap; t with k - 1 degrees of freedom, two-sided p."""
+    sets overlap; t with k - 1 degrees of freedom, two-sided p.
+
+    Returns mean_difference, t, p_value, folds and reason. The test is undefined — t
+    and p_value None, `reason` saying why (None when defined) — for fewer than two
+    folds, and when every fold differs by the same amount: s = 0, or s within float
+    rounding of the differences' size (s ≤ ROUNDING · max |d|). There t would be
+    ±inf or a rounding artefact (p = 0, or 1e-60 from noise), not evidence."""
+    if not n_train > 0 or not n_test >= 0:
+        raise ValueError(f"n_train must be > 0 and n_test >= 0; got {n_train}, {n_test}")
     d = np.asarray(differences, dtype=np.float64)
     k = d.size
-    variance = (1 / k + n_test / n_train) * d.var(ddof=1) if k > 1 else float("nan")
-    if not variance > 0:
-        t = 0.0 if np.all(d == 0) else math.copysign(math.inf, d.mean())
-        return {"mean_difference": float(d.mean()), "t": t,
-                "p_value": 1.0 if t == 0 else 0.0, "folds": k}
+    out = {"mean_difference": float(d.mean()) if k else None, "t": None, "p_value": None,
+           "folds": k, "reason": None}
+    if k < 2:
+        out["reason"] = ("one fold: the test needs at least two folds" if k == 1
+                         else "no folds: the test needs at least two")
+        return out
+    spread = float(d.std(ddof=1))
+    size = float(np.max(np.abs(d)))
+    if size == 0 or spread <= ROUNDING * size:
+        out["reason"] = ("every fold's difference is 0 (the same figure in every fold): "
+                         "the test is undefined" if size == 0 else
+                         "all folds differ by the same amount (zero variance between "
+                         "folds): the test is undefined")
+        return out
+    variance = (1 / k + n_test / n_train) * spread ** 2
     t = float(d.mean() / math.sqrt(variance))
-    return {"mean_difference": float(d.mean()), "t": t,
-            "p_value": float(2 * sps.t.sf(abs(t), k - 1)), "folds": k}
+    out.update(t=t, p_value=float(2 * sps.t.sf(abs(t), k - 1)))
+    return out

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+import math
+from typing import Dict, List, Optional, Tuple
 
 from jaxgenre import models
 
@@ -30,6 +31,28 @@ METRICS = (("accuracy", "accuracy"), ("precision", "macro_precision"),
            ("recall", "macro_recall"), ("F1", "macro_f1"))
 
 
+UNDEFINED = "n/a"
+# Under a table with an n/a in it: what it means (the run's results.json says which
+# classes made an AUC undefined, `auc_undefined_for`, and why an interval is missing,
+# `intervals_reason`).
+UNDEFINED_NOTE = ("n/a: undefined for that run (null in its results.json: e.g. no test "
+                  "clip, or a macro AUC with no class that has both positive and negative "
+                  "test clips; its `auc_undefined_for` and `intervals_reason` say which)")
+
+
+def figure(value: Optional[float]) -> str:
+    """`0.8420`; `n/a` for a figure that is undefined: None (null in a results.json read
+    back) or NaN (e.g. a macro AUC without any class that has both outcomes)."""
+    if value is None or not math.isfinite(value):
+        return UNDEFINED
+    return f"{value:.4f}"
+
+
+def _defined(value):
+    """A CSV field: the value, or None (written as an empty field) for a NaN."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def format_test_results(evaluation: Dict, model: str, feature: str, data_source: str) -> str:
     """The test metrics (clip and segment level) next to the study's for this cell."""
     study = STUDY.get((model, feature))
@@ -40,24 +63,28 @@ def format_test_results(evaluation: Dict, model: str, feature: str, data_source:
     for i, (label, key) in enumerate(METRICS + (("macro AUC", "macro_auc"),)):
         theirs = f"{study[i]:.4f}" if study and i < len(METRICS) else "-"
         lines.append(f"  {label:<10} {with_interval(clips, key):>24} "
-                     f"{evaluation['segments'][key]:>9.4f} {theirs:>14}")
+                     f"{figure(evaluation['segments'][key]):>9} {theirs:>14}")
     if data_source not in ("folder", "gtzan", "tfds"):  # synthetic, fma
         lines.append(f"  (the study's figures are on GTZAN; these are on the {data_source} set)")
     return "\n".join(lines)
 
 
 def with_interval(report: Dict, key: str) -> str:
-    """`0.8420 [0.7970, 0.8790]`: a figure and its 95 % interval (`<key>_ci`) if known."""
+    """`0.8420 [0.7970, 0.8790]`: a figure and its 95 % interval (`<key>_ci`) if known
+    (an interval of None / NaN ends, e.g. of a single test clip, is left out; an
+    undefined figure is `n/a`)."""
     interval = report.get(f"{key}_ci")
-    if interval is None:
-        return f"{report[key]:.4f}"
-    return f"{report[key]:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+    value = figure(report.get(key))
+    if interval is None or value == UNDEFINED or UNDEFINED in map(figure, interval):
+        return value
+    return f"{value} [{interval[0]:.4f}, {interval[1]:.4f}]"
 
 
 def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
                 ) -> Tuple[List[str], List[Dict]]:
     """The grid's clip-level test figures as the study's tables: (markdown lines, CSV rows),
-    each cell beside the study's figure in brackets."""
+    each cell beside the study's figure in brackets; an undefined figure (null in a
+    cell's results.json) is n/a in the markdown and an empty CSV field."""
     rows, md = [], [f"# The study's grid, on {data_source} data",
                     "", "Each cell: jaxgenre's test figure (clip level; mean ± std where a cell "
                     "has several seeds or folds), and the study's in brackets (GTZAN, its "
@@ -73,15 +100,19 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
             ours = results[(model, feature)]["test"]["clips"]
             study = STUDY.get((model, feature))
             theirs = [f"({study[i]:.4f})" if study else "(-)" for i in range(len(METRICS))]
-            spread = lambda key: f" ± {ours[key + '_std']:.4f}" if key + "_std" in ours else ""
+            spread = lambda key: f" ± {figure(ours[key + '_std'])}" if key + "_std" in ours \
+                else ""
             md.append(f"| {models.get_spec(model).display_name} | " + " | ".join(
-                f"{ours[key]:.4f}{spread(key)} {theirs[i]}" for i, (_, key) in enumerate(METRICS))
-                + " |")
+                f"{figure(ours.get(key))}{spread(key)} {theirs[i]}"
+                for i, (_, key) in enumerate(METRICS)) + " |")
             rows.append({"model": model, "feature": feature, "data": data_source,
-                         **{f"{label}": ours[key] for label, key in METRICS},
-                         **{f"{label}_std": ours.get(f"{key}_std", "") for label, key in METRICS},
+                         **{f"{label}": _defined(ours.get(key)) for label, key in METRICS},
+                         **{f"{label}_std": _defined(ours.get(f"{key}_std", ""))
+                            for label, key in METRICS},
                          **{f"study_{label}": study[i] if study else ""
                             for i, (label, _) in enumerate(METRICS)},
-                         "macro_auc": ours["macro_auc"]})
+                         "macro_auc": _defined(ours.get("macro_auc"))})
         md.append("")
+    if any(f" {UNDEFINED} " in line for line in md):
+        md += [UNDEFINED_NOTE, ""]
     return md, rows

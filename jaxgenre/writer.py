@@ -6,6 +6,9 @@ nothing below them prints.
 Console lines are printed by every process (each reports what it loaded); files are
 written by process 0 only, so a multi-host run writes each file once.
 
+Every JSON file goes through `strict_json`: a NaN or infinity (an undefined AUC, a
+diverged loss) is written as null, so each file is JSON to any parser.
+
 TensorBoard scalars are not written: no light, maintained event writer fits the core
 pins (tensorboardX would add protobuf; flax's `clu.metric_writers` pulls TensorFlow).
 `metrics.jsonl` holds the same scalars, one JSON line per epoch.
@@ -22,7 +25,7 @@ from typing import Dict, Iterable, List, Optional
 import jax
 from tqdm import tqdm
 
-from jaxgenre import clip_table, plots, study
+from jaxgenre import clip_table, plots, strict_json, study
 
 
 class RunWriter:
@@ -61,9 +64,9 @@ class RunWriter:
                      f"{jax.device_count()} devices are local")
         if self.files:
             with open(self._path("run.json"), "w") as f:
-                json.dump({"config": json.loads(config.to_json()),
-                           "segment_frames": segment_frames,
-                           "class_names": list(class_names)}, f, indent=2)
+                strict_json.dump({"config": json.loads(config.to_json()),
+                                  "segment_frames": segment_frames,
+                                  "class_names": list(class_names)}, f, indent=2)
 
     def progress(self, iterable: Iterable, *, total: int, unit: str, desc: str):
         """A progress bar (process 0 only) that the loop may give a postfix."""
@@ -74,18 +77,20 @@ class RunWriter:
         self.say(f"resuming from {self.workdir}/checkpoints at epoch {epoch}")
 
     def epoch(self, line: Dict) -> None:
-        """One epoch's scalars: printed, and appended to metrics.jsonl."""
-        self.say(json.dumps(line))
+        """One epoch's scalars: printed, and appended to metrics.jsonl (a NaN loss as
+        null)."""
+        text = strict_json.dumps(line)
+        self.say(text)
         if self.files:
             with open(self._path("metrics.jsonl"), "a") as f:
-                f.write(json.dumps(line) + "\n")
+                f.write(text + "\n")
 
     def results(self, results: Dict, test: Dict, *, model: str, feature: str,
                 data_source: str) -> None:
         """results.json (the ROC curves left out) and the test table beside the study's."""
         if self.files:
             with open(self._path("results.json"), "w") as f:
-                json.dump(results, f, indent=2)
+                strict_json.dump(results, f, indent=2)
         self.say(study.format_test_results(test, model, feature, data_source))
 
     def clip_probabilities(self, table) -> None:
@@ -114,11 +119,11 @@ def repeats_summary(results: Dict, workdir: str, metrics, title: str, unit: str)
     """`<workdir>/results.json` of a k-fold or several-seed run and its mean ± std lines."""
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
+            strict_json.dump(results, f, indent=2)
     clips = results["test"]["clips"]
     print(f"{title}, test clips (mean ± std over {unit}):")
     for label, key in metrics:
-        print(f"  {label:<10} {clips[key]:.4f} ± {clips[key + '_std']:.4f}")
+        print(f"  {label:<10} {study.figure(clips[key])} ± {study.figure(clips[key + '_std'])}")
 
 
 def grid_tables(md: List[str], rows: List[Dict], confusion_cells: Dict, workdir: str) -> None:
@@ -147,9 +152,10 @@ def comparisons(result: Dict, claims: List[Dict], chart: List[Dict], workdir: st
         table.writeheader()
         table.writerows(result["pairs"])
     with open(os.path.join(workdir, "comparisons.json"), "w") as f:
-        json.dump({**{k: v for k, v in result.items() if k != "accuracy"},
-                   "accuracy": {f"{m}/{feat}": a for (m, feat), a in result["accuracy"].items()},
-                   "claims": claims}, f, indent=2)
+        strict_json.dump({**{k: v for k, v in result.items() if k != "accuracy"},
+                          "accuracy": {f"{m}/{feat}": a
+                                       for (m, feat), a in result["accuracy"].items()},
+                          "claims": claims}, f, indent=2)
     labels = list(dict.fromkeys([r["a"] for r in result["pairs"]] +
                                 [r["b"] for r in result["pairs"]]))
     plots.pvalue_heatmap(labels, result["pairs"], os.path.join(workdir,

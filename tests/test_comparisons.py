@@ -6,9 +6,11 @@ not)."""
 import numpy as np
 import pytest
 from statsmodels.stats.contingency_tables import cochrans_q as sm_cochrans_q
+from sklearn import metrics as skm
 from statsmodels.stats.multitest import multipletests
 
 from jaxgenre import clip_table, comparisons
+from jaxgenre.errors import UserError
 
 CLASSES = tuple(f"c{i}" for i in range(5))
 N = 200
@@ -97,3 +99,38 @@ def test_cells_with_rows_in_another_order_are_aligned(shift):
     tables[("resnet18", "mel")] = clip_table.ClipTable(
         tuple(t.clip_ids[i] for i in order), t.labels[order], t.probabilities[order], CLASSES)
     assert comparisons.compare_cells(tables)["pairs"][0]["p_value"] == 1.0
+
+
+def test_a_pair_read_in_reverse_has_every_difference_negated_and_interval_mirrored():
+    tables = _grid({("spectral_cnn", "mel"): 0.45, ("resnet18", "mel"): 0.7})
+    result = comparisons.compare_cells(tables)
+    a, b = ("spectral_cnn", "mel"), ("resnet18", "mel")
+    forward, reverse = comparisons._pair(result, a, b), comparisons._pair(result, b, a)
+    labels = tables[a].labels
+    pred = {c: tables[c].probabilities.argmax(1) for c in (a, b)}
+    # Independent reference for the point estimates: scikit-learn, b - a and a - b.
+    for row, (first, second) in ((forward, (a, b)), (reverse, (b, a))):
+        assert row["delta_accuracy"] == pytest.approx(
+            skm.accuracy_score(labels, pred[second]) - skm.accuracy_score(labels, pred[first]))
+        assert row["delta_macro_f1"] == pytest.approx(
+            skm.f1_score(labels, pred[second], average="macro")
+            - skm.f1_score(labels, pred[first], average="macro"))
+        assert (row["a"], row["b"]) == ("/".join(first), "/".join(second))
+    for value, low, high in (("delta_accuracy", "delta_low", "delta_high"),
+                             ("delta_macro_f1", "delta_f1_low", "delta_f1_high")):
+        assert reverse[value] == -forward[value]
+        assert (reverse[low], reverse[high]) == (-forward[high], -forward[low])
+    assert (reverse["a_only"], reverse["b_only"]) == (forward["b_only"], forward["a_only"])
+    for same in ("p_value", "p_holm", "mdd"):
+        assert reverse[same] == forward[same]
+
+
+def test_cells_with_a_duplicate_clip_are_refused_naming_the_cell_and_the_clip():
+    tables = _grid({("spectral_cnn", "mel"): 0.5, ("resnet18", "mel"): 0.5}, same_seed=True)
+    t = tables[("resnet18", "mel")]
+    # clip4 a second time: the same set of ids, so only a count of each id tells
+    rows = np.r_[np.arange(N), 4]
+    tables[("resnet18", "mel")] = clip_table.ClipTable(
+        tuple(t.clip_ids[i] for i in rows), t.labels[rows], t.probabilities[rows], CLASSES)
+    with pytest.raises(UserError, match="resnet18/mel.*clip4"):
+        comparisons.compare_cells(tables)

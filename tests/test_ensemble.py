@@ -109,3 +109,55 @@ def test_one_command_reports_the_ensemble_like_a_run(tmp_path, capsys):
     assert ensemble.main([f"--workdir={out}", runs[0], str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing/results.json' not found" in err[0]
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("content, needle", [
+    ('{"model": "resnet18", "test": {"cli', "not valid JSON"),  # truncated
+    ('{"model": "resnet18"}', "has no test.clips"),
+    ("null", "not a JSON object")])
+def test_a_damaged_results_json_of_a_member_is_refused_in_one_line(tmp_path, capsys, content,
+                                                                    needle):
+    runs = []
+    for seed, feature in ((3, "mel"), (4, "spec")):
+        _finished_run(tmp_path / feature, _table(seed), feature)
+        runs.append(str(tmp_path / feature))
+    (tmp_path / "spec" / "results.json").write_text(content)
+    assert ensemble.main([f"--workdir={tmp_path / 'out'}", "--no_plots", *runs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "spec" / "results.json") in err[0], err
+    assert needle in err[0], err[0]
+
+
+def test_an_undefined_auc_is_null_in_valid_json_and_n_a_in_the_table(tmp_path):
+    """No test clip of class 'rock': its one-vs-rest AUC is undefined (a NaN in memory).
+    A member's results.json holds null there (as runs write it now); the ensemble's
+    results.json must be JSON (no NaN) and its table must say n/a, not crash or 'nan'."""
+    runs = []
+    for seed, feature in ((3, "mel"), (4, "spec")):
+        t = _table(seed)
+        table = clip_table.ClipTable(t.clip_ids, t.labels % 2, t.probabilities, CLASSES)
+        _finished_run(tmp_path / feature, table, feature)
+        results = json.loads((tmp_path / feature / "results.json").read_text())
+        results["test"]["clips"]["macro_auc"] = None
+        (tmp_path / feature / "results.json").write_text(json.dumps(results))
+        runs.append(str(tmp_path / feature))
+    assert ensemble.main([f"--workdir={tmp_path / 'out'}", "--no_plots", *runs]) == 0
+    clips = _strict((tmp_path / "out" / "results.json").read_text())["test"]["clips"]
+    assert clips["per_class"]["rock"]["auc"] is None and clips["auc_undefined_for"] == ["rock"]
+    mean = np.mean([ensemble.clip_table.read(f"{r}/{clip_table.FILE_NAME}").probabilities
+                    for r in runs], axis=0)
+    labels = np.arange(12) % 3 % 2
+    # Defined classes: scikit-learn's AUC of blues and jazz, one-vs-rest, averaged.
+    np.testing.assert_allclose(clips["macro_auc"], np.mean(
+        [skm.roc_auc_score(labels == c, mean[:, c]) for c in (0, 1)]))
+    md = (tmp_path / "out" / "results.md").read_text()
+    member_rows = [l for l in md.splitlines() if l.startswith(f"| {runs[0]} ")]
+    assert member_rows and member_rows[0].rstrip(" |").endswith("n/a"), md
+    assert "n/a: undefined for that run" in md  # and the table says what n/a means
+    assert "nan" not in md.lower()
