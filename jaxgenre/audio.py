@@ -1,122 +1,82 @@
-"""Decoding audio files into float32 numpy arrays, the way librosa.load does.
+"""Decoding audio files into float32 numpy arrays, the way librosa.load does, reading
+no more of a file than is used.
 
-Everything downstream (data sources, predict) reads audio through `load_audio`, so
-this is the one place where a bad file becomes a clear `AudioDecodeError` naming the
-file and the reason, instead of a traceback from inside libsndfile or audioread.
+Everything downstream (data sources, predict) reads audio through this module, so this
+is the one place where a bad file becomes a clear `AudioDecodeError` naming the file and
+the reason, instead of a traceback from inside libsndfile or audioread.
 
-Decoders: soundfile (libsndfile) first. It reads wav (8/16/24/32-bit int and float),
+Decoders (`audio_read`): soundfile (libsndfile) first. It reads wav (8/16/24/32-bit int and float),
 flac, ogg/vorbis, opus, mp3 and Sun/NeXT `.au` (GTZAN's original format). Anything
 libsndfile does not recognise is handed to librosa's audioread fallback (ffmpeg or
 the platform codecs, when installed). Resampling uses soxr at librosa's default
 quality ('soxr_hq'), and stereo is mixed down by averaging channels, so
-`load_audio(path, sr=22050)` equals `librosa.load(path, sr=22050)`.
+`load_audio(path, sr=22050, offset=o, duration=d)` equals
+`librosa.load(path, sr=22050, offset=o, duration=d)`.
+
+Limits (a 7-hour WAV, a header declaring 36 days): `duration` bounds what is decoded,
+and no length a header declares ever sizes a buffer. Samples are read in blocks, so
+memory follows the audio actually decoded, at most `duration` x the file's rate x its
+channels. The callers say how much they use: `load_clip` (a data set's clip length),
+`load_capped` (predict's documented maximum, and whether it cut), `check_clip` (a data
+set's validation); `info` reads the header alone where the header answers.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import warnings
-from typing import Optional
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from jaxgenre import audio_read
+from jaxgenre.audio_read import MAX_SR, MIN_SR, AudioDecodeError, AudioInfo  # noqa: F401
+
 DEFAULT_SR = 22050
-# Sample rates a file may declare: telephone-grade 1 kHz-ish sources up to DXD-class
-# 768 kHz. Anything else is a damaged header (a flipped bit made one 537 MHz), and
-# resampling from it would give nothing, or gigabytes.
-MIN_SR, MAX_SR = 1000, 768000
+# Audio read past the end of a clip so that the resampler's filter sees what follows the
+# cut: with it, `load_clip` equals decoding the whole file and cropping (measured: 0, and
+# 3.3e-7 from a 1 kHz source, for 1 kHz to 768 kHz; without it the last ~30 ms differ by up
+# to 0.07).
+READ_MARGIN_S = 0.25
 
 
-class AudioDecodeError(ValueError):
-    """A file that exists but cannot be turned into usable audio samples."""
-
-    def __init__(self, path: os.PathLike | str, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"cannot decode audio file '{self.path}': {reason}")
+class Decoded(NamedTuple):
+    """`load_capped`'s result: the samples, and whether the file went on past the cap."""
+    samples: np.ndarray
+    cut: bool
+    file_seconds: Optional[float]  # the header's length (AudioInfo.seconds); None: unknown
 
 
-def _read_soundfile(path: str, offset: float, duration: Optional[float]):
-    """Returns (samples (frames, channels) float32, native sr) or raises RuntimeError."""
-    import soundfile as sf
-
-    with sf.SoundFile(path) as f:
-        if f.format == "RAW":  # libsndfile's guess for an .au/.snd file without a header
-            raise AudioDecodeError(path, "no recognisable audio header (libsndfile could only "
-                                   "read it as headerless raw data): corrupt or not audio")
-        native_sr = f.samplerate
-        start = int(round(offset * native_sr))
-        if start >= f.frames > 0:
-            raise AudioDecodeError(
-                path, f"offset {offset} s is beyond the end of the file "
-                f"({f.frames / native_sr:.3f} s)")
-        if start > 0:
-            f.seek(start)
-        frames = -1 if duration is None else int(round(duration * native_sr))
-        data = f.read(frames=frames, dtype="float32", always_2d=True)
-    return data, native_sr
-
-
-def _read_audioread(path: str, offset: float, duration: Optional[float]):
-    """librosa's fallback decoder (audioread: ffmpeg, GStreamer, CoreAudio)."""
-    import librosa
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # librosa warns that audioread is deprecated.
-        y, native_sr = librosa.load(path, sr=None, mono=False, offset=offset,
-                                    duration=duration, dtype=np.float32)
-    y = np.atleast_2d(y).T  # (frames, channels), like soundfile
-    return y, native_sr
-
-
-def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bool = True,
-               offset: float = 0.0, duration: Optional[float] = None) -> np.ndarray:
-    """Reads an audio file as float32 in [-1, 1], resampled to `sr`.
-
-    Args:
-      path: the audio file.
-      sr: target sample rate; None keeps the file's own rate.
-      mono: average the channels into one (librosa's to_mono).
-      offset: seconds to skip at the start.
-      duration: seconds to read (None: to the end).
-
-    Returns:
-      `(samples,)` when mono, else `(channels, samples)`; float32.
-
-    Raises:
-      FileNotFoundError: the path does not exist.
-      AudioDecodeError: the file is empty, corrupt, in an unsupported format, has no
-        samples, or holds NaN/inf samples. The message names the file and the reason.
-    """
-    path = os.fspath(path)
+def _check_path(path: str) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"audio file '{path}' does not exist")
     if os.path.isdir(path):
         raise AudioDecodeError(path, "is a directory, not an audio file")
-    if offset < 0 or (duration is not None and duration <= 0):
+    if os.path.getsize(path) == 0:
+        raise AudioDecodeError(path, "the file is empty (0 bytes)")
+
+
+def info(path: os.PathLike | str) -> AudioInfo:
+    """The header's sample rate, channels and length, read without decoding audio.
+
+    Raises FileNotFoundError for a missing path and AudioDecodeError for a file no
+    decoder recognises or whose header is impossible (sample rate, channels)."""
+    path = os.fspath(path)
+    _check_path(path)
+    return audio_read.read_header(path)
+
+
+def _decode(path: str, sr: Optional[int], mono: bool, offset: float,
+            duration: Optional[float]) -> Decoded:
+    """load_audio's body, also saying whether `duration` cut the file short."""
+    _check_path(path)
+    if not (math.isfinite(offset) and offset >= 0) or (
+            duration is not None and not (math.isfinite(duration) and duration > 0)):
         raise ValueError(f"offset must be >= 0 and duration > 0, got offset={offset}, "
                          f"duration={duration} (for '{path}')")
     if sr is not None and sr <= 0:
         raise ValueError(f"sr must be a positive sample rate or None, got {sr}")
-    if os.path.getsize(path) == 0:
-        raise AudioDecodeError(path, "the file is empty (0 bytes)")
-
-    try:
-        data, native_sr = _read_soundfile(path, offset, duration)
-    except AudioDecodeError:
-        raise
-    except Exception as sf_error:  # libsndfile: unknown format, corrupt header, ...
-        try:
-            data, native_sr = _read_audioread(path, offset, duration)
-        except Exception as fallback_error:
-            raise AudioDecodeError(
-                path, f"corrupt or unsupported format (libsndfile: {_one_line(sf_error)}; "
-                f"audioread: {_one_line(fallback_error) or type(fallback_error).__name__})"
-            ) from None
-
-    if not MIN_SR <= native_sr <= MAX_SR:  # a damaged header, most likely
-        raise AudioDecodeError(path, f"its header gives a sample rate of {native_sr} Hz, "
-                               f"outside any audio format's {MIN_SR}-{MAX_SR} Hz: damaged?")
+    data, native_sr, cut, file_seconds = audio_read.read(path, offset, duration)
     if data.shape[0] == 0:
         raise AudioDecodeError(path, "the file decodes to zero samples")
     if not np.all(np.isfinite(data)):
@@ -131,7 +91,79 @@ def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bo
         if y.shape[-1] == 0:
             raise AudioDecodeError(path, f"its {data.shape[0]} samples at {native_sr} Hz "
                                    f"are less than one sample at {sr} Hz")
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return Decoded(np.ascontiguousarray(y, dtype=np.float32), cut, file_seconds)
+
+
+def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bool = True,
+               offset: float = 0.0, duration: Optional[float] = None) -> np.ndarray:
+    """Reads an audio file as float32 in [-1, 1], resampled to `sr`.
+
+    Args:
+      path: the audio file.
+      sr: target sample rate; None keeps the file's own rate.
+      mono: average the channels into one (librosa's to_mono).
+      offset: seconds to skip at the start (`int(offset * file_rate)` frames, as librosa).
+      duration: seconds to read (`int(duration * file_rate)` frames, as librosa; None: to
+        the end). Only that much is decoded, and memory stays within it whatever the
+        header claims.
+
+    Returns:
+      `(samples,)` when mono, else `(channels, samples)`; float32.
+
+    Raises:
+      FileNotFoundError: the path does not exist.
+      AudioDecodeError: the file is empty, corrupt, in an unsupported format, has no
+        samples, holds NaN/inf samples, or its header is impossible (sample rate) or
+        declares more than its data holds. The message names the file and the reason.
+    """
+    return _decode(os.fspath(path), sr, mono, offset, duration).samples
+
+
+def load_capped(path: os.PathLike | str, *, sr: Optional[int] = DEFAULT_SR,
+                max_seconds: float, mono: bool = True) -> Decoded:
+    """At most the first `max_seconds` of a file (exactly load_audio's
+    `duration=max_seconds`), with `cut` saying whether the file went on past them and
+    `file_seconds` its header's length: for callers that must say when they cut."""
+    if not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise ValueError(f"max_seconds must be a positive number of seconds, got "
+                         f"{max_seconds} (for '{os.fspath(path)}')")
+    return _decode(os.fspath(path), sr, mono, 0.0, max_seconds)
+
+
+def load_clip(path: os.PathLike | str, seconds: float, *, sr: int = DEFAULT_SR) -> np.ndarray:
+    """A data set's clip: exactly `seconds` at `sr`, cropped or zero-padded (fix_length),
+    decoding only `seconds + READ_MARGIN_S` of the file. Equal to
+    `fix_length(load_audio(path, sr=sr), seconds, sr)` (see READ_MARGIN_S)."""
+    return fix_length(load_audio(path, sr=sr, duration=seconds + READ_MARGIN_S), seconds, sr)
+
+
+def check_clip(path: os.PathLike | str, *, sr: int, min_seconds: float,
+               clip_seconds: float) -> Tuple[Optional[str], float]:
+    """(why the file cannot be a data set's clip or None, its length in seconds).
+
+    A header that says the file is shorter than `min_seconds` answers without decoding;
+    otherwise the part a clip uses (`max(min_seconds, clip_seconds)` plus the margin) must
+    decode to finite samples. The length is the header's when decoding stopped at the cap
+    (a 7-hour file is accepted as 7 hours, in the time it takes to read 30 s)."""
+    path = os.fspath(path)
+    try:
+        header = info(path)
+        if header.frames is not None and header.frames / header.samplerate < min_seconds:
+            return _too_short(header.frames / header.samplerate, min_seconds)
+        decoded = _decode(path, sr, True, 0.0,
+                          max(min_seconds, clip_seconds) + READ_MARGIN_S)
+    except AudioDecodeError as e:
+        return e.reason, 0.0
+    seconds = decoded.samples.size / sr
+    if seconds < min_seconds:
+        return _too_short(seconds, min_seconds)
+    if decoded.cut and decoded.file_seconds:
+        seconds = max(seconds, decoded.file_seconds)
+    return None, seconds
+
+
+def _too_short(seconds: float, min_seconds: float) -> Tuple[str, float]:
+    return f"too short: {seconds:.2f} s < min_seconds={min_seconds:g} s", seconds
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -164,7 +196,3 @@ def fix_length(y, seconds: float, sr: int = DEFAULT_SR):
     import jax.numpy as jnp
 
     return jnp.pad(y, widths)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())

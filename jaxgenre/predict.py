@@ -1,8 +1,13 @@
 """Genres for your own files, from a trained run:
 
     python -m jaxgenre.predict --workdir=runs/resnet_mel song.mp3 album/ [--top_k=3] [--json=out.json]
+        [--max_seconds=600]
 
-Any format `load_audio` reads, any length and sample rate. Built from the pieces
+Any format `load_audio` reads, any sample rate, and any length up to `--max_seconds`
+(default 600 s): only that much of a file is decoded and scored, and a file that goes on
+longer says so, on its line ("cut: scored the first 600 s of 25200 s") and in --json
+(`cut`, `seconds_scored`, `file_seconds`). A 7-hour recording thus costs what 10 minutes
+cost, not the gigabytes decoding all of it would. Built from the pieces
 evaluation uses: the run's best checkpoint restored by `checkpoint.Checkpoints`, the
 compiled `Steps.predict`, and the data pipeline's segments and batches
 (`evaluate.segment_probabilities`), with clip voting from `metrics.vote` — so a file
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Dict, List
@@ -25,12 +31,14 @@ import numpy as np
 from ml_collections import config_dict
 
 from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, features, metrics,
-                      models, parallel)
+                      models, parallel, strict_json)
 from jaxgenre import steps as steps_lib
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
 from jaxgenre.data.folder import AUDIO_EXTENSIONS
 from jaxgenre.models import adapter
+
+DEFAULT_MAX_SECONDS = 600.0
 
 
 class Predictor:
@@ -41,8 +49,10 @@ class Predictor:
         if not os.path.isfile(run_file):
             raise errors.UserError(f"'{run_file}' not found: --workdir must be the folder of "
                                    f"a finished `python launch.py` training run")
-        with open(run_file) as f:
-            run = json.load(f)
+        run = strict_json.load(run_file, what="the run's run.json")
+        if not (isinstance(run.get("config"), dict) and isinstance(run.get("class_names"), list)):
+            raise errors.UserError(f"'{run_file}' lacks 'config' or 'class_names': not the "
+                                   f"run.json of a `python launch.py` training run")
         self.config = config_dict.ConfigDict(run["config"])
         self.class_names = run["class_names"]
         self.segment_frames = run.get("segment_frames", run.get("segment_steps"))
@@ -102,37 +112,68 @@ def expand(paths: List[str]) -> List[str]:
     return out
 
 
+def cut_note(row: Dict, max_seconds: float) -> str:
+    """What a file's printed line adds when `--max_seconds` cut it ('' when it did not)."""
+    if not row.get("cut"):
+        return ""
+    length = f" of {row['file_seconds']:g} s" if row.get("file_seconds") else ""
+    return f"  [cut: scored the first {max_seconds:g} s{length} (--max_seconds={max_seconds:g})]"
+
+
+def classify(predictor: Predictor, path: str, top_k: int, max_seconds: float) -> Dict:
+    """One file's row of --json: its top-k genres, or why it has none."""
+    sr = predictor.config.features.sr
+    try:
+        decoded = audio.load_capped(path, sr=sr, max_seconds=max_seconds)
+    except (audio.AudioDecodeError, FileNotFoundError) as e:
+        return {"file": path, "error": str(e)}
+    probs = np.asarray(predictor.probabilities(decoded.samples))
+    if not np.all(np.isfinite(probs)):
+        return {"file": path, "error": f"the model gave non-finite probabilities for "
+                                       f"'{path}': the run's checkpoint is damaged or diverged"}
+    order = np.argsort(-probs)[:top_k]
+    return {"file": path,
+            "top": [{"genre": predictor.class_names[i], "probability": float(probs[i])}
+                    for i in order],
+            "seconds_scored": decoded.samples.size / sr, "cut": decoded.cut,
+            "file_seconds": decoded.file_seconds}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxgenre.predict",
                                      description="Predict genres of audio files.")
     parser.add_argument("--workdir", required=True, help="folder of a trained run")
     parser.add_argument("--top_k", type=int, default=3)
     parser.add_argument("--json", help="also write the predictions here")
+    parser.add_argument("--max_seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help="score at most the first this many seconds of each file "
+                             "(default %(default)g); a longer file is cut and says so")
     parser.add_argument("paths", nargs="+", help="audio files or folders")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         return errors.report(errors.UserError(f"--top_k must be at least 1, got {args.top_k}"))
+    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        return errors.report(errors.UserError(
+            f"--max_seconds must be a positive number of seconds, got {args.max_seconds:g} "
+            f"(default {DEFAULT_MAX_SECONDS:g})"))
     try:
         predictor = Predictor(args.workdir)
     except (errors.UserError, FileNotFoundError) as e:
         return errors.report(e)
-    sr = predictor.config.features.sr
     results: List[Dict] = []
     for path in expand(args.paths):
-        try:
-            probs = predictor.probabilities(audio.load_audio(path, sr=sr))
-        except (audio.AudioDecodeError, FileNotFoundError) as e:
-            results.append({"file": path, "error": str(e)})
-            print(f"{path}: ERROR {e}")
+        row = classify(predictor, path, args.top_k, args.max_seconds)
+        results.append(row)
+        if "error" in row:
+            print(f"{path}: ERROR {row['error']}")
             continue
-        order = np.argsort(-probs)[:args.top_k]
-        top = [{"genre": predictor.class_names[i], "probability": float(probs[i])} for i in order]
-        results.append({"file": path, "top": top})
-        print(f"{path}: " + ", ".join(f"{t['genre']} {t['probability']:.2f}" for t in top))
+        print(f"{path}: " + ", ".join(f"{t['genre']} {t['probability']:.2f}"
+                                      for t in row["top"])
+              + cut_note(row, args.max_seconds))
     if args.json:
         try:
             with open(args.json, "w") as f:
-                json.dump(results, f, indent=2)
+                json.dump(results, f, indent=2, allow_nan=False)
         except OSError as e:
             return errors.report(errors.UserError(f"cannot write --json={args.json}: {e}"))
     return 0 if any("top" in r for r in results) else 1
