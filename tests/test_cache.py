@@ -3,9 +3,11 @@
 import os
 
 import numpy as np
+import pytest
 
 from jaxgenre import features
 from jaxgenre.data import cache, sources
+from jaxgenre.errors import UserError
 
 PARAMS = {"kind": "mel", "sr": 22050, "n_fft": 2048, "hop_length": 512, "n_mels": 64,
           "n_mfcc": 20, "fmin": 0.0, "fmax": None, "top_db": 80.0, "ref": 1.0}
@@ -162,15 +164,185 @@ def test_the_sample_is_cheap_and_the_full_check_sees_every_clip(tmp_path):
         f"clip {unsampled} ({store.clip_ids[unsampled]}) does not match its checksum")
 
 
-def test_an_entry_from_before_the_checksums_still_opens(tmp_path):
+# --- issue 21 item 3: never stale, never another config's -------------------------------
+
+def _tone_folder(root, seconds=2.0):
+    """<root>/<class>/<class>.0000N.wav: 2 classes x 2 tones, 16-bit PCM at 22050 Hz."""
+    import soundfile as sf
+
+    for c, name in enumerate(("blues", "jazz")):
+        os.makedirs(root / name)
+        for i in range(2):
+            t = np.arange(int(seconds * 22050)) / 22050
+            y = 0.3 * np.sin(2 * np.pi * 110.0 * (c + 1) * (i + 2) * t)
+            sf.write(str(root / name / f"{name}.{i:05d}.wav"), y.astype(np.float32), 22050,
+                     subtype="PCM_16")
+    return str(root)
+
+
+def _folder_source(root):
+    return sources.open_source("folder", root=root, min_seconds=1.0, clip_seconds=2.0,
+                               progress=False)
+
+
+def _warnings(capsys):
+    return [l for l in capsys.readouterr().err.splitlines() if "WARNING" in l]
+
+
+def test_an_overwritten_clip_file_is_never_served_from_the_cache(tmp_path, capsys):
+    """The issue's reproduction: the same folder, one file overwritten with other audio
+    (a different size; then the same size with only mtime_ns telling): no hit, and the
+    features are those of the new audio, computed from scratch with soundfile."""
+    import soundfile as sf
+
+    root = _tone_folder(tmp_path / "data")
+    cache_dir = str(tmp_path / "cache")
+    first = cache.build_features(_folder_source(root), PARAMS, cache_dir, progress=False)
+    assert cache.build_features(_folder_source(root), PARAMS, cache_dir, progress=False).hit
+    target = tmp_path / "data" / "blues" / "blues.00000.wav"
+    row = list(first.clip_ids).index("blues/blues.00000")
+    old = np.asarray(first.features[row]).copy()
+    t = np.arange(2 * 22050) / 22050
+    for how, freq, subtype in (("other size", 1234.0, "PCM_24"), ("same size", 777.0, "PCM_24")):
+        before = os.stat(target)
+        sf.write(str(target), (0.2 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 22050,
+                 subtype=subtype)
+        if how == "same size":
+            assert os.path.getsize(target) == before.st_size
+            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+        capsys.readouterr()
+        again = cache.build_features(_folder_source(root), PARAMS, cache_dir, progress=False)
+        assert not again.hit, how
+        assert len(_warnings(capsys)) == 1, how
+        audio, sr = sf.read(str(target), dtype="float32")
+        expected = np.asarray(features.melspectrogram_db(audio[None], sr=sr, n_mels=64))[0]
+        np.testing.assert_allclose(np.asarray(again.features[row]), expected, atol=1e-4)
+        assert np.abs(np.asarray(again.features[row]) - old).max() > 1.0, how
+        assert cache.build_features(_folder_source(root), PARAMS, cache_dir,
+                                    progress=False).hit, how
+
+
+def _copy_entry_under(src_path, dst_path):
+    import shutil
+
+    shutil.rmtree(dst_path, ignore_errors=True)
+    shutil.copytree(src_path, dst_path)
+
+
+def test_an_entry_of_another_request_copied_under_this_key_is_not_served(tmp_path, capsys):
+    """meta.json is whole and its checksums hold, but it answers another request: other
+    params (n_mels=32), another source (seed 1), the same clips in another order."""
+    source = _source()
+    want = cache.build_features(source, PARAMS, str(tmp_path / "ref"), progress=False)
+    expected = np.asarray(want.features).copy()
+    others = {
+        "params": cache.build_features(source, {**PARAMS, "n_mels": 32}, str(tmp_path / "o"),
+                                       progress=False),
+        "source": cache.build_features(_source(seed=1), PARAMS, str(tmp_path / "o"),
+                                       progress=False),
+        "clip_ids": cache.build_features(source, PARAMS, str(tmp_path / "o"),
+                                         clips=source.clips[::-1], progress=False),
+    }
+    key_path = tmp_path / "c" / os.path.basename(want.path)
+    for name, other in others.items():
+        _copy_entry_under(other.path, key_path)
+        capsys.readouterr()
+        store = cache.build_features(source, PARAMS, str(tmp_path / "c"), progress=False)
+        assert not store.hit and len(_warnings(capsys)) == 1, name
+        np.testing.assert_array_equal(np.asarray(store.features), expected)
+        _copy_entry_under(other.path, key_path)  # the warning names what differs
+        problem = cache.check_entry(str(key_path), expected=cache.request_meta(
+            source, PARAMS, source.clips))
+        assert problem is not None and name in problem, (name, problem)
+
+
+def _digest(meta):
+    """meta.json's own SHA-256, as the cache documents it (computed here, not by it)."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def test_a_meta_json_of_the_wrong_shape_or_without_checksums_is_computed_again(tmp_path,
+                                                                                capsys):
     import json
 
     source = _source()
-    store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
-    meta_path = os.path.join(store.path, "meta.json")
-    meta = json.load(open(meta_path))
-    for key in ("meta_sha256", "clip_crc32", "npy_bytes", "shape"):
-        meta.pop(key)
-    json.dump(meta, open(meta_path, "w"))
-    assert cache.check_entry(store.path) is None
-    assert cache.build_features(source, PARAMS, str(tmp_path), progress=False).hit
+    first = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    expected = np.asarray(first.features).copy()
+    meta_path = os.path.join(first.path, "meta.json")
+    good = json.load(open(meta_path))
+
+    def resealed(**changes):
+        meta = {**good, **changes}
+        return {**meta, "meta_sha256": _digest(meta)}
+
+    def without(*keys):
+        return {k: v for k, v in good.items() if k not in keys}
+
+    bad = {"a list": [], "a number": 3, "clip_ids null": {"clip_ids": None},
+           "clip_ids null, resealed": resealed(clip_ids=None),
+           "short labels, resealed": resealed(labels=good["labels"][:-1]),
+           "short clip_crc32, resealed": resealed(clip_crc32=good["clip_crc32"][:3]),
+           "crc of text, resealed": resealed(clip_crc32=["x"] * len(good["clip_crc32"])),
+           "shape of text, resealed": resealed(shape="20x64x87"),
+           "no checksums": without("meta_sha256", "clip_crc32", "npy_bytes", "shape"),
+           "no clip_crc32": without("clip_crc32"), "no meta_sha256": without("meta_sha256")}
+    for name, meta in bad.items():
+        json.dump(meta, open(meta_path, "w"))
+        assert cache.check_entry(first.path) is not None, name
+        capsys.readouterr()
+        again = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+        warning = _warnings(capsys)
+        assert len(warning) == 1 and first.path in warning[0], (name, warning)
+        assert not again.hit, name
+        np.testing.assert_array_equal(np.asarray(again.features), expected)
+        assert json.load(open(meta_path)) == good, name  # rewritten whole
+
+
+def test_the_loser_of_a_race_does_not_read_a_stale_winner(tmp_path, monkeypatch):
+    """Both missed; the entry that lands first, while this one computes, is another
+    request's (here the n_mels=32 one): the loser checks it, sets it aside and puts its
+    own in place, instead of serving 32 mel bands for 64."""
+    source = _source()
+    other = cache.build_features(source, {**PARAMS, "n_mels": 32}, str(tmp_path / "o"),
+                                 progress=False)
+    entry = tmp_path / "c" / f"mel-{cache.cache_key(source, PARAMS, source.clips)}"
+    real_replace, landed = os.replace, []
+
+    def replace(src, dst):  # the other process renames its entry in just before us
+        if str(dst) == str(entry) and not landed:
+            landed.append(dst)
+            _copy_entry_under(other.path, entry)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(cache.os, "replace", replace)
+    store = cache.build_features(source, PARAMS, str(tmp_path / "c"), progress=False)
+    monkeypatch.undo()
+    assert landed and not store.hit and store.features.shape == (20, 64, 87)
+    expected = cache.build_features(source, PARAMS, str(tmp_path / "ref"), progress=False)
+    np.testing.assert_array_equal(np.asarray(store.features), np.asarray(expected.features))
+    assert cache.build_features(source, PARAMS, str(tmp_path / "c"), progress=False).hit
+    assert sorted(os.listdir(tmp_path / "c")) == [entry.name]
+
+
+def test_a_non_finite_feature_parameter_is_a_user_error_not_invalid_json(tmp_path):
+    for key in ("top_db", "n_mels"):  # top_db=nan used to write NaN into meta.json
+        for value in (float("nan"), float("inf")):
+            with pytest.raises(UserError, match=rf"config\.features\.{key} .*{value}"):
+                cache.build_features(_source(), {**PARAMS, key: value}, str(tmp_path),
+                                     progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_clip_file_gone_since_validation_is_a_user_error_naming_it(tmp_path):
+    root = _tone_folder(tmp_path / "data")
+    source = _folder_source(root)
+    os.remove(tmp_path / "data" / "jazz" / "jazz.00001.wav")
+    with pytest.raises(UserError, match=r"jazz\.00001\.wav") as caught:
+        cache.build_features(source, PARAMS, str(tmp_path / "cache"), progress=False)
+    message = str(caught.value)  # not "free space there": the disk is not the problem
+    assert "cannot write" not in message and "since the data set was read" in message
+    assert "\n" not in message

@@ -58,3 +58,43 @@ def test_a_class_without_usable_clips_stops_the_run_naming_it(tmp_path):
                              progress=False,
                              on_report=RunWriter(str(tmp_path / "run")).data_report)
     assert (tmp_path / "run" / "data_report.json").exists()  # written before the failure
+
+
+def test_a_duplicate_file_and_an_overwritten_one_through_the_whole_data_path(tmp_path):
+    """config → prepare_data: jazz.00001 in two formats is one clip, in one part, and
+    the duplicate is in data_report.json; a clip overwritten between two runs is
+    computed again (its features are the new audio's), not served from the cache."""
+    import soundfile as sf
+
+    from jaxgenre import features
+
+    root = write_gtzan_folder(tmp_path / "gtzan", "kaggle")
+    jazz = os.path.join(root, "genres_original", "jazz")
+    n = int(11.0 * 22050)
+    tone = lambda f: (0.3 * np.sin(2 * np.pi * f * np.arange(n) / 22050)).astype(np.float32)
+    sf.write(os.path.join(jazz, "jazz.00001.au"), tone(999.0), 22050, format="AU",
+             subtype="PCM_16")
+    config = _config(source="folder", root=root, split="random")
+    run = tmp_path / "run"
+    data = prepare.prepare_data(config, str(run), progress=False,
+                                on_report=RunWriter(str(run)).data_report)
+    report = json.loads((run / "data_report.json").read_text())
+    assert {"file": os.path.join("jazz", "jazz.00001.au"),
+            "reason": f"duplicate of {os.path.join('jazz', 'jazz.00001.wav')} (same clip id "
+                      f"jazz/jazz.00001); not used"} in report["rejected"]
+    ids = list(data.store.clip_ids)
+    assert len(ids) == len(set(ids)) == report["usable_clips"] == 7
+    owners = [p for p, s in data.parts.items() for c in set(s.clip.tolist())
+              if ids[c] == "jazz/jazz.00001"]
+    assert len(owners) == 1
+    # Overwrite the kept file with other audio, same length, same format.
+    kept = os.path.join(jazz, "jazz.00001.wav")
+    sf.write(kept, tone(333.0), 22050, subtype="PCM_16")
+    st = os.stat(kept)
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns + 10**6))
+    again = prepare.prepare_data(config, str(run), progress=False)
+    assert not again.store.hit and again.store.path == data.store.path
+    row = ids.index("jazz/jazz.00001")
+    y, sr = sf.read(kept, dtype="float32")
+    expected = np.asarray(features.melspectrogram_db(y[None, :10 * sr], sr=sr, n_mels=32))[0]
+    np.testing.assert_allclose(np.asarray(again.store.features[row]), expected, atol=1e-4)

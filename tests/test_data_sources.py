@@ -107,3 +107,111 @@ def test_every_synthetic_class_is_audibly_different():
     spectra = np.array(spectra)
     distances = np.abs(spectra[:, None] - spectra[None]).mean(-1)
     assert np.all(distances[~np.eye(10, dtype=bool)] > 0.1)
+
+
+# --- issue 21 item 4: clip ids are unique by construction --------------------------------
+
+def _tone(path, freq, fmt, seconds=11.0):
+    t = np.arange(int(seconds * SR)) / SR
+    sf.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR,
+             format=fmt, subtype="PCM_16")
+
+
+def test_a_second_file_with_the_same_clip_id_is_reported_and_not_used(tmp_path):
+    """jazz.00001.wav beside jazz.00001.au: one clip id. The first usable file in the
+    order of AUDIO_EXTENSIONS (.wav before .au) is the clip; the other is in the report
+    as its duplicate, and a random split never holds the clip twice."""
+    from jaxgenre.data import splits
+
+    root = write_gtzan_folder(tmp_path / "g", "kaggle")
+    jazz = os.path.join(root, "genres_original", "jazz")
+    _tone(os.path.join(jazz, "jazz.00001.au"), 999.0, "AU")
+    source = sources.open_source("folder", root=root, clip_seconds=10.0, progress=False)
+    ids = [c.clip_id for c in source.clips]
+    assert len(ids) == len(set(ids)) == 7 and ids == sorted(ids)
+    kept = next(c for c in source.clips if c.clip_id == "jazz/jazz.00001")
+    assert kept.locator.endswith("jazz.00001.wav")
+    duplicates = [r for r in source.report.rejected if "duplicate" in r["reason"]]
+    assert duplicates == [{"file": os.path.join("jazz", "jazz.00001.au"),
+                           "reason": f"duplicate of {os.path.join('jazz', 'jazz.00001.wav')}"
+                                     f" (same clip id jazz/jazz.00001); not used"}]
+    assert source.report.clip_counts == {"blues": 2, "jazz": 2, "rock": 3}
+    assert source.report.total_seconds == pytest.approx(7 * 11.0, abs=0.01)
+    for seed in range(20):
+        split = splits.random_split(ids, sources.labels_of(source.clips), seed=seed)
+        used = [ids[i] for idx in split.values() for i in idx]
+        assert sorted(used) == sorted(ids)  # every id once, in one part
+    assert "jazz/jazz.00001.au: duplicate of jazz/jazz.00001.wav" in source.report.format()
+
+
+def test_an_unusable_preferred_file_leaves_the_id_to_the_next_one(tmp_path):
+    root = write_gtzan_folder(tmp_path / "g", "kaggle")
+    jazz = os.path.join(root, "genres_original", "jazz")
+    _tone(os.path.join(jazz, "jazz.00001.au"), 999.0, "AU")
+    with open(os.path.join(jazz, "jazz.00001.wav"), "wb") as f:
+        f.write(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")  # a broken header
+    (tmp_path / "g" / "genres_original" / "jazz" / "jazz.00000.txt").write_text("notes")
+    source = sources.open_source("folder", root=root, clip_seconds=10.0, progress=False)
+    kept = next(c for c in source.clips if c.clip_id == "jazz/jazz.00001")
+    assert kept.locator.endswith("jazz.00001.au")
+    reasons = {r["file"]: r["reason"] for r in source.report.rejected}
+    assert "duplicate" not in reasons[os.path.join("jazz", "jazz.00001.wav")]
+    assert reasons[os.path.join("jazz", "jazz.00000.txt")].startswith("not an audio file")
+    assert not any("duplicate" in r for r in reasons.values())
+
+
+def test_every_source_drops_a_repeated_clip_id_into_its_report(tmp_path):
+    """FMA's tracks.csv naming one track twice (the same path, the same id): the Source
+    base class keeps the first and reports the other, for sources it does not know."""
+    from jaxgenre.data import fma
+
+    audio_dir = tmp_path / "fma_small"
+    for tid in (2, 5):
+        path = fma.audio_path(str(audio_dir), tid)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _tone(path, 200.0 + tid, "WAV")  # libsndfile reads by content, not by extension
+    rows = ["track_id,a,set,set,track", ",,split,subset,genre_top", "track_id,,,,",
+            "2,x,training,small,Rock", "5,x,test,small,Pop", "2,x,test,small,Rock"]
+    (tmp_path / "tracks.csv").write_text("\n".join(rows) + "\n")
+    source = fma.FmaSource(str(tmp_path / "tracks.csv"), str(audio_dir), progress=False)
+    ids = [c.clip_id for c in source.clips]
+    assert ids == ["Rock/000002", "Pop/000005"]
+    assert source.report.clip_counts == {"Rock": 1, "Pop": 1}
+    assert source.report.total_seconds == pytest.approx(22.0, abs=0.01)
+    dup = [r for r in source.report.rejected if "duplicate" in r["reason"]]
+    where = os.path.join("000", "000002.mp3")
+    assert dup == [{"file": where, "reason": f"duplicate of {where} (same clip id Rock/000002);"
+                                             f" not used"}]
+
+
+def test_report_json_is_strict_json(tmp_path):
+    from jaxgenre.data.types import DataReport
+
+    report = DataReport(source="folder", total_seconds=float("nan"))
+    with pytest.raises(ValueError):
+        report.write_json(str(tmp_path / "r.json"))
+
+
+def test_a_source_that_accepts_out_of_order_still_gets_unique_ids_and_a_note():
+    """The base class cannot pair accepts with clips here (accepted after assigning, in
+    another order): the duplicate is still dropped and counted out, and a note says the
+    duration still includes it."""
+    from jaxgenre.data.types import ClipRef, DataReport, Source
+
+    class Listed(Source):
+        def __init__(self):
+            super().__init__(sr=SR, clip_seconds=1.0)
+            self.class_names = ("a", "b")
+            self.report = DataReport(source="listed", class_names=["a", "b"])
+            refs = [ClipRef("a/x", 0, 0), ClipRef("b/y", 1, 1), ClipRef("a/x", 0, 2)]
+            for name in ("b", "a", "a"):  # not the clips' order
+                self.report.accept(name, 5.0)
+            self.clips = refs
+
+    source = Listed()
+    assert [(c.clip_id, c.locator) for c in source.clips] == [("a/x", 0), ("b/y", 1)]
+    assert source.report.clip_counts == {"a": 1, "b": 1} and source.report.usable == 2
+    assert source.report.rejected == [{"file": "a/x (#2)", "reason":
+                                       "duplicate of a/x (#0) (same clip id a/x); not used"}]
+    assert source.report.notes == ["1 duplicate clip(s) dropped; the total duration still "
+                                   "counts them"]

@@ -95,3 +95,40 @@ def test_make_split_follows_the_config():
     data.split = "leave_one_out"
     with pytest.raises(ValueError, match="unknown data.split"):
         splits.make_split(data, IDS, LABELS, seed=0)
+
+
+# --- issue 21 item 4: a clip id named twice never lands in two parts ---------------------
+
+def test_every_split_refuses_clip_ids_named_twice():
+    """Before: random and k-fold splits put the two rows of jazz/jazz.00001 in different
+    parts (the clip trained on and tested on); now every split refuses, naming the id."""
+    ids = IDS[:10] + [IDS[3]]  # blues/blues.00003 twice
+    labels = [0] * 11
+    data = config_dict.ConfigDict({"split": "random", "fractions": (0.8, 0.1, 0.1),
+                                   "folds": 5, "fold": 0})
+    calls = {
+        "random": lambda: splits.random_split(ids, labels, seed=0),
+        "kfold": lambda: splits.kfold_split(ids, labels, folds=5, fold=0),
+        "official": lambda: splits.official_split(ids, {i: "train" for i in ids}),
+        "fault_filtered": lambda: splits.fault_filtered_split(ids),
+        "make_split": lambda: splits.make_split(data, ids, labels, seed=0),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"clip id.*blues/blues\.00003.*twice"):
+            call()
+
+
+def test_fault_filtered_lists_naming_a_file_twice_are_refused(tmp_path):
+    lists = splits.fault_filtered_lists()
+    for part in splits.PARTS:
+        text = "".join(f"{cid}.wav\n" for cid in lists[part])
+        if part == "test":
+            text += "blues/blues.00029.wav\n"  # also in train
+        (tmp_path / f"gtzan_fault_filtered_{part}.txt").write_text(text)
+    with pytest.raises(ValueError, match=r"blues/blues\.00029.*train.*test"):
+        splits.fault_filtered_lists(str(tmp_path))
+    with pytest.raises(ValueError, match=r"blues/blues\.00029"):
+        splits.fault_filtered_split(IDS, folder=str(tmp_path))
+    # The packaged lists: every file once, in one part.
+    named = [cid for part in splits.PARTS for cid in lists[part]]
+    assert len(named) == len(set(named)) == 930

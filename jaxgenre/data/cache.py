@@ -3,18 +3,25 @@
 A cache entry is a folder `<cache_dir>/<kind>-<key>/` holding `features.npy`
 (`(clips, ...)` float32, or float16 with `dtype='float16'` — half the disk and page
 cache, e.g. for FMA-large; batches are float32 either way — opened memory-mapped, so
-a data set larger than RAM still works) and `meta.json` (clip ids, labels, class names, everything hashed into the key).
+a data set larger than RAM still works) and `meta.json` (clip ids, labels, class names,
+everything hashed into the key, and the checksums below).
 The key is a SHA-256 of the source's identity, sample rate, clip length, every feature
 parameter and the ordered clip ids: change any of them and a new entry is computed;
 a stale entry is never read. Entries are written under a temporary name and renamed
 when complete, so an interrupted run leaves no half-written cache behind.
 
-Every entry is checked when opened (`check_entry`): meta.json parses and matches its
-own SHA-256, features.npy has the shape, dtype and byte size meta.json records, and a
-sample of clips (`SAMPLED_CLIPS` fixed ones and the last) matches the CRC-32 stored per
-clip at write time. A damaged entry is set aside and computed again, with a one-line
-warning. The sample keeps opening cheap on any size of data set (BUILD_NOTES has the
-cost); `check_entry(path, sample=None)` checks every clip.
+Every entry is checked when opened (`check_entry`, in `cache_check.py`): meta.json is
+whole (its own SHA-256, every checksum present, every field of the right shape),
+features.npy has the shape, dtype and byte size meta.json records, a sample of clips
+(`SAMPLED_CLIPS` fixed ones and the last) matches the CRC-32 stored per clip, and the
+entry answers this request: source, params, clip ids, ... all equal the request's
+(`request_meta`). For clips that are files (folder, GTZAN, FMA) the request also holds
+each file's (size, mtime_ns), taken when the run starts: overwrite a file and its entry
+is stale. A stat per file keeps opening cheap; a file rewritten with the same size and
+its old mtime restored is the one change it cannot see. A damaged or stale entry is
+set aside and computed again, with a one-line warning. The sample keeps opening cheap
+on any size of data set (BUILD_NOTES has the cost); `check_entry(path, sample=None)`
+checks every clip.
 """
 
 from __future__ import annotations
@@ -23,21 +30,24 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
-import zlib
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from jaxgenre import features
+from jaxgenre.data.cache_check import SAMPLED_CLIPS, check_entry, clip_crc, meta_digest
 from jaxgenre.data.types import ClipRef, Source
 from jaxgenre.errors import UserError
 
+__all__ = ["CACHE_FORMAT", "DTYPES", "SAMPLED_CLIPS", "FeatureStore", "build_features",
+           "cache_key", "check_entry", "request_meta"]
 CACHE_FORMAT = 1  # bump when the layout or the feature code changes meaning
-SAMPLED_CLIPS = 32  # clips whose checksum is verified each time an entry is opened
+_clip_crc = clip_crc  # the name benchmarks/cache_check.py times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,17 +102,12 @@ def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
     kind = params.pop("kind")
     key = cache_key(source, {"kind": kind, **params}, clips, dtype)
     path = os.path.join(cache_dir, f"{kind}-{key}")
-    meta = {"clip_ids": [c.clip_id for c in clips], "labels": [c.label for c in clips],
-            "class_names": list(source.class_names), "kind": kind,
-            "params": {k: params[k] for k in sorted(params)}, "source": source.identity(),
-            "sr": source.sr, "clip_seconds": source.clip_seconds, "format": CACHE_FORMAT,
-            "dtype": dtype}
+    meta = request_meta(source, {"kind": kind, **params}, clips, dtype)
     hit = os.path.isfile(os.path.join(path, "meta.json")) or os.path.isdir(path)
     if hit:  # a folder without meta.json is damaged too
-        problem = check_entry(path)
+        problem = check_entry(path, expected=meta)
         if problem:
-            print(f"WARNING: feature cache {path} is damaged ({problem}); computing it again",
-                  file=sys.stderr, flush=True)
+            _warn(path, problem)
             _set_aside(path)
             hit = False
     if not hit:
@@ -113,47 +118,53 @@ def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
                         class_names=tuple(source.class_names), hit=hit)
 
 
-def _meta_digest(meta: Dict) -> str:
-    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _clip_crc(features: np.ndarray, i: int) -> int:
-    return zlib.crc32(np.ascontiguousarray(features[i]).tobytes())
-
-
-def check_entry(path: str, sample: Optional[int] = SAMPLED_CLIPS) -> Optional[str]:
-    """What is wrong with the cache entry at `path`, in a few words, or None if it is
-    whole: meta.json parses and matches its SHA-256; features.npy opens with the shape,
-    dtype and size meta.json records; `sample` clips (None: all) match their CRC-32.
-    Entries written before the checksums existed get the shape and size checks only."""
+def request_meta(source: Source, feature_params: Dict, clips: Sequence[ClipRef],
+                 dtype: str = "float32") -> Dict:
+    """What an entry for this request must hold in meta.json besides its checksums, as
+    JSON gives it back: `check_entry(path, expected=...)` compares every field. Feature
+    parameters must be finite (JSON has no NaN); clips that are files add their
+    (size, mtime_ns), taken now, before any is decoded."""
+    params = {k: v for k, v in feature_params.items() if k != "kind"}
+    for k, v in params.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"config.features.{k} must be a finite number (or None where "
+                            f"it allows None), got {v}")
+    meta = {"clip_ids": [c.clip_id for c in clips], "labels": [c.label for c in clips],
+            "class_names": list(source.class_names), "kind": feature_params["kind"],
+            "params": {k: params[k] for k in sorted(params)}, "source": source.identity(),
+            "sr": source.sr, "clip_seconds": source.clip_seconds, "format": CACHE_FORMAT,
+            "dtype": dtype}
+    files = _file_stats(clips)
+    if any(f is not None for f in files):
+        meta["files"] = files
     try:
-        with open(os.path.join(path, "meta.json")) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as e:
-        return f"meta.json unreadable: {type(e).__name__}"
-    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
-        return "meta.json does not match its checksum"
-    npy = os.path.join(path, "features.npy")
-    try:
-        data = np.load(npy, mmap_mode="r")
-    except (OSError, ValueError) as e:
-        return f"features.npy unreadable: {' '.join(str(e).split())[:120]}"
-    n = len(meta.get("clip_ids", ()))
-    shape = tuple(meta.get("shape") or ((n,) + data.shape[1:]))
-    if data.shape != shape or str(data.dtype) != meta.get("dtype", "float32"):
-        return f"features.npy holds {data.shape} {data.dtype}, meta.json says {shape}"
-    if "npy_bytes" in meta and os.path.getsize(npy) != meta["npy_bytes"]:
-        return f"features.npy is {os.path.getsize(npy)} bytes, meta.json says {meta['npy_bytes']}"
-    crcs = meta.get("clip_crc32")
-    if crcs is not None and n:
-        picked = (range(n) if sample is None or sample >= n else
-                  sorted(set(np.random.default_rng(0).choice(n, sample, replace=False).tolist())
-                         | {n - 1}))
-        for i in picked:
-            if _clip_crc(data, i) != crcs[i]:
-                return f"clip {i} ({meta['clip_ids'][i]}) does not match its checksum"
-    return None
+        return json.loads(json.dumps(meta, allow_nan=False))
+    except ValueError:
+        raise UserError(f"data.clip_seconds, features.sr and the data source's settings "
+                        f"must be finite numbers, got {source.clip_seconds}, {source.sr} and "
+                        f"{source.identity()}") from None
+
+
+def _file_stats(clips: Sequence[ClipRef]) -> List[Optional[List[int]]]:
+    """[size, mtime_ns] of each clip that is a file, None for the others."""
+    stats: List[Optional[List[int]]] = []
+    for c in clips:
+        if not isinstance(c.locator, (str, os.PathLike)):
+            stats.append(None)
+            continue
+        try:
+            st = os.stat(c.locator)
+        except OSError as e:
+            raise UserError(f"clip file '{os.fspath(c.locator)}' ({c.clip_id}) is gone or "
+                            f"unreadable since the data set was read ({e.strerror or e}); "
+                            f"restore it, or run again so the data set is read anew") from None
+        stats.append([st.st_size, st.st_mtime_ns])
+    return stats
+
+
+def _warn(path: str, problem: str) -> None:
+    print(f"WARNING: feature cache {path} is damaged or stale ({problem}); computing it again",
+          file=sys.stderr, flush=True)
 
 
 def _set_aside(path: str) -> None:
@@ -228,16 +239,21 @@ def _write_entry(source, kind, params, clips, path, partial, meta, batch_size, p
             start += len(values)
             bar.update(len(values))
     out.flush()
+    request = meta
     meta = {**meta, "shape": list(out.shape),
-            "clip_crc32": [_clip_crc(out, i) for i in range(len(clips))]}
+            "clip_crc32": [clip_crc(out, i) for i in range(len(clips))]}
     del out
     meta["npy_bytes"] = os.path.getsize(os.path.join(partial, "features.npy"))
-    meta["meta_sha256"] = _meta_digest(meta)
+    meta["meta_sha256"] = meta_digest(meta)
     with open(os.path.join(partial, "meta.json"), "w") as f:
-        json.dump(meta, f)
+        json.dump(meta, f, allow_nan=False)
     try:
         os.replace(partial, path)
     except OSError:  # another process (e.g. of a multi-process run) finished it first
-        if not os.path.isfile(os.path.join(path, "meta.json")):
-            raise
-        shutil.rmtree(partial)
+        problem = check_entry(path, expected=request)
+        if problem is None:  # theirs answers this request: use it
+            shutil.rmtree(partial)
+            return
+        _warn(path, problem)  # what landed there is not this request's: ours replaces it
+        _set_aside(path)
+        os.replace(partial, path)

@@ -1,17 +1,25 @@
 """A local folder of audio as a source: GTZAN in any of its layouts (the Kaggle copy's
 `genres_original/`, the original tarball's `genres/`), or any `<root>/<class>/<files>`.
-Every file is decoded once to validate it; the unusable ones go into the report."""
+Every file is decoded once to validate it; the unusable ones go into the report.
+
+A clip id is `<class>/<file stem>`, so `jazz.00001.wav` and `jazz.00001.au` in one class
+folder are the same clip. Of several audio files with one id, the clip is the first
+usable one in the order of `AUDIO_EXTENSIONS` (.wav, .au, .snd, .flac, ...), then of
+name; each other one is listed in the report as "duplicate of <that file>" without being
+decoded, and is not used. One that cannot be used is rejected for its own reason and
+leaves the id to the next. Clips are listed in file-name order whatever the choice."""
 
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from jaxgenre import audio
-from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source
+from jaxgenre.data.types import (ClipRef, DataReport, DataSourceError, Source,
+                                 duplicate_reason)
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif",
                     ".aiff", ".m4a")
@@ -23,17 +31,13 @@ GTZAN_HELP = (
     "with --config.data.root=PATH.")
 
 
-def check_audio(path: str, *, sr: int, min_seconds: float) -> Tuple[Optional[str], float]:
-    """(why the file cannot be used or None, its duration in seconds): it must decode
-    and last at least `min_seconds`. Every source that reads files validates with it."""
-    try:
-        y = audio.load_audio(path, sr=sr)
-    except audio.AudioDecodeError as e:
-        return e.reason, 0.0
-    seconds = y.size / sr
-    if seconds < min_seconds:
-        return f"too short: {seconds:.2f} s < min_seconds={min_seconds:g} s", seconds
-    return None, seconds
+def check_audio(path: str, *, sr: int, min_seconds: float,
+                clip_seconds: float = 30.0) -> Tuple[Optional[str], float]:
+    """(why the file cannot be used or None, its duration in seconds): it must last at
+    least `min_seconds` and the part a clip uses must decode (`audio.check_clip`: a
+    header answers where it can, and no more than a clip is decoded). Every source that
+    reads files validates with it."""
+    return audio.check_clip(path, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds)
 
 
 def find_class_root(root: str) -> str:
@@ -45,6 +49,14 @@ def find_class_root(root: str) -> str:
         if os.path.isdir(os.path.join(root, sub)):
             return os.path.join(root, sub)
     return root
+
+
+def _preference(path: str) -> int:
+    """Rank of a file among files with its clip id: its extension's place in
+    AUDIO_EXTENSIONS (.wav first: lossless, and what TFDS's builder reads); any other
+    file after every audio file."""
+    ext = os.path.splitext(path)[1].lower()
+    return AUDIO_EXTENSIONS.index(ext) if ext in AUDIO_EXTENSIONS else len(AUDIO_EXTENSIONS)
 
 
 class FolderSource(Source):
@@ -65,27 +77,39 @@ class FolderSource(Source):
             raise DataSourceError(f"no audio files under '{self.class_root}'. " + GTZAN_HELP)
         self.report = DataReport(source="folder", location=self.class_root,
                                  class_names=list(self.class_names))
-        clips: List[ClipRef] = []
-        for class_name, path in tqdm(files, desc="validating audio", unit="file",
-                                     disable=not progress):
+        # Validated class by class in the order that decides which of several files
+        # with one clip id is the clip (`_preference`); listed in name order after.
+        order = sorted(range(len(files)), key=lambda i: (files[i][0], _preference(files[i][1]),
+                                                          i))
+        found: List[Tuple[int, ClipRef]] = []
+        kept: Dict[str, str] = {}  # clip id -> the file that is that clip
+        for i in tqdm(order, desc="validating audio", unit="file", disable=not progress):
+            class_name, path = files[i]
+            where = os.path.relpath(path, self.class_root)
+            clip_id = f"{class_name}/{os.path.splitext(os.path.basename(path))[0]}"
+            if clip_id in kept and _preference(path) < len(AUDIO_EXTENSIONS) \
+                    and not os.path.isdir(path):
+                self.report.reject(where, duplicate_reason(kept[clip_id], clip_id))
+                continue
             reason, seconds = self._validate(path, min_seconds)
             if reason:
-                self.report.reject(os.path.relpath(path, self.class_root), reason)
+                self.report.reject(where, reason)
                 continue
-            stem = os.path.splitext(os.path.basename(path))[0]
-            clips.append(ClipRef(f"{class_name}/{stem}", self.class_names.index(class_name), path))
+            kept[clip_id] = where
+            found.append((i, ClipRef(clip_id, self.class_names.index(class_name), path)))
             self.report.accept(class_name, seconds)
-        self.clips = tuple(clips)
+        self.clips = tuple(ref for _, ref in sorted(found, key=lambda f: f[0]))
 
     def _validate(self, path: str, min_seconds: float) -> Tuple[Optional[str], float]:
         if os.path.isdir(path):
             return "a folder inside a class folder (nested folders are not read)", 0.0
         if not path.lower().endswith(AUDIO_EXTENSIONS):
             return f"not an audio file (extension '{os.path.splitext(path)[1]}')", 0.0
-        return check_audio(path, sr=self.sr, min_seconds=min_seconds)
+        return check_audio(path, sr=self.sr, min_seconds=min_seconds,
+                           clip_seconds=self.clip_seconds)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
-        return audio.load_audio(ref.locator, sr=self.sr)
+        return audio.load_clip(ref.locator, self.clip_seconds, sr=self.sr)  # the clip only
 
     def identity(self) -> dict:
         return {"source": "folder", "root": self.class_root}

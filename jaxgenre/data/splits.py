@@ -4,11 +4,18 @@ Every split is a pure function of (clip ids, labels, seed) and returns, for each
 indices into the clip list it was given. The clips are ordered by id first, so the
 order a source happens to list them in (TFDS shuffles records) changes nothing.
 Random and k-fold splits are stratified: each class is divided on its own.
+
+Every split refuses a clip list that names a clip id twice (`_require_unique`): two rows
+of one clip could land in two parts, the clip trained on and tested on. Sources never
+produce one (`types.unique_clips`); the check keeps any other caller honest. The packaged
+fault-filtered lists are checked the same way: a file named twice is an error.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib.resources
+import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -18,6 +25,16 @@ from jaxgenre.errors import UserError
 
 PARTS = ("train", "valid", "test")
 SPLITS = ("random", "kfold", "fault_filtered", "official")
+
+
+def _require_unique(clip_ids: Sequence[str]) -> None:
+    """Raises, naming them, if any clip id is in `clip_ids` more than once."""
+    twice = sorted(cid for cid, n in collections.Counter(clip_ids).items() if n > 1)
+    if twice:
+        shown = ", ".join(twice[:5]) + (f" and {len(twice) - 5} more" if len(twice) > 5 else "")
+        raise UserError(f"clip id(s) {shown} named twice in the clip list to split: a clip "
+                        f"could land in two parts; give each clip once (sources list a "
+                        f"second file with the same id in the data report instead)")
 
 
 def _by_class(clip_ids: Sequence[str], labels: np.ndarray):
@@ -46,6 +63,7 @@ def _share(fraction: float, n: int) -> int:
 def random_split(clip_ids: Sequence[str], labels, *, fractions=(0.8, 0.1, 0.1),
                  seed: int = 0) -> Dict[str, np.ndarray]:
     """Stratified: each class's clips shuffled with (seed, class) and cut by `fractions`."""
+    _require_unique(clip_ids)
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise UserError(f"data.fractions must be three non-negative numbers (train, valid, "
@@ -65,6 +83,7 @@ def kfold_split(clip_ids: Sequence[str], labels, *, folds: int = 10, fold: int =
                 valid_fraction: float = 1 / 9, seed: int = 0) -> Dict[str, np.ndarray]:
     """Stratified k-fold: part `fold` of each class is the test set; a seeded
     `valid_fraction` of the remaining clips of each class is the validation set."""
+    _require_unique(clip_ids)
     if folds < 2 or not 0 <= fold < folds:
         raise UserError(f"k-fold needs folds >= 2 and 0 <= fold < folds, got folds={folds}, "
                          f"fold={fold}")
@@ -80,28 +99,49 @@ def kfold_split(clip_ids: Sequence[str], labels, *, folds: int = 10, fold: int =
     return _finish(parts, clip_ids)
 
 
-def fault_filtered_lists() -> Dict[str, List[str]]:
-    """The packaged Kereliuk/Sturm lists, as clip ids (`genre/genre.000NN`)."""
-    folder = importlib.resources.files("jaxgenre.data") / "split_lists"
-    lists = {}
+def fault_filtered_lists(folder: Optional[str] = None) -> Dict[str, List[str]]:
+    """The Kereliuk/Sturm lists, as clip ids (`genre/genre.000NN`): the packaged ones, or
+    `gtzan_fault_filtered_{train,valid,test}.txt` in `folder`. A file named twice (in
+    one list or in two) is an error naming it and its lists."""
+    where = (importlib.resources.files("jaxgenre.data") / "split_lists" if folder is None
+             else None)
+    lists, seen = {}, collections.defaultdict(list)
     for part in PARTS:
-        text = (folder / f"gtzan_fault_filtered_{part}.txt").read_text()
+        name = f"gtzan_fault_filtered_{part}.txt"
+        if where is not None:
+            text = (where / name).read_text()
+        else:
+            with open(os.path.join(folder, name)) as f:
+                text = f.read()
         lists[part] = [line.strip().rsplit(".", 1)[0] for line in text.splitlines()
                        if line.strip()]
+        for cid in lists[part]:
+            seen[cid].append(part)
+    twice = {cid: parts for cid, parts in seen.items() if len(parts) > 1}
+    if twice:
+        cid, parts = sorted(twice.items())[0]
+        more = f" (and {len(twice) - 1} more file(s))" if len(twice) > 1 else ""
+        raise UserError(f"the fault-filtered split lists in "
+                        f"{folder or 'jaxgenre/data/split_lists'} name {cid} more than once "
+                        f"({', '.join(parts)}){more}: each file belongs to one part; "
+                        f"restore the lists")
     return lists
 
 
-def fault_filtered_split(clip_ids: Sequence[str],
-                         report: Optional[DataReport] = None) -> Dict[str, np.ndarray]:
-    """The artist- and fault-filtered GTZAN partition (443 / 197 / 290 files).
+def fault_filtered_split(clip_ids: Sequence[str], report: Optional[DataReport] = None, *,
+                         folder: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """The artist- and fault-filtered GTZAN partition (443 / 197 / 290 files); `folder`
+    as in `fault_filtered_lists`.
 
     Listed files that are not among `clip_ids` (missing from the folder, or rejected
     when it was validated, like jazz.00054) go into `report`, one entry each.
     """
+    _require_unique(clip_ids)
+    lists = fault_filtered_lists(folder)
     position = {cid: i for i, cid in enumerate(clip_ids)}
     parts = {p: [] for p in PARTS}
     named = set()
-    for part, listed in fault_filtered_lists().items():
+    for part, listed in lists.items():
         found = [position[cid] for cid in listed if cid in position]
         parts[part].append(np.asarray(found, dtype=np.int64))
         named.update(listed)
@@ -120,6 +160,7 @@ def fault_filtered_split(clip_ids: Sequence[str],
 def official_split(clip_ids: Sequence[str], assignment: Dict[str, str]
                    ) -> Dict[str, np.ndarray]:
     """A data set's own split (FMA's `set.split`): `assignment` maps clip id → part."""
+    _require_unique(clip_ids)
     parts = {p: [np.asarray([i for i, cid in enumerate(clip_ids)
                              if assignment.get(cid) == p], dtype=np.int64)] for p in PARTS}
     return _finish(parts, clip_ids)
