@@ -53,6 +53,22 @@ def get_config() -> config_dict.ConfigDict:
         "small": "ade154f733639d52e35e32f5593efe5be76c6d70",
         "medium": "c67b69ea232021025fca9231fc1c7c1a063ab50b",
         "large": "497109f4dd721066b5ce5e5f250ec604dc78939e"})
+    # Every archive unpacked (GTZAN, FMA, tfds_gtzan --from; jaxgenre/data/archive.py) is
+    # capped: bytes actually written, members, and unpacked/packed size (per zip member
+    # and overall; a 204 KB zip unpacking to 200 MB stops at ~20 MB). Sized for
+    # FMA-large: fma_large.zip is ~93 GiB of mp3 (which hardly compress), ~106.6k files.
+    config.data.archive = config_dict.ConfigDict()
+    config.data.archive.max_bytes = 200 * 2**30
+    config.data.archive.max_members = 250_000
+    config.data.archive.max_ratio = 100.0
+    # Every fetch (jaxgenre/data/download.py): the most bytes taken when an asset's size
+    # is not pinned (GTZAN's and FMA's are not; fma_large.zip, the biggest, is ~93 GiB),
+    # and one transfer's deadline, which a server sending a byte now and then cannot
+    # stretch (the socket timeout counts each wait only). A transfer cut off by it
+    # resumes where it stopped when run again.
+    config.data.download = config_dict.ConfigDict()
+    config.data.download.max_bytes = 128 * 2**30
+    config.data.download.deadline_seconds = 12 * 3600.0
     config.data.synthetic = config_dict.ConfigDict()
     config.data.synthetic.clips_per_class = 20
     config.data.synthetic.seconds = 30.0

@@ -7,7 +7,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 from __future__ import annotations
 
 from jaxgenre import features, metrics, models
-from jaxgenre.data import cache, sources, splits
+from jaxgenre.data import archive, cache, download, sources, splits
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
 
@@ -57,11 +57,24 @@ def check_config(config) -> None:
         raise UserError(f"config.data.segment_seconds must be positive (or None for whole "
                         f"clips); got {config.data.segment_seconds!r}")
     _check_recipe(config, kind)
+    _check_fetch_limits(config.data)
     if config.get("seeds", None) is not None:
         _positive("seeds", config.seeds)
         if config.data.split == "kfold" and config.data.fold is None:
             raise UserError("config.seeds with data.split='kfold' would train folds x seeds "
                             "runs: pick one fold (--config.data.fold=K) or drop seeds")
+
+
+def _check_fetch_limits(data) -> None:
+    """`data.archive.*` and `data.download.*`: whole numbers / numbers above 0."""
+    for section, limits in (("archive", archive.Limits.from_config(data)),
+                            ("download", download.TransferLimits.from_config(data))):
+        for key, value in vars(limits).items():
+            if key.startswith("max_") and key != "max_ratio":
+                _positive(f"data.{section}.{key}", value)
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise UserError(f"config.data.{section}.{key} must be a number above 0; "
+                                f"got {value!r}")
 
 
 def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> None:

@@ -161,8 +161,9 @@ def test_an_unusable_preferred_file_leaves_the_id_to_the_next_one(tmp_path):
 
 
 def test_every_source_drops_a_repeated_clip_id_into_its_report(tmp_path):
-    """FMA's tracks.csv naming one track twice (the same path, the same id): the Source
-    base class keeps the first and reports the other, for sources it does not know."""
+    """FMA's tracks.csv naming one track twice (the same path, the same id): the first
+    row is the clip, the other is reported (FMA's own check; the Source base class does the
+    same for sources that have none, the test after the next)."""
     from jaxgenre.data import fma
 
     audio_dir = tmp_path / "fma_small"

@@ -1,6 +1,8 @@
 """data.download against a real HTTP server on 127.0.0.1 that the tests start: mirrors,
 resume after a cut connection, a server ignoring Range, checksum mismatch, a silent
-server, a verified copy already there, and archives that try to write outside."""
+server, a verified copy already there, and archives that try to write outside; hostile
+servers (no Content-Length, an endless body, a byte at a time, redirects elsewhere), a
+user's wrong file at the final path, and two processes fetching one asset at once."""
 
 from __future__ import annotations
 
@@ -8,14 +10,21 @@ import hashlib
 import http.server
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import threading
 import time
 import zipfile
 
+import urllib.error
+import urllib.request
+
 import pytest
 
 from jaxgenre.data import download
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PAYLOAD = os.urandom(300_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -24,9 +33,12 @@ DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves PAYLOAD at /<mode>/file.bin. Modes: ok (Range honoured), norange (Range
     ignored), cut (the first response stops half-way), missing (404), silent (never
-    answers within the client's timeout)."""
+    answers within the client's timeout), nolength (no Content-Length, then zeros
+    without end), biglength (announces 100 MB), trickle (a byte every 0.1 s), slow
+    (PAYLOAD in 10 parts over ~1 s), redirect-ftp / redirect-ok (302 elsewhere)."""
     requests = []
     cut_done = set()
+    sent = 0
 
     def log_message(self, *args):
         pass
@@ -40,6 +52,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if mode == "silent":
             time.sleep(3)
             return
+        if mode.startswith("redirect-"):
+            self.send_response(302)
+            self.send_header("Location", {"redirect-ftp": "ftp://127.0.0.1:1/file.bin",
+                                          "redirect-ok": "/ok/file.bin"}[mode])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if mode in ("nolength", "biglength", "trickle"):
+            self.send_response(200)
+            if mode == "biglength":
+                self.send_header("Content-Length", str(100_000_000))
+            self.end_headers()
+            try:
+                for _ in range(400 if mode == "trickle" else 1000):  # up to 64 MB of zeros
+                    self.wfile.write(b"\0" * (1 if mode == "trickle" else 1 << 16))
+                    self.wfile.flush()
+                    _Handler.sent += 1 if mode == "trickle" else 1 << 16
+                    if mode == "trickle":
+                        time.sleep(0.1)
+            except OSError:  # the client hung up: what it should do
+                pass
+            return
         start = 0
         rng = self.headers.get("Range")
         if rng and mode != "norange":
@@ -48,6 +82,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if mode == "slow":
+            for k in range(10):
+                self.wfile.write(body[k * len(body) // 10:(k + 1) * len(body) // 10])
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         if mode == "cut" and self.path not in _Handler.cut_done:
             _Handler.cut_done.add(self.path)
             self.wfile.write(body[:len(body) // 2])
@@ -69,6 +109,7 @@ def server():
 @pytest.fixture(autouse=True)
 def _fresh_log():
     _Handler.requests.clear()
+    _Handler.sent = 0
 
 
 def _asset(*urls, sha256=DIGEST, size=None):
@@ -188,3 +229,98 @@ def test_a_zip_member_escaping_is_refused(tmp_path):
     with pytest.raises(download.UnsafeArchive, match="'../evil.txt'"):
         download.extract(str(z), str(tmp_path / "out"))
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_body_without_content_length_is_capped_at_the_assets_size(server, tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(download.DownloadError, match="nolength/file.bin: sent more than "
+                       "the asset's 300000 bytes"):
+        download.fetch(_asset(f"{server}/nolength/file.bin", size=len(PAYLOAD)), str(tmp_path),
+                       progress=False)
+    assert time.perf_counter() - start < 5
+    assert os.listdir(tmp_path) == []  # the over-long .part is not kept to be resumed
+    assert _Handler.sent < 20_000_000  # of the 64 MB the server would have sent
+
+
+def test_an_unknown_size_is_capped_at_the_configured_maximum(server, tmp_path):
+    with pytest.raises(download.DownloadError, match=r"sent more than 1000000 bytes \(config"
+                       r".data.download.max_bytes\)"):
+        download.fetch(_asset(f"{server}/nolength/file.bin"), str(tmp_path), progress=False,
+                       max_bytes=1_000_000)
+    with pytest.raises(download.DownloadError, match="announces 100000000 bytes, more than"):
+        download.fetch(_asset(f"{server}/biglength/file.bin", size=len(PAYLOAD)),
+                       str(tmp_path), progress=False)
+    assert _Handler.sent < 20_000_000
+
+
+def test_a_trickling_server_meets_the_deadline(server, tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(download.DownloadError, match="trickle/file.bin: not done within the "
+                       "1 s deadline"):
+        download.fetch(_asset(f"{server}/trickle/file.bin"), str(tmp_path), timeout=5.0,
+                       deadline=1.0, progress=False)
+    assert time.perf_counter() - start < 3  # one byte every 0.1 s never trips the 5 s timeout
+
+
+def test_redirects_only_to_http_and_never_down_from_https(server, tmp_path):
+    with pytest.raises(download.DownloadError, match="redirect-ftp/file.bin: redirected to "
+                       "'ftp://127.0.0.1:1/file.bin', refused: only http and https"):
+        download.fetch(_asset(f"{server}/redirect-ftp/file.bin"), str(tmp_path), progress=False)
+    path = download.fetch(_asset(f"{server}/redirect-ok/file.bin"), str(tmp_path),
+                          progress=False)
+    assert open(path, "rb").read() == PAYLOAD  # http -> http is followed
+    handler = download.SafeRedirectHandler()
+    up = handler.redirect_request(urllib.request.Request("http://a.example/f"), None, 302,
+                                  "Found", {}, "https://b.example/f")
+    assert up.full_url == "https://b.example/f"
+    for source, target in [("https://a.example/f", "http://a.example/f"),
+                           ("https://a.example/f", "file:///etc/passwd")]:
+        with pytest.raises(urllib.error.URLError, match="refused"):
+            handler.redirect_request(urllib.request.Request(source), None, 302, "Found", {},
+                                     target)
+
+
+def test_a_users_wrong_file_at_the_final_path_is_renamed_aside(server, tmp_path, capsys):
+    (tmp_path / "file.bin").write_bytes(b"my own notes")
+    path = download.fetch(_asset(f"{server}/ok/file.bin"), str(tmp_path), progress=False)
+    assert open(path, "rb").read() == PAYLOAD
+    assert (tmp_path / "file.bin.mismatch").read_bytes() == b"my own notes"  # never deleted
+    err = capsys.readouterr().err
+    assert "file.bin.mismatch" in err and "sha256" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "file.bin").write_bytes(b"another")
+    download.fetch(_asset(f"{server}/ok/file.bin"), str(tmp_path), progress=False)
+    assert (tmp_path / "file.bin.mismatch").read_bytes() == b"my own notes"
+    assert (tmp_path / "file.bin.mismatch.1").read_bytes() == b"another"
+
+
+def test_a_file_name_that_is_no_file_name_is_one_line(tmp_path):
+    for name in ("", "a/b", ".."):
+        asset = download.Asset(name="weights", file=name, urls=("http://127.0.0.1:1/",))
+        with pytest.raises(download.DownloadError, match="not a file name"):
+            download.fetch(asset, str(tmp_path), progress=False)
+
+
+_FETCHER = r"""
+import os, sys, time
+from jaxgenre.data import download
+ready = sys.argv[3]
+open(ready + sys.argv[4], "w").close()
+while not all(os.path.exists(ready + k) for k in "12"):
+    time.sleep(0.01)
+asset = download.Asset(name="test blob", file="file.bin", urls=(sys.argv[1],), sha256=sys.argv[5])
+print(download.fetch(asset, sys.argv[2], progress=False))
+"""
+
+
+def test_two_processes_fetching_one_asset(server, tmp_path):
+    home = str(tmp_path / "home")
+    racers = [subprocess.Popen([sys.executable, "-c", _FETCHER, f"{server}/slow/file.bin", home,
+                                str(tmp_path / "ready"), k, DIGEST], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in "12"]
+    results = [r.communicate(timeout=60) + (r.returncode,) for r in racers]
+    for out, err, code in results:
+        assert code == 0 and out.strip() == os.path.join(home, "file.bin"), err[-2000:]
+    assert sum("waiting for another process" in err for _, err, _ in results) == 1
+    assert len(_Handler.requests) == 1  # the second used the verified file
+    assert open(os.path.join(home, "file.bin"), "rb").read() == PAYLOAD
+    assert os.listdir(home) == ["file.bin"]  # no .part, no lock file left

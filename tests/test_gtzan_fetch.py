@@ -80,3 +80,24 @@ def test_a_wrong_checksum_is_a_usage_error(tmp_path, served):
     assert len(line) == 1 and "could not fetch GTZAN" in line[0] and "missing.tar.gz: HTTP 404" \
         in line[0] and "wrong file (sha256" in line[0]
     assert not (tmp_path / "home" / "genres.tar.gz").exists()
+
+
+def test_the_configs_download_and_archive_limits_reach_the_gtzan_source(tmp_path, served):
+    """config.data.download.* and config.data.archive.* → create_source → fetch_gtzan."""
+    from jaxgenre.data import sources
+    from jaxgenre.errors import UserError
+
+    base_url, sha256 = served
+    config = base.get_config()
+    config.data.update(source="gtzan", home=str(tmp_path / "home"))
+    config.data.gtzan.update(urls=(f"{base_url}/genres.tar.gz",), sha256=sha256)
+    config.data.download.max_bytes = 1000  # the tarball is far bigger; its size is not pinned
+    with pytest.raises(UserError, match=r"sent more than 1000 bytes \(config.data.download."
+                                        r"max_bytes\)|announces \d+ bytes, more than 1000"):
+        sources.create_source(config, progress=False)
+    config.data.download.max_bytes = 2**30
+    config.data.archive.max_members = 5
+    with pytest.raises(UserError, match=r"genres.tar.gz' has more than 5 members \(config.data."
+                                        r"archive.max_members\)"):
+        sources.create_source(config, progress=False)
+    assert os.listdir(tmp_path / "home") == ["genres.tar.gz"]  # verified; nothing unpacked

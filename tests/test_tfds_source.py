@@ -82,3 +82,34 @@ def test_tfds_from_an_archive_feeds_the_batch_iterator(tmp_path):
     assert len(set(ids)) == 4  # evaluation order: sorted clip ids, one test clip per genre
     assert [i.split("/")[0] for i in ids] == genres[:4]
     assert [genres[label] for label in batch["labels"]] == genres[:4]
+
+
+def test_from_an_archive_that_writes_outside_is_refused_before_tensorflow(tmp_path,
+                                                                          monkeypatch, capsys):
+    """`--from=ARCHIVE` goes through the one extractor: a '../' member and a file written
+    through an absolute symlink both stay out, and the command ends in one line, exit 2."""
+    import io
+    import tarfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))  # the unpacking folder goes in here
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name, members in [("dots.tar", [("../escaped.txt", b"x")]),
+                          ("link.tar", [("lnk", str(outside)), ("lnk/pwned.txt", b"x")])]:
+        with tarfile.open(tmp_path / name, "w") as tar:
+            for member, data in members:
+                info = tarfile.TarInfo(member)
+                if isinstance(data, str):
+                    info.type, info.linkname = tarfile.SYMTYPE, data
+                    tar.addfile(info)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        code = tfds_gtzan.main([f"--from={tmp_path / name}", f"--tfds_dir={tmp_path / 'tfds'}"])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and name in err and "refused" in err
+    assert not (temp / "escaped.txt").exists() and os.listdir(outside) == []
+    assert os.listdir(temp) == [] and not (tmp_path / "tfds").exists()

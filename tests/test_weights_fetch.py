@@ -84,3 +84,41 @@ def test_a_named_checkpoint_that_is_missing_is_an_error_not_a_fallback(tmp_path,
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(ValueError, match="config.model.checkpoint=.*nowhere.pth.*cannot be had"):
         train.initial_variables(_config(checkpoint=str(tmp_path / "nowhere.pth")), 4, key=None)
+
+
+def test_a_checkpoint_url_ending_in_a_slash_is_one_line(served, tmp_path, monkeypatch):
+    base, _, _, _ = served
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match=r"config.model.checkpoint='http://127.0.0.1:\d+/' "
+                                         r"names no file \(it ends in '/'\)") as caught:
+        train.initial_variables(_config(checkpoint=f"{base}/"), 4, key=None)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "hub").exists()  # nothing was fetched
+
+
+def test_a_converted_cache_of_another_shape_is_converted_again(tmp_path):
+    """The converted weights cached beside a checkpoint are a weights file too: one whose
+    tree or shapes are not the architecture's (edited, or written for another one) is not
+    served; the checkpoint beside it is converted again (equal to converting it fresh)."""
+    import flax
+
+    torch.manual_seed(0)
+    path = str(tmp_path / "mine.pth")
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    fresh = torchvision_port.load_imagenet("resnet18", 10, path, sha256=None)
+    cache = next(tmp_path.glob("*.flax.msgpack"))
+    stored = flax.serialization.msgpack_restore(cache.read_bytes())
+    stored["params"]["layer1_0_conv1"]["kernel"] = np.zeros((1, 1, 64, 64), np.float32)
+    cache.write_bytes(flax.serialization.msgpack_serialize(stored))
+    again = torchvision_port.load_imagenet("resnet18", 10, path, sha256=None)
+    np.testing.assert_array_equal(again["params"]["layer1_0_conv1"]["kernel"],
+                                  fresh["params"]["layer1_0_conv1"]["kernel"])
+    assert flax.serialization.msgpack_restore(cache.read_bytes())[
+        "params"]["layer1_0_conv1"]["kernel"].shape == (3, 3, 64, 64)
+
+
+def test_a_users_unreadable_checkpoint_names_the_config_key(tmp_path):
+    path = tmp_path / "mine.pth"
+    path.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match="mine.pth.*fix or replace config.model.checkpoint"):
+        torchvision_port.load_imagenet("resnet18", 10, str(path))

@@ -8,12 +8,24 @@
 - HTTP downloads stream to `<file>.part` with a progress bar (bytes, rate, ETA) and
   resume after an interruption with a Range request; a server that ignores Range (200
   instead of 206) is read again from the start. A connection that stays silent for
-  `timeout` seconds is an error, not a hang.
+  `timeout` seconds is an error, not a hang, and so is a transfer still going after
+  `deadline` seconds (a server sending a byte now and then; the `.part` is kept, so
+  running again resumes it).
+- No transfer takes more than the asset's size, or `max_bytes` when the size is not
+  pinned (`config.data.download`): a body without Content-Length, or announcing more,
+  is cut off and dropped. Redirects are followed only to http(s), and never from https
+  down to http (`SafeRedirectHandler`).
 - The finished file is verified (size, sha256) before it is renamed to its final name,
   so a half-written or wrong file never sits there. A verified file is not fetched again
-  (no request is made).
+  (no request is made). A file at the final path that fails the pin (a user's own
+  copy, an older version) is renamed aside to `<file>.mismatch`, with a line saying so,
+  never deleted.
+- One process at a time per asset (`filelock` on `<file>.lock`): every process of a
+  multi-process run fetches the same assets; the second waits, then uses the verified file.
 - Every mirror failing raises `DownloadError` (a `UserError`) naming the asset, each URL
   with why it failed, and where to put the file by hand.
+
+Archives are unpacked by `archive.extract` (re-exported here as `extract`).
 
 Why the standard library's `urllib`: no HTTP client is in the core pins, and streaming,
 Range and timeouts are all it takes; `requests` would add four packages for nothing
@@ -28,21 +40,51 @@ import http.client
 import os
 import shutil
 import socket
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
-from tqdm import tqdm
-
+from jaxgenre.data import filelock, http_transfer
+from jaxgenre.data.archive import ArchiveError, Limits, UnsafeArchive, extract  # noqa: F401
+from jaxgenre.data.http_transfer import SafeRedirectHandler  # noqa: F401
 from jaxgenre.errors import UserError
 
-CHUNK = 1 << 20
 ENV_HOME = "JAXGENRE_DATA"
+# When an asset's size is not pinned (GTZAN's and FMA's are not): the biggest asset,
+# fma_large.zip, is ~93 GiB. The deadline lets that through at ~2.5 MB/s; a cut-off
+# transfer resumes where it stopped when run again.
+MAX_BYTES = 128 * 2**30
+DEADLINE_SECONDS = 12 * 3600.0
+KEY = http_transfer.KEY
+_Refused = http_transfer.Refused
 
 
 class DownloadError(UserError):
     """No mirror gave a verified copy of an asset."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferLimits:
+    """`config.data.download`: the cap on an asset of unknown size, and the deadline of
+    one transfer."""
+    max_bytes: int = MAX_BYTES
+    deadline_seconds: float = DEADLINE_SECONDS
+
+    @classmethod
+    def from_config(cls, data) -> "TransferLimits":
+        """From `config.data.download` (`data` is `config.data`); defaults for what is absent."""
+        section = data.get("download", None) if data is not None else None
+        if not section:
+            return cls()
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)
+                      if section.get(f.name, None) is not None})
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,21 +124,48 @@ def _problem(path: str, asset: Asset) -> Optional[str]:
 
 
 def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,
-          progress: bool = True) -> str:
-    """The verified asset's path under `home`, fetched from the first mirror that works."""
-    os.makedirs(home, exist_ok=True)
+          progress: bool = True, max_bytes: int = MAX_BYTES,
+          deadline: float = DEADLINE_SECONDS, say: Callable[[str], None] = _say) -> str:
+    """The verified asset's path under `home`, fetched from the first mirror that works;
+    `max_bytes` caps an asset of unknown size, `deadline` each mirror's transfer."""
+    if asset.file in ("", ".", "..") or "/" in asset.file or "\\" in asset.file:
+        raise DownloadError(f"cannot fetch {asset.name}: {asset.file!r} is not a file name to "
+                            f"save it under; give a URL or path that ends in the file's name")
     final = os.path.join(home, asset.file)
-    if os.path.isfile(final):
-        if _problem(final, asset) is None:
+    try:  # verified before: no lock needed (a read-only shared home works too)
+        if os.path.isfile(final) and _problem(final, asset) is None:
             return final
-        os.remove(final)  # not what the pin says (an older or damaged copy): fetch again
+    except OSError:  # set aside by another process meanwhile: see below, under the lock
+        pass
+    lock = final + ".lock"
+    try:
+        os.makedirs(home, exist_ok=True)
+        with filelock.exclusive(lock, say=say, waiting=f"waiting for another process "
+                                f"fetching {asset.name} into {home} (lock {lock})"):
+            return _fetch_locked(asset, final, timeout=timeout, attempts=attempts,
+                                 progress=progress, max_bytes=max_bytes, deadline=deadline,
+                                 say=say)
+    except OSError as e:  # the home folder itself: not writable, full, ...
+        raise DownloadError(f"cannot fetch {asset.name} into {home} ({e.strerror or e}); "
+                            f"check that it is writable and has room, or set "
+                            f"config.data.home / ${ENV_HOME}") from None
+
+
+def _fetch_locked(asset: Asset, final: str, *, say: Callable[[str], None], **transfer) -> str:
+    if os.path.isfile(final):
+        problem = _problem(final, asset)
+        if problem is None:  # fetched by the process this one waited for
+            return final
+        aside = _set_aside(final)
+        say(f"{final} is not {asset.name} ({problem}): renamed to {aside}, not deleted; "
+            f"fetching it again")
     partial = final + ".part"
     failures = []
     for url in asset.urls:
         try:
-            _fetch_one(url, partial, asset, timeout=timeout, attempts=attempts,
-                       progress=progress)
-        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as e:
+            _fetch_one(url, partial, asset, **transfer)
+        except (_Refused, urllib.error.URLError, http.client.HTTPException, ValueError,
+                OSError) as e:
             failures.append(f"{url}: {_reason(e)}")
             continue
         problem = _problem(partial, asset)
@@ -113,9 +182,23 @@ def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,
                         f"it at {final}{digest}, or give a URL or path that works")
 
 
+def _set_aside(path: str) -> str:
+    """Renames `path` to the first free `<path>.mismatch[.N]`; returns the new name."""
+    aside, n = path + ".mismatch", 0
+    while os.path.lexists(aside):
+        n += 1
+        aside = f"{path}.mismatch.{n}"
+    os.rename(path, aside)
+    return aside
+
+
 def _reason(error: BaseException) -> str:
+    if isinstance(error, _Refused):
+        return str(error)
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, http_transfer.RedirectRefused):
+        return str(error.reason)
     if isinstance(error, urllib.error.URLError):
         error = error.reason if isinstance(error.reason, BaseException) else error
     if isinstance(error, (socket.timeout, TimeoutError)):
@@ -133,111 +216,31 @@ def _local_path(url: str) -> Optional[str]:
 
 
 def _fetch_one(url: str, partial: str, asset: Asset, *, timeout: float, attempts: int,
-               progress: bool) -> None:
+               progress: bool, max_bytes: int, deadline: float) -> None:
+    cap = (asset.size, f"the asset's {asset.size} bytes") if asset.size is not None else (
+        max_bytes, f"{max_bytes} bytes ({KEY}.max_bytes)")
     local = _local_path(url)
     if local is not None:
         if not os.path.isfile(local):
             raise FileNotFoundError(f"no file at {local}")
+        if os.path.getsize(local) > cap[0]:
+            raise _Refused(f"{os.path.getsize(local)} bytes, more than {cap[1]}")
         shutil.copyfile(local, partial)
         return
     if urllib.parse.urlparse(url).scheme not in ("http", "https"):
         raise ValueError(f"unsupported URL scheme in {url!r}")
-    for attempt in range(attempts):
-        try:
-            _http(url, partial, asset, timeout=timeout, progress=progress)
-            return
-        except (http.client.IncompleteRead, ConnectionError) as e:
-            if attempt + 1 == attempts:  # keep the partial file: a later run resumes it
-                raise ConnectionError(f"connection lost {attempts} times, last: {e}") from None
-
-
-def _http(url: str, partial: str, asset: Asset, *, timeout: float, progress: bool) -> None:
-    have = os.path.getsize(partial) if os.path.isfile(partial) else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "jaxgenre"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
+    due = time.monotonic() + deadline
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # the partial file is already whole (or too long)
-            if asset.size is None or have == asset.size:
-                return
-            os.remove(partial)
-            return _http(url, partial, asset, timeout=timeout, progress=progress)
-        raise
-    with response:
-        resumed = have and response.status == 206
-        if not resumed:
-            have = 0  # a server that ignores Range sends everything: start again
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else asset.size
-        with open(partial, "ab" if resumed else "wb") as out, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=asset.file, disable=not progress, leave=False) as bar:
-            received = 0
-            while block := response.read(CHUNK):
-                out.write(block)
-                received += len(block)
-                bar.update(len(block))
-        if length is not None and received < int(length):
-            raise http.client.IncompleteRead(b"", int(length) - received)
-
-
-class UnsafeArchive(UserError):
-    """An archive with a member that would land outside the folder it is unpacked into."""
-
-
-def _check_member(archive: str, name: str, link: Optional[str] = None) -> None:
-    """Refuses absolute names, '..' components, and links that point outside."""
-    for value, what in ((name, "member"), (link, "link target")):
-        if value is None:
-            continue
-        parts = value.replace("\\", "/").split("/")
-        if value.startswith(("/", "\\")) or os.path.isabs(value) or ".." in parts:
-            raise UnsafeArchive(f"'{archive}' has a {what} '{value}' that would land outside "
-                                f"the folder it is unpacked into; refused, nothing unpacked")
-    if link is not None:  # a relative link: resolve it against its own folder
-        inside = os.path.normpath(os.path.join(os.path.dirname(name), link))
-        if inside.startswith(".."):
-            raise UnsafeArchive(f"'{archive}' has a link '{name}' -> '{link}' pointing "
-                                f"outside the folder it is unpacked into; refused")
-
-
-def extract(archive: str, target: str) -> str:
-    """Unpacks a .tar(.gz|.bz2|.xz) or .zip archive into `target`, via a temporary
-    folder beside it that is renamed when complete; every member is checked first
-    (`UnsafeArchive`). An existing `target` is kept as it is (already unpacked)."""
-    import tarfile
-    import tempfile
-    import zipfile
-
-    if os.path.isdir(target):
-        return target
-    parent = os.path.dirname(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".unpacking-", dir=parent)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                for info in z.infolist():
-                    _check_member(archive, info.filename)
-                z.extractall(staging)
-        else:
+        for attempt in range(attempts):
             try:
-                tar = tarfile.open(archive)
-            except tarfile.TarError as e:
-                raise UserError(f"'{archive}' is neither a zip nor a tar archive ({e}); "
-                                f"delete it and fetch it again") from None
-            with tar:
-                for member in tar.getmembers():
-                    link = member.linkname if (member.issym() or member.islnk()) else None
-                    _check_member(archive, member.name, link)
-                    if not (member.isfile() or member.isdir() or link is not None):
-                        raise UnsafeArchive(f"'{archive}' has a special file '{member.name}' "
-                                            f"(device or fifo); refused")
-                tar.extractall(staging, filter="data")  # the library's own check, too
-        os.replace(staging, target)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
-    return target
+                http_transfer.get(url, partial, name=asset.file, size=asset.size,
+                                  timeout=timeout, progress=progress, cap=cap,
+                                  due=(due, deadline))
+                return
+            except (http.client.IncompleteRead, ConnectionError) as e:
+                if attempt + 1 == attempts:  # keep the partial file: a later run resumes it
+                    raise ConnectionError(f"connection lost {attempts} times, last: {e}") from None
+    except _Refused as e:
+        if "more than" in str(e) and os.path.isfile(partial):
+            os.remove(partial)  # not the asset: nothing to resume
+        raise

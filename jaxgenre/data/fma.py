@@ -25,9 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxgenre import audio
-from jaxgenre.data import download
+from jaxgenre.data import archive, download
 from jaxgenre.data.folder import check_audio
-from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source
+from jaxgenre.data.types import (ClipRef, DataReport, DataSourceError, Source,
+                                 duplicate_reason)
 
 SUBSETS = ("small", "medium", "large")
 MIRRORS = ("https://os.unil.cloud.switch.ch/fma/",)
@@ -89,22 +90,27 @@ def _asset(part: str, mirrors: Sequence[str], sha1: Optional[str]) -> download.A
 
 
 def fetch_fma(subset: str, *, home: Optional[str] = None, mirrors: Sequence[str] = MIRRORS,
-              sha1: Optional[Dict[str, Optional[str]]] = None, progress: bool = True
-              ) -> Tuple[str, str]:
+              sha1: Optional[Dict[str, Optional[str]]] = None, progress: bool = True,
+              limits: Optional[archive.Limits] = None,
+              transfer: Optional[download.TransferLimits] = None) -> Tuple[str, str]:
     """(tracks.csv path, audio folder) of FMA `subset`, fetched and unpacked if needed.
-    `mirrors` are folders (URLs, file:// URLs or paths) holding the archives."""
+    `mirrors` are folders (URLs, file:// URLs or paths) holding the archives; `limits`
+    and `transfer` cap the unpacking and the fetch (`config.data.archive` / `.download`;
+    defaults if None)."""
     if subset not in SUBSETS:
         raise DataSourceError(f"config.data.fma.subset must be one of {', '.join(SUBSETS)}; "
                               f"got {subset!r}")
     sha1 = {**SHA1, **(sha1 or {})}
     home = download.data_home(home)
+    transfer = transfer or download.TransferLimits()
     unpacked = {}
     for part in ("metadata", subset):
         target = os.path.join(home, "fma", part)
         if not os.path.isdir(target):
-            archive = download.fetch(_asset(part, mirrors, sha1.get(part)), home,
-                                     progress=progress)
-            download.extract(archive, target)
+            path = download.fetch(_asset(part, mirrors, sha1.get(part)), home,
+                                  progress=progress, max_bytes=transfer.max_bytes,
+                                  deadline=transfer.deadline_seconds)
+            archive.extract(path, target, limits=limits)
         unpacked[part] = target
     tracks_csv = os.path.join(unpacked["metadata"], "fma_metadata", "tracks.csv")
     audio_dir = os.path.join(unpacked[subset], f"fma_{subset}")
@@ -136,9 +142,18 @@ class FmaSource(Source):
                                  f"in tracks.csv")
         clips: List[ClipRef] = []
         self.official_split: Dict[str, str] = {}
+        seen: Dict[int, str] = {}  # track id -> its first row's clip id
         for t in tqdm(tracks, desc="validating audio", unit="file", disable=not progress):
             path = audio_path(audio_dir, t.track_id)
             clip_id = f"{t.genre_top}/{t.track_id:06d}"
+            if t.track_id in seen:  # one file listed twice in tracks.csv
+                first = seen[t.track_id]
+                where = os.path.relpath(path, audio_dir)
+                self.report.reject(where, duplicate_reason(where, clip_id) if first == clip_id
+                                   else f"listed again in tracks.csv as {clip_id}; the file is "
+                                        f"already clip {first}; not used")
+                continue
+            seen[t.track_id] = clip_id
             reason, seconds = self._validate(path, min_seconds)
             if reason:
                 self.report.reject(os.path.relpath(path, audio_dir), reason)
@@ -151,10 +166,11 @@ class FmaSource(Source):
     def _validate(self, path: str, min_seconds: float) -> Tuple[Optional[str], float]:
         if not os.path.isfile(path):
             return "listed in tracks.csv but not in the archive", 0.0
-        return check_audio(path, sr=self.sr, min_seconds=min_seconds)
+        return check_audio(path, sr=self.sr, min_seconds=min_seconds,
+                           clip_seconds=self.clip_seconds)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
-        return audio.load_audio(ref.locator, sr=self.sr)
+        return audio.load_clip(ref.locator, self.clip_seconds, sr=self.sr)  # the clip only
 
     def identity(self) -> dict:
         return {"source": "fma", "subset": self.subset, "audio_dir": self.audio_dir}

@@ -2,8 +2,11 @@
 
 The original `genres.tar.gz` (1.2 GB; 1000 `.au` files, 22050 Hz mono) is fetched from
 the first mirror in `config.data.gtzan.urls` that gives a file with the pinned sha256,
-unpacked once into `<data home>/gtzan/`, and read as a folder source (every file
-validated, the unusable ones listed in the data report).
+unpacked once into `<data home>/gtzan/` by the one safe extractor (`archive.extract`,
+within `config.data.archive`'s caps; the fetch within `config.data.download`'s), and
+read as a folder source (every file validated, the unusable ones listed in the data
+report). Every process of a multi-process run calls this: one fetches and unpacks, the
+others wait for it (`filelock`).
 
 The pin: sha256 24347e02…ef2c6 is the digest torchaudio's `datasets/gtzan.py` pins for
 this tarball; mirdata's `datasets/gtzan_genre.py` pins its md5, 5b3d6ddd…e7c7
@@ -16,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from jaxgenre.data import download
+from jaxgenre.data import archive, download
 
 SHA256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"
 MD5 = "5b3d6dddb579ab49814ab86dba69e7c7"  # mirdata's pin of the same tarball (not checked)
@@ -26,13 +29,19 @@ ARCHIVE = "genres.tar.gz"
 
 
 def fetch_gtzan(*, home: Optional[str] = None, urls: Sequence[str] = URLS,
-                sha256: Optional[str] = SHA256, progress: bool = True) -> str:
+                sha256: Optional[str] = SHA256, progress: bool = True,
+                limits: Optional[archive.Limits] = None,
+                transfer: Optional[download.TransferLimits] = None) -> str:
     """The folder GTZAN is unpacked in (`<home>/gtzan`), fetching and unpacking it
-    first if needed; raises `DownloadError` naming the mirrors tried."""
+    first if needed; raises `DownloadError` naming the mirrors tried, `ArchiveError`
+    naming the archive and member. `limits` / `transfer`: the caps (defaults if None)."""
     home = download.data_home(home)
     target = os.path.join(home, "gtzan")
     if os.path.isdir(target):  # unpacked before (extract renames only a complete folder)
         return target
     asset = download.Asset(name="GTZAN (genres.tar.gz)", file=ARCHIVE, urls=tuple(urls),
                            sha256=sha256)
-    return download.extract(download.fetch(asset, home, progress=progress), target)
+    transfer = transfer or download.TransferLimits()
+    path = download.fetch(asset, home, progress=progress, max_bytes=transfer.max_bytes,
+                          deadline=transfer.deadline_seconds)
+    return archive.extract(path, target, limits=limits)

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxgenre.data import fma, gtzan, synthetic, tfds_gtzan
+from jaxgenre.data import archive, download, fma, gtzan, synthetic, tfds_gtzan
 from jaxgenre.data.folder import GTZAN_HELP, FolderSource  # noqa: F401 (re-exported)
 from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source  # noqa: F401
 
@@ -62,9 +62,11 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
                 gtzan_urls: Sequence[str] = gtzan.URLS,
                 gtzan_sha256: Optional[str] = gtzan.SHA256, fma_subset: str = "small",
                 fma_mirrors: Sequence[str] = fma.MIRRORS, fma_sha1: Optional[dict] = None,
-                progress: bool = True) -> Source:
+                progress: bool = True, archive_limits: Optional[archive.Limits] = None,
+                transfer: Optional[download.TransferLimits] = None) -> Source:
     """Builds a source by name; `create_source(config)` is the config-driven form.
-    'gtzan' fetches and unpacks GTZAN into the data home first (`gtzan.fetch_gtzan`)."""
+    'gtzan' fetches and unpacks GTZAN into the data home first (`gtzan.fetch_gtzan`);
+    `archive_limits` / `transfer` cap that unpacking and fetching (None: the defaults)."""
     if name == "synthetic":
         return SyntheticSource(clips_per_class=clips_per_class, seconds=synthetic_seconds,
                                variant=synthetic_variant,
@@ -77,12 +79,13 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
                             progress=progress)
     if name == "gtzan":
         root = gtzan.fetch_gtzan(home=home, urls=gtzan_urls, sha256=gtzan_sha256,
-                                 progress=progress)
+                                 progress=progress, limits=archive_limits, transfer=transfer)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
                             progress=progress)
     if name == "fma":
         tracks_csv, audio_dir = fma.fetch_fma(fma_subset, home=home, mirrors=fma_mirrors,
-                                              sha1=fma_sha1, progress=progress)
+                                              sha1=fma_sha1, progress=progress,
+                                              limits=archive_limits, transfer=transfer)
         return fma.FmaSource(tracks_csv, audio_dir, subset=fma_subset, sr=sr,
                              min_seconds=min_seconds, clip_seconds=clip_seconds,
                              progress=progress)
@@ -111,7 +114,8 @@ def create_source(config, progress: bool = True) -> Source:
                        home=data.get("home"), gtzan_urls=tuple(data.gtzan.urls),
                        gtzan_sha256=data.gtzan.sha256, fma_subset=data.fma.subset,
                        fma_mirrors=tuple(data.fma.mirrors), fma_sha1=dict(data.fma.sha1),
-                       progress=progress)
+                       progress=progress, archive_limits=archive.Limits.from_config(data),
+                       transfer=download.TransferLimits.from_config(data))
 
 
 def labels_of(clips: Sequence[ClipRef]) -> np.ndarray:

@@ -11,7 +11,9 @@ folder or as the downloaded archive):
     python -m jaxgenre.data.tfds_gtzan --from=/path/to/gtzan --tfds_dir=~/tensorflow_datasets
 
 This runs TFDS's real `gtzan` builder (same features, labels and file names) with its
-download step pointed at the local folder, and writes array_record files. It needs
+download step pointed at the local folder, and writes array_record files. An archive
+is unpacked first by the project's one safe extractor (`archive.extract`: members
+checked, sizes capped), before TensorFlow is imported. It needs
 `requirements-tfds.txt` (TensorFlow, tensorflow-datasets, pydub). The builder reads
 `.wav` files only: for the original `.au` tarball use `data.source=folder` instead.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from typing import Optional, Tuple
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from jaxgenre import audio
 from jaxgenre import errors
+from jaxgenre.data import archive
 from jaxgenre.data.folder import FolderSource
 from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source
 
@@ -100,21 +102,18 @@ class TfdsSource(Source):
 
 
 def prepare_from_folder(folder: str, data_dir: Optional[str] = None,
-                        file_format: str = "array_record") -> Tuple[str, DataReport]:
-    """Runs TFDS's `gtzan` builder on a local GTZAN folder or archive (.tar.gz, .zip);
-    returns (data_dir, report).
+                        file_format: str = "array_record",
+                        limits: Optional[archive.Limits] = None) -> Tuple[str, DataReport]:
+    """Runs TFDS's `gtzan` builder on a local GTZAN folder or archive (.tar.gz, .zip,
+    unpacked by `archive.extract` within `limits`); returns (data_dir, report).
 
     Files are validated first (`FolderSource`): the builder would stop at the first file
     it cannot encode (GTZAN's jazz.00054.wav), so only the decodable `.wav` files are
     offered to it, through a staging folder of symlinks; the rest are in the report.
     """
-    with tempfile.TemporaryDirectory() as unpacked:
+    with tempfile.TemporaryDirectory() as scratch:
         if os.path.isfile(folder):  # an archive: genres.tar.gz, the Kaggle .zip, ...
-            try:
-                shutil.unpack_archive(folder, unpacked)
-            except (shutil.ReadError, ValueError) as e:
-                raise DataSourceError(f"cannot unpack '{folder}': {e}") from None
-            folder = unpacked
+            folder = archive.extract(folder, os.path.join(scratch, "unpacked"), limits=limits)
         return _prepare(folder, _default_dir(data_dir), file_format)
 
 

@@ -102,6 +102,30 @@ def hub_dir() -> str:
     return os.path.join(home, "hub", "checkpoints")
 
 
+def _read_converted(cached: str, arch: str) -> Dict:
+    """The converted variables cached at `cached`, checked against the architecture's own
+    tree: a file of another shape (damaged, or edited) raises `ValueError`, and the caller
+    converts the checkpoint again, as for an unreadable one."""
+    with open(cached, "rb") as f:
+        variables = flax.serialization.msgpack_restore(f.read())
+    head = _checkpoint(arch).head
+    try:
+        classes = int(variables["params"][head]["kernel"].shape[-1])
+    except (KeyError, TypeError, AttributeError, IndexError):
+        raise ValueError(f"no '{head}' kernel") from None
+    template = _template(arch, classes)
+    expected = {"params": template["params"], "batch_stats": template["batch_stats"]}
+    want = jax.tree_util.tree_flatten_with_path(expected)[0]
+    got = jax.tree_util.tree_flatten_with_path(variables)[0]
+    if [p for p, _ in want] != [p for p, _ in got]:
+        raise ValueError("its tree differs from the architecture's")
+    for (where, w), (_, g) in zip(want, got):
+        if not isinstance(g, np.ndarray) or g.shape != w.shape or g.dtype != w.dtype:
+            raise ValueError(f"{jax.tree_util.keystr(where)} is "
+                             f"{getattr(g, 'shape', type(g).__name__)}, not {w.shape} {w.dtype}")
+    return variables
+
+
 def _cache_file(path: str, digest: Optional[str]) -> Optional[str]:
     """The converted variables' cache beside `path`, keyed by the checkpoint's sha256;
     without a digest (the file is gone and nothing is pinned), the one cache there is."""
@@ -111,24 +135,37 @@ def _cache_file(path: str, digest: Optional[str]) -> Optional[str]:
     return found[-1] if found else None
 
 
+# Caps on a weights fetch (no config reaches here): torchvision's files are 45 MB
+# (ResNet-18) and 82 MB (EfficientNetV2-S); a user's own for the same architecture is of
+# that size too. A server sending more, or too slowly, is cut off (download.fetch).
+WEIGHTS_MAX_BYTES = 2 * 2**30
+WEIGHTS_DEADLINE_SECONDS = 2 * 3600.0
+
+
 def checkpoint_file(arch: str, checkpoint: Optional[str] = None, *,
                     sha256: Optional[str] = None, progress: bool = True) -> str:
     """Where the weights for `arch` are, fetching them if needed: `checkpoint` (a path,
     or a URL fetched into torch's hub cache), else torchvision's file in the hub cache,
     fetched from PyTorch's host with its full sha256 verified. A failed fetch is a
-    `FileNotFoundError` naming the file, the URL and the fix."""
+    `FileNotFoundError` naming the file, the URL and the fix; a URL naming no file (it
+    ends in '/') is a `UserError`."""
     ckpt = _checkpoint(arch)
     if checkpoint and urllib.parse.urlparse(checkpoint).scheme not in ("http", "https"):
         return os.path.abspath(os.path.expanduser(checkpoint))
     url = checkpoint or ckpt.url
     name = os.path.basename(urllib.parse.urlparse(url).path) if checkpoint else ckpt.file
+    if name in ("", ".", ".."):
+        raise UserError(f"config.model.checkpoint={checkpoint!r} names no file (it ends in "
+                        f"'/'); give the URL of the checkpoint file itself, e.g. "
+                        f".../resnet18-f37072fd.pth")
     path = os.path.join(hub_dir(), name)
     if os.path.isfile(path) or (not checkpoint and os.path.isfile(_cache_file(path, ckpt.sha256))):
         return path
     asset = download.Asset(name=f"{arch} ImageNet weights", file=name, urls=(url,),
                            sha256=sha256 if checkpoint else ckpt.sha256)
     try:
-        return download.fetch(asset, hub_dir(), progress=progress)
+        return download.fetch(asset, hub_dir(), progress=progress, max_bytes=WEIGHTS_MAX_BYTES,
+                              deadline=WEIGHTS_DEADLINE_SECONDS)
     except download.DownloadError as e:
         raise FileNotFoundError(
             f"no torchvision checkpoint for {arch} at '{path}', and fetching it failed "
@@ -160,8 +197,7 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
     variables = None
     if cached and os.path.isfile(cached):
         try:
-            with open(cached, "rb") as f:
-                variables = flax.serialization.msgpack_restore(f.read())
+            variables = _read_converted(cached, arch)
         except Exception as e:  # damaged: convert the checkpoint again if it is there
             if not os.path.isfile(path):
                 raise UserError(f"'{cached}' (converted {arch} weights) cannot be read "
@@ -176,7 +212,9 @@ def load_imagenet(arch: str, num_classes: int, path: Optional[str] = None, *,
         try:
             state_dict = pth.load_state_dict(path)
         except pth.UnreadableCheckpoint as e:  # truncated download, not a checkpoint, ...
-            raise UserError(f"{e}; delete it and download {ckpt.url} again") from None
+            fix = (f"delete it and download {ckpt.url} again" if path == os.path.join(
+                hub_dir(), ckpt.file) else "fix or replace config.model.checkpoint")
+            raise UserError(f"{e}; {fix}") from None
         variables = convert(state_dict, arch)
         with open(_cache_file(path, digest), "wb") as f:
             f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
