@@ -69,14 +69,13 @@ def main(argv):
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(config_file))[0])
-    import jax
-
     from jaxgenre import experiments, validation, workdir_lock
 
     try:
         validation.check_config(config)
-        if jax.process_index() == 0:  # one run per work directory (`workdir_lock`)
-            workdir_lock.hold(workdir)
+        # One run per work directory (`workdir_lock`): process 0 takes the lock and every
+        # process learns its verdict before any other collective, so a refusal stops all.
+        workdir_lock.hold_everywhere(workdir)
         if config.get("grid"):
             experiments.run_grid(config, workdir)
         else:  # one run, or every fold of a k-fold split

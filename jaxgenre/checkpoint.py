@@ -7,29 +7,36 @@ validation accuracy so far). Training saves at the end of epochs, so a resumed r
 restarts at the epoch after the newest checkpoint; since each epoch's batches depend
 only on (seed, epoch), it ends exactly where an uninterrupted run would.
 
-A checkpoint that cannot be read (truncated, corrupt) is moved aside into
-`checkpoints/damaged/` (kept for inspection, named in a one-line warning) and the one
-before it is used, so the run goes on and later saves of the same step succeed; the
-same holds for the best checkpoints (the two best are kept, so there is one to fall
-back to) and for `predict`. Orbax writes each step under a temporary name and renames
-it when complete, so a save cut off by a kill leaves the steps before it readable.
+Restoring is not repairing (`checkpoint_check` tells the cases apart before anything is
+read or moved): only a checkpoint whose bytes or JSON cannot be read is damaged. In
+training such a step is moved aside into `checkpoints/damaged/` (kept for inspection,
+named in a one-line warning) and the one before it is used, so the run goes on and later
+saves of the same step succeed; the same holds for the best checkpoints (the two best
+are kept, so there is one to fall back to). A checkpoint of another model (a changed
+shape, dtype or parameter tree) and a file the OS will not give (permission, I/O) are
+one-line `UserError`s, with nothing moved. `restore_best(workdir, ...)`, what predict
+uses, only reads: a damaged step is skipped, never moved. Orbax writes each step under a
+temporary name and renames it when complete, so a save cut off by a kill leaves the
+steps before it readable. Every save first checks that this run still holds its work
+directory (`workdir_lock.check_everywhere`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import time
 import warnings
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
 
-from jaxgenre import faults
+from jaxgenre import checkpoint_check as check
+from jaxgenre import faults, workdir_lock
+from jaxgenre.checkpoint_check import Damaged, brief  # noqa: F401 - brief: public here too
 from jaxgenre.errors import UserError
 
 
@@ -71,6 +78,7 @@ class Checkpoints:
         or at the next save or `close` (when an asynchronous write fails); the steps saved
         before it stay readable, so the same command resumes from them."""
         step = int(jax.device_get(state.step))
+        workdir_lock.check_everywhere(self.root)  # the folder is still this run's
         self._check_room(state, step, copies=2 if best else 1)
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   record=ocp.args.JsonSave(record))
@@ -110,49 +118,47 @@ class Checkpoints:
 
     @staticmethod
     def _read(manager, step: int, abstract_state) -> Tuple[Any, Dict]:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), record=ocp.args.JsonRestore()))
-        return restored["state"], dict(restored["record"])
+        """(state, record) of `step`, checked first (`checkpoint_check.read_step`)."""
+        return check.read_step(
+            os.path.join(str(manager.directory), str(step)), abstract_state,
+            f"checkpoint {step} in {manager.directory}",
+            restore=lambda args: manager.restore(step, args=args))
 
     def _restore(self, manager, abstract_state, copies=None) -> Optional[Tuple[Any, Dict]]:
         """The newest readable step of `manager`; a damaged one is set aside and, when
-        `copies` (another manager) holds the same step, that copy is read instead."""
+        `copies` (another manager) holds the same step, that copy is read instead.
+        Another model's checkpoint or an unreadable file: a `UserError`, nothing moved."""
         for step in sorted(manager.all_steps(), reverse=True):
             try:
                 return self._read(manager, step, abstract_state)
-            except Exception as e:  # a damaged checkpoint: set it aside, try the one before
+            except Damaged as e:  # set it aside, try the one before
                 moved = self._set_aside(str(manager.directory), step, manager)
                 copy = copies is not None and step in copies.all_steps()
                 self.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
-                          f"({brief(e)}); moved to {moved}; "
+                          f"({e}); moved to {moved}; "
                           + (f"reading the same step in {copies.directory}" if copy
                              else "trying the one before it"))
                 if copy:
                     try:
                         return self._read(copies, step, abstract_state)
-                    except Exception:  # damaged there too: its own restore sets it aside
+                    except Damaged:  # damaged there too: its own restore sets it aside
                         pass
         return None
 
     def _screen(self, directory: str) -> None:
         """Sets aside every step in `directory` whose small JSON files (orbax's step
         metadata, the record, the best's metrics) do not parse: orbax reads them when a
-        manager opens the folder, and one damaged file would stop the run there."""
-        if not os.path.isdir(directory):
-            return
-        for step in sorted((d for d in os.listdir(directory) if d.isdigit()), key=int):
-            for name in ("_CHECKPOINT_METADATA", os.path.join("record", "metadata"),
-                         os.path.join("metrics", "metrics")):
-                path = os.path.join(directory, step, name)
-                try:
-                    if os.path.isfile(path):
-                        with open(path) as f:
-                            json.load(f)
-                except (OSError, ValueError) as e:
-                    moved = self._set_aside(directory, int(step))
-                    self.warn(f"checkpoint {step} in {directory} cannot be read ({brief(e)} in "
-                              f"{name}); moved to {moved}")
-                    break
+        manager opens the folder, and one damaged file would stop the run there. A file
+        the OS refuses is a `UserError` (nothing moved)."""
+        for step in sorted(steps_in(directory)):
+            where = f"checkpoint {step} in {directory}"
+            step_dir = os.path.join(directory, str(step))
+            check.check_readable(step_dir, where)
+            try:
+                check.screen_json(step_dir, where)
+            except Damaged as e:
+                moved = self._set_aside(directory, step)
+                self.warn(f"{where} cannot be read ({e}); moved to {moved}")
 
     def _set_aside(self, directory: str, step: int, manager=None) -> str:
         """Moves step `step` of `directory` to `checkpoints/damaged/<last|best>_<step>_<time>`
@@ -165,8 +171,13 @@ class Checkpoints:
         while os.path.exists(target):  # the same step damaged twice within a second
             target += "+"
         if jax.process_index() == 0 and os.path.isdir(source):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(source, target)
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(source, target)
+            except OSError as e:
+                raise UserError(f"checkpoint {step} in {directory} is damaged and cannot be "
+                                f"moved to {target} ({e.strerror}): move or delete it "
+                                f"yourself and run again") from None
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
@@ -207,40 +218,44 @@ def write_failure(error: BaseException) -> Optional[str]:
     return None
 
 
-def brief(error: Exception, limit: int = 200) -> str:
-    """`Type: first line of the message`, at most `limit` characters: orbax's errors
-    carry whole TensorStore specs, which would bury the one line that matters."""
-    lines = str(error).strip().splitlines()
-    first = (lines[0] if lines else "").split(". See full TensorStore details")[0]
-    text = f"{type(error).__name__}: {first}"
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def abstract(state):
     """Shape/dtype/sharding stand-ins of a state, for restoring onto the same layout."""
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
+def steps_in(directory: str) -> List[int]:
+    """The steps saved in `directory`, newest first ([] when it is not there); a folder
+    the OS will not list is a `UserError`."""
+    if not os.path.isdir(directory):
+        return []
+    try:
+        names = os.listdir(directory)
+    except OSError as e:
+        raise check.unreadable(f"the checkpoints in {directory}", e.errno, directory) from None
+    return sorted((int(d) for d in names if d.isdigit()), reverse=True)
+
+
 def restore_best(workdir: str, abstract_state, warn: Callable[[str], None] = _warn):
     """The best readable train state of a finished run in `workdir` (what predict
-    serves; a damaged best is set aside as in training, and the next best used), or a
+    serves), read-only: a damaged best step is skipped with a warning — the same step in
+    `last` used when it is there, else the next best — and nothing is moved or written.
+    Another model's checkpoint, a file that cannot be opened, or no readable step: a
     `UserError` naming the folder and the fix."""
-    best_dir = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+    root = os.path.join(os.path.abspath(workdir), "checkpoints")
+    best_dir, last_dir = os.path.join(root, "best"), os.path.join(root, "last")
     if not os.path.isdir(best_dir):
         raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
                         f"finished training run")
-    ckpt = None
-    try:
-        ckpt = Checkpoints(workdir, use_async=False, warn=warn)
-        restored = ckpt.restore_best(abstract_state)
-    except Exception as e:  # orbax fails on damaged metadata before any restore
-        raise UserError(f"the best checkpoint in {best_dir} cannot be read ({brief(e)}); "
-                        f"train again into a new --workdir") from None
-    finally:
-        if ckpt is not None:
-            ckpt.close()
-    if restored is None:
-        raise UserError(f"no readable checkpoint in {best_dir} (damaged ones are under "
-                        f"{os.path.join(os.path.dirname(best_dir), 'damaged')}): train again "
-                        f"into a new --workdir")
-    return restored[0]
+    in_last = steps_in(last_dir)
+    for step in steps_in(best_dir):
+        for directory in (best_dir, last_dir) if step in in_last else (best_dir,):
+            try:
+                return check.read_step(os.path.join(directory, str(step)), abstract_state,
+                                       f"checkpoint {step} in {directory}")[0]
+            except Damaged as e:
+                then = (f"reading the same step in {last_dir}" if directory == best_dir
+                        and step in in_last else "trying the one before it")
+                warn(f"checkpoint {step} in {directory} cannot be restored ({e}); left in "
+                     f"place; {then}")
+    raise UserError(f"no readable checkpoint in {best_dir} (every step there is damaged: see "
+                    f"the warnings above): train again into a new --workdir")

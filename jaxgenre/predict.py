@@ -68,7 +68,7 @@ class Predictor:
                            + (self.segment_frames,))
         template = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, adapt(sample))
         template = jax.device_put(template, parallel.replicated(self.mesh))
-        self.state = checkpoint.restore_best(  # a damaged best: set aside, the next used
+        self.state = checkpoint.restore_best(  # a damaged best: skipped (nothing moved), the next used
             workdir, checkpoint.abstract(template),
             warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
         self.steps = steps_lib.compile_steps(model, None, adapt, self.mesh)

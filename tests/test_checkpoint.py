@@ -1,13 +1,19 @@
 """Checkpoints: keep the last K and the two best; a damaged checkpoint is moved aside
-(named in one warning line) and the one before it used, and its step can be saved again."""
+(named in one warning line) and the one before it used, and its step can be saved again.
+Restoring is not repairing: another model's checkpoint and a file the OS refuses are one
+line with nothing moved, and predict's restore only reads."""
 
+import contextlib
 import os
+import pathlib
+import shutil
+import tempfile
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgenre import checkpoint
+from jaxgenre import checkpoint, errors
 from jaxgenre import steps as steps_lib
 
 
@@ -77,8 +83,10 @@ def test_a_damaged_step_is_moved_aside_and_can_be_saved_again(tmp_path):
     np.testing.assert_array_equal(state.params["w"], [30.0, 30.0, 30.0])
     ckpt.close()
     assert len(warnings) == 2
-    # predict's restore: the same fallback, or one line naming the folder when none is left.
+    # predict's restore (read-only: test_predict_restore_skips_damage_without_moving_...):
+    # one line naming the folder when no step is readable, in `best` nor in `last`.
     _damage(root / "best")
+    _damage(root / "last")
     with pytest.raises(ValueError, match="checkpoint.* in .*best.*new --workdir"):
         checkpoint.restore_best(str(tmp_path), template, warn=warnings.append)
 
@@ -135,3 +143,196 @@ def test_write_failures_are_recognised_in_orbax_and_tensorstore_errors():
     wrapped.__cause__ = OSError(errno.EDQUOT, "quota")
     assert checkpoint.write_failure(wrapped) == os.strerror(errno.EDQUOT)
     assert checkpoint.write_failure(ValueError("shapes differ")) is None
+
+
+# --- Restoring is not repairing: another model's checkpoint, unreadable files, predict ---
+
+def _listing(root):
+    """Every path under `root` with its size: what must not change when nothing is moved."""
+    return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1)
+                  for p in root.rglob("*"))
+
+
+def _saved(tmp_path, steps=(1, 2, 3), best=(1, 2, 3)):
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, use_async=False)
+    for step in steps:
+        ckpt.save(_state(step, float(step)), {"epoch": step, "best_valid_accuracy": step / 10},
+                  best=step in best)
+    ckpt.close()
+    return tmp_path / "checkpoints"
+
+
+def _other_state(**changes):
+    """`_state`'s structure with one leaf changed (shape, dtype or an extra parameter)."""
+    params = {"w": jnp.full(changes.get("n", 3), 0.0, changes.get("dtype", jnp.float32))}
+    if changes.get("extra"):
+        params["b"] = jnp.zeros(2)
+    return steps_lib.TrainState(step=jnp.asarray(0, jnp.int32), params=params, batch_stats={},
+                                opt_state={"m": jnp.zeros(3)}, rng=jnp.zeros(2, jnp.uint32))
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"n": 4}, r"params\.w has shape \(3,\) there, \(4,\) here"),
+    ({"dtype": jnp.bfloat16}, r"params\.w is float32 there, bfloat16 here"),
+    ({"extra": True}, r"params\.b is not in the checkpoint"),
+])
+def test_a_checkpoint_of_another_model_is_named_and_nothing_is_moved(tmp_path, changes,
+                                                                     expected):
+    """A shape, dtype or structure change (another version or config of the run) is one
+    line naming the first leaf that differs; no healthy step is set aside as damaged."""
+    root = _saved(tmp_path)
+    before = _listing(root)
+    template = checkpoint.abstract(_other_state(**changes))
+    warnings = []
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=3, warn=warnings.append)
+    for restore in (ckpt.restore_latest, ckpt.restore_best):
+        with pytest.raises(errors.UserError, match=r"checkpoint 3 in .*checkpoints/(last|best) "
+                                                   r"does not fit this model: " + expected):
+            restore(template)
+    ckpt.close()
+    with pytest.raises(errors.UserError, match=expected + r".*nothing was moved"):
+        checkpoint.restore_best(str(tmp_path), template, warn=warnings.append)
+    assert warnings == [] and _listing(root) == before
+
+
+@contextlib.contextmanager
+def _unprivileged():
+    """Runs the block as user `nobody` when the tests run as root (root reads a file
+    whatever its mode: `chmod 000` alone proves nothing then)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder that user `nobody` may enter (pytest's own are root's alone)."""
+    path = tempfile.mkdtemp(prefix="jaxgenre-ckpt-")
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path)
+
+
+def test_a_file_that_cannot_be_read_is_named_with_its_reason_and_nothing_is_moved(shared_tmp,
+                                                                                 monkeypatch):
+    """EACCES (a real one: the reads run as `nobody`) on an array file, in training's
+    restore and in predict's, and on a step's metadata when the folder is opened."""
+    from jaxgenre import checkpoint_check
+
+    root = _saved(shared_tmp)
+    (array_file,) = [p for p in (root / "last" / "3" / "state" / "d").iterdir()]
+    (best_file,) = [p for p in (root / "best" / "3" / "state" / "d").iterdir()]
+    before = _listing(root)
+    template = checkpoint.abstract(_state(0, 0.0))
+    ckpt = checkpoint.Checkpoints(str(shared_tmp), keep=3)
+    array_file.chmod(0)
+    best_file.chmod(0)
+    try:
+        with _unprivileged(), pytest.raises(errors.UserError) as raised:
+            ckpt.restore_latest(template)
+        assert f"cannot read checkpoint 3 in {root / 'last'}: {array_file}: Permission " \
+               f"denied" in str(raised.value) and "nothing was moved" in str(raised.value)
+        with _unprivileged(), pytest.raises(errors.UserError, match=f"checkpoint 3 in "
+                                                                    f"{root / 'best'}: "
+                                                                    f"{best_file}: Permission"):
+            checkpoint.restore_best(str(shared_tmp), template)
+        # Without that first look, TensorStore's own PERMISSION_DENIED is told apart too.
+        monkeypatch.setattr(checkpoint_check, "check_readable", lambda *args: None)
+        with _unprivileged(), pytest.raises(errors.UserError, match=f"{best_file}: Permission"):
+            checkpoint.restore_best(str(shared_tmp), template)
+    finally:
+        array_file.chmod(0o644)
+        best_file.chmod(0o644)
+        ckpt.close()
+    metadata = root / "best" / "2" / "_CHECKPOINT_METADATA"
+    metadata.chmod(0)
+    try:
+        with _unprivileged(), pytest.raises(errors.UserError, match=f"{metadata}: Permission "
+                                                                    f"denied"):
+            checkpoint.Checkpoints(str(shared_tmp), keep=3)
+    finally:
+        metadata.chmod(0o644)
+    assert _listing(root) == before
+
+
+def test_os_errors_in_tensorstore_messages_are_told_from_damage():
+    """TensorStore reports a failed read as a ValueError whose text carries the status,
+    the file and the OS error code; an I/O error is the disk's, a truncated chunk the
+    checkpoint's."""
+    from jaxgenre import checkpoint_check
+
+    where = "checkpoint 3 in /run/checkpoints/last"
+    eio = ValueError('UNKNOWN: Error opening "zarr" driver: Error reading local file '
+                     '"/run/checkpoints/last/3/state/d/ab12": Input/output error '
+                     "[os_error_code='5'] [tensorstore_spec='{...}']")
+    problem = checkpoint_check.classify(eio, where)
+    assert isinstance(problem, errors.UserError)
+    assert str(problem).startswith(f"cannot read {where}: /run/checkpoints/last/3/state/d/ab12: "
+                                   f"{os.strerror(5)}")
+    truncated = ValueError('OUT_OF_RANGE: Error opening "cast" driver: Error reading Byte range '
+                           '[0, 287) of local file "/run/x/d/ab12": Requested byte range [0, '
+                           '287) is not valid for value of size 10')
+    assert isinstance(checkpoint_check.classify(truncated, where), checkpoint_check.Damaged)
+    bug = TypeError("unsupported operand")
+    assert checkpoint_check.classify(bug, where) is bug  # neither: a bug, raised as itself
+
+
+def test_predict_restore_skips_damage_without_moving_anything(tmp_path):
+    """The read-only restore predict uses: a damaged best step is read from `last`, else
+    the next best is used; nothing is renamed; all damaged is one line."""
+    root = _saved(tmp_path, steps=(1, 2, 3), best=(2, 3))
+    template = checkpoint.abstract(_state(0, 0.0))
+    _damage(root / "best" / "3")
+    before, warnings = _listing(root), []
+    state = checkpoint.restore_best(str(tmp_path), template, warn=warnings.append)
+    np.testing.assert_array_equal(state.params["w"], [3.0, 3.0, 3.0])  # last's copy of 3
+    _damage(root / "last" / "3")
+    before = _listing(root)
+    state = checkpoint.restore_best(str(tmp_path), template, warn=warnings.append)
+    np.testing.assert_array_equal(state.params["w"], [2.0, 2.0, 2.0])  # the next best
+    assert _listing(root) == before and not (root / "damaged").exists()
+    assert len(warnings) == 3 and all("left in place" in w for w in warnings)
+    _damage(root / "best" / "2")
+    _damage(root / "last" / "2")
+    with pytest.raises(errors.UserError, match=r"no readable checkpoint in .*best.*new --workdir"):
+        checkpoint.restore_best(str(tmp_path), template, warn=warnings.append)
+    assert not (root / "damaged").exists()
+
+
+def test_every_single_file_damage_is_damage_not_a_crash(tmp_path):
+    """Each file of a step removed, emptied, truncated or with a flipped byte: the
+    read-only restore either reads the step (orbax does not need that file) or calls it
+    damaged; never another error."""
+    root = _saved(tmp_path, steps=(1,), best=(1,))
+    template = checkpoint.abstract(_state(0, 0.0))
+    step = root / "best" / "1"
+    names = sorted(str(p.relative_to(step)) for p in step.rglob("*") if p.is_file())
+    shutil.rmtree(root / "last")  # so that no fallback to `last` hides the damage
+    spare = tmp_path / "spare"
+    shutil.copytree(step, spare)
+    damaged = set()
+    for name in names:
+        for how in ("remove", "empty", "truncate", "flip"):
+            path = step / name
+            data = path.read_bytes()
+            middle = len(data) // 2
+            if how == "flip" and not data:
+                continue
+            if how == "remove":
+                path.unlink()
+            else:
+                path.write_bytes({"empty": b"", "truncate": data[:middle],
+                                  "flip": data[:middle] + bytes([data[middle] ^ 0xFF])
+                                  + data[middle + 1:]}[how])
+            try:
+                checkpoint.restore_best(str(tmp_path), template, warn=lambda line: None)
+            except errors.UserError as e:  # step 1 damaged and nothing before it
+                assert "no readable checkpoint" in str(e), (name, how, e)
+                damaged.add(name)
+            shutil.copyfile(spare / name, path)
+    assert {"state/_METADATA", "record/metadata"} <= damaged

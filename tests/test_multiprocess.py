@@ -95,3 +95,34 @@ def test_a_multiprocess_run_without_its_coordinator_is_refused(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "2-process run needs the coordinator address" in result.stderr
+
+
+def test_a_refused_process_0_stops_every_process_with_its_line(tmp_path):
+    """A workdir held by a live run: process 0 is refused the lock, and so is every other
+    process, in the same one line (they would otherwise run on into the first collective
+    and wait there for a process 0 that has gone)."""
+    workdir, port = tmp_path / "held", _free_port()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from jaxgenre import workdir_lock; "
+         f"workdir_lock.hold({str(workdir)!r}); print('held', flush=True); sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    procs = []
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        procs = [subprocess.Popen(
+            [sys.executable, *TINY, f"--workdir={workdir}", "--num_processes=2",
+             f"--process_id={i}", f"--coordinator_address=127.0.0.1:{port}"],
+            cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(2)]
+        outputs = [p.communicate(timeout=150) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        holder.kill()
+        holder.wait()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 2 and "Traceback" not in err, err[-2000:]
+        (line,) = [l for l in err.splitlines() if l.startswith("error: ")]
+        assert f"is in use by process {holder.pid} " in line and "another --workdir" in line
+    assert not (workdir / "run.json").exists()
