@@ -23,6 +23,9 @@ from jaxgenre.errors import UserError
 
 FILE_NAME = "test_predictions.csv"
 HEADER = ("clip", "label", "prediction")
+# A row's probabilities may sum to 1 within this (tables written by other tools round
+# them; a run's own are within ~1e-7).
+SUM_TOLERANCE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +51,7 @@ def read(path: str) -> ClipTable:
     (a header only) or with a probability that is not a finite number is a `UserError`
     naming it (and the line)."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM (Excel's) allowed
             rows = list(csv.reader(f))
     except FileNotFoundError:
         raise UserError(f"'{path}' not found: a run writes it when it finishes testing "
@@ -79,6 +82,9 @@ def read(path: str) -> ClipTable:
         if not all(math.isfinite(v) for v in values):
             raise UserError(f"'{path}' line {line}: a probability is not a finite number "
                             f"(nan or inf): the run's test went wrong; run it again")
+        if not (all(0.0 <= v <= 1.0 for v in values) and abs(sum(values) - 1.0) <= SUM_TOLERANCE):
+            raise UserError(f"'{path}' line {line}: the probabilities must lie in [0, 1] and "
+                            f"sum to 1 (within {SUM_TOLERANCE:g}); they sum to {sum(values):.6g}")
         probs.append(values)
         ids.append(row[0])
         labels.append(index[row[1]])

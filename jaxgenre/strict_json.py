@@ -60,6 +60,9 @@ def load(path: str, *, what: str = "a run's file") -> Dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"'{path}' is not valid JSON ({e}): {what} was cut short or "
                         f"edited; run it again (it resumes) or remove the file") from None
+    except RecursionError:  # '[' nested thousands deep: no file a run writes
+        raise UserError(f"'{path}' nests its JSON too deeply to be {what}; it was replaced "
+                        f"or edited: run it again") from None
     except OSError as e:
         raise UserError(f"'{path}' cannot be read: {e.strerror or e}") from None
     if not isinstance(value, dict):

@@ -21,7 +21,9 @@ def _table(ids, labels):
 @pytest.mark.parametrize("body, needle", [
     ("", "no clips"),  # header only: a run that wrote no test row
     ("a,blues,blues,nan,0.5\n", "line 2: a probability is not a finite number"),
-    ("a,blues,blues,0.5,inf\n", "line 2: a probability is not a finite number")])
+    ("a,blues,blues,0.5,inf\n", "line 2: a probability is not a finite number"),
+    ("a,blues,blues,1.5,-0.5\n", "line 2: the probabilities must lie in \\[0, 1\\]"),
+    ("a,blues,blues,0.5,0.4\n", "line 2: .*sum to 1 .*they sum to 0.9")])
 def test_a_table_without_usable_rows_is_refused_naming_the_file(tmp_path, body, needle):
     path = tmp_path / clip_table.FILE_NAME
     path.write_text(HEADER + body)
@@ -64,3 +66,15 @@ def test_aligned_rows_follow_the_first_tables_order():
     first, second = clip_table.aligned_probabilities([a, b], ["a", "b"])
     np.testing.assert_array_equal(first, a.probabilities)
     np.testing.assert_array_equal(second, b.probabilities[[1, 2, 0]])
+
+
+def test_a_table_saved_with_a_byte_order_mark_reads_as_the_same_table(tmp_path):
+    """Excel saves CSV as UTF-8 with a BOM; the table is the same table."""
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    body = HEADER + "a,blues,blues,0.75,0.25\nb,jazz,jazz,0.125,0.875\n"
+    plain.write_text(body)
+    marked.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    a, b = clip_table.read(str(plain)), clip_table.read(str(marked))
+    assert b.class_names == CLASSES and b.clip_ids == ("a", "b")
+    np.testing.assert_array_equal(a.probabilities, b.probabilities)
+    np.testing.assert_array_equal(b.probabilities, [[0.75, 0.25], [0.125, 0.875]])

@@ -59,3 +59,16 @@ def test_the_grid_table_shows_an_undefined_figure_as_n_a():
     assert rows[0]["precision"] is None and rows[0]["macro_auc"] is None
     assert study.with_interval({"f1": 0.5, "f1_ci": [None, None]}, "f1") == "0.5000"
     assert study.with_interval({"f1": float("nan")}, "f1") == "n/a"
+
+
+def test_a_run_file_nested_too_deeply_is_one_line_naming_it(tmp_path):
+    """'[' 100,000 deep is valid JSON syntax that Python's parser cannot hold (a
+    RecursionError): the file is named, not a traceback."""
+    import pytest
+
+    from jaxgenre.errors import UserError
+
+    path = tmp_path / "results.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match=f"{path}.*nests its JSON too deeply"):
+        strict_json.load(str(path), what="a run's results.json")
