@@ -13,10 +13,16 @@ quality ('soxr_hq'), and stereo is mixed down by averaging channels, so
 `load_audio(path, sr=22050, offset=o, duration=d)` equals
 `librosa.load(path, sr=22050, offset=o, duration=d)`.
 
-Limits (a 7-hour WAV, a header declaring 36 days): `duration` bounds what is decoded,
-and no length a header declares ever sizes a buffer. Samples are read in blocks, so
-memory follows the audio actually decoded, at most `duration` x the file's rate x its
-channels. The callers say how much they use: `load_clip` (a data set's clip length),
+Limits (a 7-hour WAV, a header declaring 36 days, 8 channels at 384 kHz): `duration`
+bounds what is decoded, and no length a header declares ever sizes a buffer. Samples are
+mixed down and resampled block by block as they are read (`audio_blocks`, exact to the
+bit), so memory follows the output: about twice `duration` x `sr` x 4 bytes (x channels
+for `mono=False`), whatever the file's rate and channel count (8 channels at 384 kHz: 46
+MB for predict's 600 s, not 15 GB). At most `MAX_CHANNELS` channels. Only regular files
+are opened: a FIFO (which would block), a device, a socket, a dangling or looping
+symlink, a file that cannot be opened are AudioDecodeErrors, decided by one stat.
+
+The callers say how much they use: `load_clip` (a data set's clip length),
 `load_capped` (predict's documented maximum, and whether it cut), `check_clip` (a data
 set's validation); `info` reads the header alone where the header answers.
 """
@@ -25,12 +31,14 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from jaxgenre import audio_read
-from jaxgenre.audio_read import MAX_SR, MIN_SR, AudioDecodeError, AudioInfo  # noqa: F401
+from jaxgenre.audio_read import (MAX_CHANNELS, MAX_SR, MIN_SR, AudioDecodeError,  # noqa: F401
+                                 AudioInfo)
 
 DEFAULT_SR = 22050
 # Audio read past the end of a clip so that the resampler's filter sees what follows the
@@ -47,20 +55,52 @@ class Decoded(NamedTuple):
     file_seconds: Optional[float]  # the header's length (AudioInfo.seconds); None: unknown
 
 
+# What `_check_path` calls a path that is not a regular file.
+_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
 def _check_path(path: str) -> None:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"audio file '{path}' does not exist")
-    if os.path.isdir(path):
+    """Only a regular, non-empty file that can be opened goes to a decoder, decided by one
+    stat (following links) before anything reads it: opening a FIFO would block, and a
+    device never ends. A plain missing path is FileNotFoundError; everything else
+    (a dangling or looping symlink, EACCES, a FIFO, ...) is an AudioDecodeError."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise AudioDecodeError(path, f"is a symbolic link to '{_link_target(path)}', "
+                                   f"which does not exist") from None
+        raise FileNotFoundError(f"audio file '{path}' does not exist") from None
+    except OSError as e:  # ELOOP, EACCES on a folder on the way, ENAMETOOLONG, ...
+        raise AudioDecodeError(path, f"cannot be opened: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioDecodeError(path, "is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "special file")
+        raise AudioDecodeError(path, f"is a {kind}, not a regular file: save the audio to "
+                               f"a file and pass that")
+    if st.st_size == 0:
         raise AudioDecodeError(path, "the file is empty (0 bytes)")
+    try:  # non-blocking, in case it became a FIFO since the stat
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as e:  # EACCES, removed in between, ...
+        raise AudioDecodeError(path, f"cannot be opened: {e.strerror or e}") from None
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # removed or replaced since
+        return "?"
 
 
 def info(path: os.PathLike | str) -> AudioInfo:
     """The header's sample rate, channels and length, read without decoding audio.
 
-    Raises FileNotFoundError for a missing path and AudioDecodeError for a file no
-    decoder recognises or whose header is impossible (sample rate, channels)."""
+    Raises FileNotFoundError for a missing path and AudioDecodeError for a path that is
+    not a readable regular file, a file no decoder recognises or whose header is
+    impossible (sample rate, channels)."""
     path = os.fspath(path)
     _check_path(path)
     return audio_read.read_header(path)
@@ -76,22 +116,17 @@ def _decode(path: str, sr: Optional[int], mono: bool, offset: float,
                          f"duration={duration} (for '{path}')")
     if sr is not None and sr <= 0:
         raise ValueError(f"sr must be a positive sample rate or None, got {sr}")
-    data, native_sr, cut, file_seconds = audio_read.read(path, offset, duration)
-    if data.shape[0] == 0:
+    # Mixed down and resampled block by block as it is decoded (`audio_blocks`).
+    got = audio_read.read(path, offset, duration, mono, sr)
+    if got.frames == 0:
         raise AudioDecodeError(path, "the file decodes to zero samples")
-    if not np.all(np.isfinite(data)):
-        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
-        raise AudioDecodeError(path, f"{bad} samples are NaN or infinite")
-
-    y = data.T  # (channels, frames)
-    if mono:
-        y = y.mean(axis=0, dtype=np.float32) if y.shape[0] > 1 else y[0]
-    if sr is not None and native_sr != sr:
-        y = resample(y, orig_sr=native_sr, target_sr=sr)
-        if y.shape[-1] == 0:
-            raise AudioDecodeError(path, f"its {data.shape[0]} samples at {native_sr} Hz "
-                                   f"are less than one sample at {sr} Hz")
-    return Decoded(np.ascontiguousarray(y, dtype=np.float32), cut, file_seconds)
+    if got.non_finite:
+        raise AudioDecodeError(path, f"{got.non_finite} samples are NaN or infinite")
+    if got.samples.shape[0] == 0:
+        raise AudioDecodeError(path, f"its {got.frames} samples at {got.native_sr} Hz "
+                               f"are less than one sample at {sr} Hz")
+    y = got.samples if mono else got.samples.T  # (channels, frames), as librosa
+    return Decoded(np.ascontiguousarray(y, dtype=np.float32), got.cut, got.file_seconds)
 
 
 def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bool = True,
@@ -104,17 +139,19 @@ def load_audio(path: os.PathLike | str, sr: Optional[int] = DEFAULT_SR, mono: bo
       mono: average the channels into one (librosa's to_mono).
       offset: seconds to skip at the start (`int(offset * file_rate)` frames, as librosa).
       duration: seconds to read (`int(duration * file_rate)` frames, as librosa; None: to
-        the end). Only that much is decoded, and memory stays within it whatever the
-        header claims.
+        the end). Only that much is decoded, and memory follows the output (mixed down and
+        resampled block by block) whatever the header claims.
 
     Returns:
       `(samples,)` when mono, else `(channels, samples)`; float32.
 
     Raises:
       FileNotFoundError: the path does not exist.
-      AudioDecodeError: the file is empty, corrupt, in an unsupported format, has no
-        samples, holds NaN/inf samples, or its header is impossible (sample rate) or
-        declares more than its data holds. The message names the file and the reason.
+      AudioDecodeError: the path is not a regular file that can be opened (a FIFO, a
+        device, a dangling or looping symlink, EACCES), or the file is empty, corrupt, in
+        an unsupported format, has no samples, holds NaN/inf samples, or its header is
+        impossible (sample rate, more than MAX_CHANNELS channels) or declares more than
+        its data holds. The message names the file and the reason.
     """
     return _decode(os.fspath(path), sr, mono, offset, duration).samples
 
@@ -154,6 +191,8 @@ def check_clip(path: os.PathLike | str, *, sr: int, min_seconds: float,
                           max(min_seconds, clip_seconds) + READ_MARGIN_S)
     except AudioDecodeError as e:
         return e.reason, 0.0
+    except FileNotFoundError:  # listed by the caller, so it went away since
+        return "does not exist (removed while the data was being read?)", 0.0
     seconds = decoded.samples.size / sr
     if seconds < min_seconds:
         return _too_short(seconds, min_seconds)

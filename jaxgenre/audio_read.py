@@ -4,8 +4,12 @@ fallback second, each reading no more than asked and never trusting a header's l
 - A header is checked (sample rate, channels) before a single sample is read.
 - libsndfile is read block by block (`BLOCK_SAMPLES` samples a read), so a header that
   declares more than the data holds (a FLAC claiming 36 days) never sizes an allocation:
-  memory follows the audio decoded, at most `duration` x rate x channels. A stream that
-  ends before its header says raises, naming both lengths.
+  memory follows the audio decoded. Each block goes through `audio_blocks.Blocks` as it
+  is read: checked for NaN/inf, mixed down (mono) and resampled (a soxr stream), exactly
+  as `load_audio` treats the whole, so memory follows the output (twice it while the
+  parts are joined, plus one block), whatever the file's rate and channel count. A stream
+  that ends before its header says raises, naming both lengths.
+- At most `MAX_CHANNELS` channels: more is refused from the header.
 - Frames are counted as librosa counts them: `int(offset * rate)` to skip and
   `int(duration * rate)` to read, so `audio.load_audio(..., duration=d)` equals
   `librosa.load(..., duration=d)`.
@@ -19,16 +23,22 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from jaxgenre import errors
+from jaxgenre.audio_blocks import Blocks
 
 # Sample rates a file may declare: telephone-grade 1 kHz-ish sources up to DXD-class
 # 768 kHz. Anything else is a damaged header (a flipped bit made one 537 MHz), and
 # resampling from it would give nothing, or gigabytes.
 MIN_SR, MAX_SR = 1000, 768000
+# Channels a file may declare: 64 is 7th-order ambisonics, above every delivery format
+# (FLAC stops at 8, AAC at 48); more is a multitrack master or a damaged header. Decoding
+# work grows with it (every channel is decoded, then mixed), and the audioread fallback
+# holds every channel before mixing, so it is bounded here, from the header.
+MAX_CHANNELS = 64
 # Samples (all channels together) asked of libsndfile per read: 1 MiB of float32.
 BLOCK_SAMPLES = 1 << 18
 
@@ -60,8 +70,14 @@ class AudioInfo(NamedTuple):
         return self.estimated_seconds
 
 
-# (samples (frames, channels) float32, native rate, cut short by `duration`, header seconds)
-Read = Tuple[np.ndarray, int, bool, Optional[float]]
+class Read(NamedTuple):
+    """A decoder's result: what `Blocks` made of the frames it decoded."""
+    samples: np.ndarray  # (frames,) when mono, else (frames, channels); float32 at `sr`
+    native_sr: int
+    cut: bool  # `duration` stopped the read and the file went on
+    file_seconds: Optional[float]  # the header's length; None: unknown
+    frames: int  # decoded, at the native rate
+    non_finite: int  # NaN/inf samples among them (then `samples` is empty)
 
 
 def check_header(path: str, samplerate: float, channels: int) -> None:
@@ -71,6 +87,10 @@ def check_header(path: str, samplerate: float, channels: int) -> None:
                                f"outside any audio format's {MIN_SR}-{MAX_SR} Hz: damaged?")
     if channels < 1:
         raise AudioDecodeError(path, f"its header gives {channels} channels: damaged?")
+    if channels > MAX_CHANNELS:
+        raise AudioDecodeError(path, f"its header gives {channels} channels; this reads at "
+                               f"most {MAX_CHANNELS}: mix it down first (or the header is "
+                               f"damaged)")
 
 
 def read_header(path: str) -> AudioInfo:
@@ -97,10 +117,11 @@ def read_header(path: str) -> AudioInfo:
     return found
 
 
-def _read_blocks(f, limit: Optional[int]) -> np.ndarray:
-    """Up to `limit` frames (None: to the end) from an open SoundFile, block by block."""
+def _read_blocks(f, limit: Optional[int], blocks: Blocks) -> None:
+    """Up to `limit` frames (None: to the end) from an open SoundFile into `blocks`, one
+    block (at most BLOCK_SAMPLES samples) a read."""
     block = max(1, BLOCK_SAMPLES // f.channels)
-    parts, got = [], 0
+    got = 0
     while limit is None or got < limit:
         want = block if limit is None else min(block, limit - got)
         try:
@@ -110,20 +131,16 @@ def _read_blocks(f, limit: Optional[int]) -> np.ndarray:
                 f"its data ends after {got / f.samplerate:.2f} s though its header declares "
                 f"{f.frames / f.samplerate:.6g} s: truncated or damaged "
                 f"({one_line(e)})") from None
-        if part.shape[0]:
-            parts.append(part)
-            got += part.shape[0]
+        blocks.add(part)
+        got += part.shape[0]
         if part.shape[0] < want:
             break
-    if not parts:
-        return np.zeros((0, f.channels), np.float32)
-    # A short last read is a view of a whole block: copy (concatenate does) to let it go.
-    return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
 
-def read_soundfile(path: str, offset: float, duration: Optional[float]) -> Read:
-    """libsndfile; raises RuntimeError (libsndfile's, or a truncated stream) or
-    AudioDecodeError (a header nothing should decode, an offset past the end)."""
+def read_soundfile(path: str, offset: float, duration: Optional[float], mono: bool = False,
+                   sr: Optional[int] = None) -> Read:
+    """libsndfile, block by block; raises RuntimeError (libsndfile's, or a truncated
+    stream) or AudioDecodeError (a header nothing should decode, an offset past the end)."""
     import soundfile as sf
 
     with sf.SoundFile(path) as f:
@@ -140,18 +157,22 @@ def read_soundfile(path: str, offset: float, duration: Optional[float]) -> Read:
         if start > 0:
             f.seek(start)
         limit = None if duration is None else int(duration * native_sr)
-        data = _read_blocks(f, limit)
+        blocks = Blocks(f.channels, native_sr, mono, sr)
+        _read_blocks(f, limit, blocks)
         cut = False
-        if limit is not None and data.shape[0] == limit:
+        if limit is not None and blocks.frames == limit:
             try:  # one more frame says whether the file goes on
                 cut = f.read(frames=1, dtype="float32").shape[0] > 0
             except Exception:  # the data ends here, whatever the header said
                 cut = False
-        return data, native_sr, cut, f.frames / native_sr
+        return Read(blocks.samples(), native_sr, cut, f.frames / native_sr, blocks.frames,
+                    blocks.non_finite)
 
 
-def read_audioread(path: str, offset: float, duration: Optional[float]) -> Read:
-    """librosa's fallback decoder (audioread: ffmpeg, GStreamer, CoreAudio)."""
+def read_audioread(path: str, offset: float, duration: Optional[float], mono: bool = False,
+                   sr: Optional[int] = None) -> Read:
+    """librosa's fallback decoder (audioread: ffmpeg, GStreamer, CoreAudio). librosa holds
+    every channel of what it reads (at most MAX_CHANNELS) before `Blocks` sees it."""
     import audioread
     import librosa
 
@@ -171,18 +192,24 @@ def read_audioread(path: str, offset: float, duration: Optional[float]) -> Read:
     if duration is not None:
         limit = int(duration * native_sr)
         cut, y = y.shape[0] > limit, y[:limit]
-    return y, native_sr, cut, None
+    blocks = Blocks(y.shape[1], native_sr, mono, sr)
+    blocks.add(np.ascontiguousarray(y))
+    del y
+    return Read(blocks.samples(), native_sr, cut, None, blocks.frames, blocks.non_finite)
 
 
-def read(path: str, offset: float, duration: Optional[float]) -> Read:
-    """libsndfile, else audioread; AudioDecodeError carrying both reasons when both fail."""
+def read(path: str, offset: float, duration: Optional[float], mono: bool = False,
+         sr: Optional[int] = None) -> Read:
+    """libsndfile, else audioread: `duration` seconds from `offset`, mixed down (mono)
+    and resampled to `sr` (None: the native rate) as they are decoded. AudioDecodeError
+    carrying both reasons when both fail."""
     try:
-        return read_soundfile(path, offset, duration)
+        return read_soundfile(path, offset, duration, mono, sr)
     except AudioDecodeError:
         raise
     except Exception as sf_error:  # libsndfile: unknown format, corrupt header, ...
         try:
-            return read_audioread(path, offset, duration)
+            return read_audioread(path, offset, duration, mono, sr)
         except AudioDecodeError:
             raise
         except Exception as fallback_error:

@@ -301,3 +301,90 @@ def test_predict_writes_strict_json_when_the_model_gives_nan(tmp_path, fake_pred
     rows = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))
     assert "non-finite" in rows[0]["error"] and "top" not in rows[0]
     assert "ERROR" in capsys.readouterr().out
+
+
+# --- review round 2: channels ------------------------------------------------------------
+
+def test_many_channels_are_mixed_down_block_by_block(tmp_path):
+    """8 channels at 192 kHz, 4 s of silence in FLAC (a few KB). Before: every channel
+    was held as float32, then copied once more (49 MB for this file; 734 MB for the
+    review's 30 s at 384 kHz). Now each block is mixed down and resampled as it is read
+    (`audio_blocks`): memory follows the 22.05 kHz mono output plus a block or two,
+    whatever the file's rate and channel count."""
+    path = str(tmp_path / "wide.flac")
+    rate, seconds = 192000, 4
+    with sf.SoundFile(path, "w", rate, 8, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(seconds):
+            f.write(np.zeros((rate, 8), np.int16))
+    blocks = 3 * audio_read.BLOCK_SAMPLES * 4  # a block read, its mix, the resampler's
+    decoded, peak = _peak_bytes(lambda: audio.load_capped(path, sr=SR, max_seconds=30.0))
+    assert decoded.samples.shape == (seconds * SR,) and not decoded.cut
+    assert peak < 3 * decoded.samples.nbytes + blocks, peak
+    (reason, length), peak = _peak_bytes(
+        lambda: audio.check_clip(path, sr=SR, min_seconds=1.0, clip_seconds=30.0))
+    assert reason is None and length == seconds
+    assert peak < 3 * decoded.samples.nbytes + blocks, peak
+
+
+@pytest.mark.parametrize("offset,duration", [(0.0, None), (0.3, 0.9)])
+def test_blockwise_mixdown_equals_librosa(tmp_path, offset, duration):
+    """8 different channels over several blocks (BLOCK_SAMPLES / 8 frames a read), mixed
+    down and resampled block by block: librosa.load's output to the bit, for mono and
+    for every channel (mono=False), at 22.05 kHz and at the file's own rate."""
+    path = str(tmp_path / "eight.wav")
+    rng = np.random.default_rng(8)
+    noise = (0.2 * rng.standard_normal((int(1.5 * 48000), 8))).astype(np.float32)
+    sf.write(path, noise, 48000, subtype="FLOAT")
+    assert noise.shape[0] > 2 * audio_read.BLOCK_SAMPLES // 8
+    for sr in (SR, None):
+        expected, _ = librosa.load(path, sr=sr, offset=offset, duration=duration)
+        np.testing.assert_array_equal(
+            audio.load_audio(path, sr=sr, offset=offset, duration=duration), expected)
+    every, _ = librosa.load(path, sr=SR, mono=False, offset=offset, duration=duration)
+    np.testing.assert_array_equal(
+        audio.load_audio(path, sr=SR, mono=False, offset=offset, duration=duration), every)
+
+
+def test_channel_counts_above_the_maximum_are_refused(tmp_path):
+    """MAX_CHANNELS (64: 7th-order ambisonics; FLAC stops at 8, AAC at 48): more is a
+    damaged header or a multitrack master, refused from the header alone in one line."""
+    assert audio.MAX_CHANNELS == 64
+    for channels in (64, 65, 1024, 4096):  # 4096: past libsndfile's 1024, so audioread's
+        frames = 8000 if channels == 64 else 100
+        path = str(tmp_path / f"c{channels}.wav")
+        with open(path, "wb") as f:
+            f.write(_wav_header(8000, channels, 16, channels * 2 * frames)
+                    + bytes(channels * 2 * frames))
+        if channels == 64:
+            assert audio.info(path).channels == 64
+            assert audio.load_audio(path, sr=None).shape == (8000,)
+            continue
+        for probe in (audio.info, audio.load_audio):
+            with pytest.raises(audio.AudioDecodeError, match=f"{channels} channels") as e:
+                probe(path)
+            assert "at most 64" in str(e.value) and "\n" not in str(e.value)
+        assert "at most 64" in audio.check_clip(path, sr=SR, min_seconds=0.5,
+                                                clip_seconds=1.0)[0]
+
+
+def test_paths_that_are_not_regular_files_are_decode_errors(tmp_path):
+    """A FIFO is refused before anything opens it (an open would block); a dangling or
+    looping symlink and a device are AudioDecodeErrors (UserErrors: one line), a plain
+    missing path stays FileNotFoundError, and check_clip turns every one into a reason."""
+    fifo = str(tmp_path / "pipe.wav")
+    os.mkfifo(fifo)
+    dangling, loop = str(tmp_path / "dangling.wav"), str(tmp_path / "loop.wav")
+    os.symlink(str(tmp_path / "gone.wav"), dangling)
+    os.symlink("loop.wav", loop)
+    cases = {fifo: "FIFO", dangling: "which does not exist", loop: "symbolic links",
+             os.devnull: "character device"}
+    for path, words in cases.items():
+        for probe in (audio.info, audio.load_audio):
+            with pytest.raises(audio.AudioDecodeError, match=words):
+                probe(path)
+        assert words in audio.check_clip(path, sr=SR, min_seconds=1.0, clip_seconds=1.0)[0]
+    missing = str(tmp_path / "missing.wav")
+    with pytest.raises(FileNotFoundError):
+        audio.load_audio(missing)
+    assert audio.check_clip(missing, sr=SR, min_seconds=1.0, clip_seconds=1.0) == (
+        "does not exist (removed while the data was being read?)", 0.0)

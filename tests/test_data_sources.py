@@ -216,3 +216,140 @@ def test_a_source_that_accepts_out_of_order_still_gets_unique_ids_and_a_note():
                                        "duplicate of a/x (#0) (same clip id a/x); not used"}]
     assert source.report.notes == ["1 duplicate clip(s) dropped; the total duration still "
                                    "counts them"]
+
+
+# --- review round 2: entries that cannot be opened, ids that differ only in case ---------
+
+def _two_class_folder(root) -> str:
+    """`<root>/{jazz,rock}/<class>.00000.wav`: one usable 1.5 s clip per class."""
+    for name in ("jazz", "rock"):
+        os.makedirs(os.path.join(str(root), name))
+        _tone(os.path.join(str(root), name, f"{name}.00000.wav"), 440.0, "WAV", seconds=1.5)
+    return str(root)
+
+
+def test_entries_that_cannot_be_opened_are_rejected_rows_not_crashes(tmp_path, monkeypatch):
+    """A dangling symlink, a symlink loop, a FIFO (which would block an open), a device, a
+    socket, a file gone between listing and reading, one open() refuses (EACCES; root
+    reads anything, so that refusal is injected): each one rejected row with its reason,
+    the rest of the folder used, and nothing hangs (SIGALRM guards the FIFO)."""
+    import signal
+    import socket
+
+    from jaxgenre.data.folder import FolderSource
+
+    root = _two_class_folder(tmp_path / "d")
+    jazz = os.path.join(root, "jazz")
+    os.symlink(str(tmp_path / "nowhere.wav"), os.path.join(jazz, "jazz.00001.wav"))
+    os.symlink("jazz.00002.wav", os.path.join(jazz, "jazz.00002.wav"))
+    os.mkfifo(os.path.join(jazz, "jazz.00003.wav"))
+    os.symlink(os.devnull, os.path.join(jazz, "jazz.00004.wav"))
+    monkeypatch.chdir(jazz)  # a socket path must be short: bind it relative to the folder
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("jazz.00005.wav")
+    _tone(os.path.join(jazz, "jazz.00007.wav"), 330.0, "WAV", seconds=1.5)
+    real_listdir, real_open = os.listdir, os.open
+
+    def listdir(path):  # jazz.00006.wav is listed, then gone before it is read
+        names = real_listdir(path)
+        return names + ["jazz.00006.wav"] if os.path.basename(path) == "jazz" else names
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if str(path).endswith("jazz.00007.wav"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "open", refusing_open)
+
+    def hung(*_):
+        raise TimeoutError("validation blocked")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        source = FolderSource(root, min_seconds=1.0, clip_seconds=1.0, progress=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        server.close()
+    assert [c.clip_id for c in source.clips] == ["jazz/jazz.00000", "rock/rock.00000"]
+    reasons = {r["file"]: r["reason"] for r in source.report.rejected}
+    expected = {"00001": r"symbolic link to '.*nowhere\.wav', which does not exist",
+                "00002": r"cannot be opened: Too many levels of symbolic links",
+                "00003": r"is a FIFO \(named pipe\), not a regular file",
+                "00004": r"is a character device, not a regular file",
+                "00005": r"is a socket, not a regular file",
+                "00006": r"does not exist \(removed while",
+                "00007": r"cannot be opened: Permission denied"}
+    assert set(reasons) == {os.path.join("jazz", f"jazz.{k}.wav") for k in expected}
+    for key, pattern in expected.items():
+        reason = reasons[os.path.join("jazz", f"jazz.{key}.wav")]
+        assert re.search(pattern, reason) and "\n" not in reason, (key, reason)
+    assert source.report.clip_counts == {"jazz": 1, "rock": 1}
+
+
+def test_clip_ids_that_differ_only_in_case_are_one_clip(tmp_path):
+    """Jazz.00000.WAV beside jazz.00000.wav (the same bytes): one clip, the first file in
+    name order, with its own spelling; the other a reported duplicate, so no split can
+    put the one recording in two parts."""
+    import shutil
+
+    from jaxgenre.data.folder import FolderSource
+
+    root = _two_class_folder(tmp_path / "d")
+    jazz = os.path.join(root, "jazz")
+    shutil.copy(os.path.join(jazz, "jazz.00000.wav"), os.path.join(jazz, "Jazz.00000.WAV"))
+    source = FolderSource(root, min_seconds=1.0, clip_seconds=1.0, progress=False)
+    ids = [c.clip_id for c in source.clips]
+    assert ids == ["jazz/Jazz.00000", "rock/rock.00000"]
+    assert source.clips[0].locator.endswith("Jazz.00000.WAV")
+    assert source.report.rejected == [{
+        "file": os.path.join("jazz", "jazz.00000.wav"),
+        "reason": f"duplicate of {os.path.join('jazz', 'Jazz.00000.WAV')} "
+                  f"(same clip id jazz/Jazz.00000, ignoring case); not used"}]
+    assert source.report.clip_counts == {"jazz": 1, "rock": 1}
+    # Case still tells classes apart: a clip of another class keeps its own id.
+    os.makedirs(os.path.join(root, "Jazz"))
+    shutil.copy(os.path.join(jazz, "jazz.00000.wav"), os.path.join(root, "Jazz", "x.wav"))
+    shutil.copy(os.path.join(jazz, "jazz.00000.wav"), os.path.join(root, "rock", "X.wav"))
+    source = FolderSource(root, min_seconds=1.0, clip_seconds=1.0, progress=False)
+    assert [c.clip_id for c in source.clips] == ["Jazz/x", "jazz/Jazz.00000", "rock/X",
+                                                 "rock/rock.00000"]
+
+
+def test_a_class_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
+    """EACCES on a class folder (injected: root lists anything): a DataSourceError naming
+    the folder and the fix, not a PermissionError traceback."""
+    from jaxgenre.data.folder import FolderSource
+
+    root = _two_class_folder(tmp_path / "d")
+    real_listdir = os.listdir
+
+    def listdir(path):
+        if os.path.basename(path) == "rock":
+            raise PermissionError(13, "Permission denied", path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(sources.DataSourceError) as error:
+        FolderSource(root, min_seconds=1.0, clip_seconds=1.0, progress=False)
+    message = str(error.value)
+    assert os.path.join(root, "rock") in message and "Permission denied" in message
+    assert "\n" not in message and "chmod" in message
+
+
+def test_a_file_name_with_a_newline_is_a_rejected_row_not_a_clip_id(tmp_path):
+    """A clip id is written into reports and CSV rows line by line: a name holding a
+    newline is listed with its reason, and the other clips are used."""
+    from jaxgenre.data.folder import FolderSource
+
+    for genre in ("blues", "jazz"):
+        os.makedirs(tmp_path / genre)
+        _tone(str(tmp_path / genre / f"{genre}.00000.wav"), 220.0, "WAV")
+    _tone(str(tmp_path / "jazz" / "jazz\n00003.wav"), 330.0, "WAV")
+    source = FolderSource(str(tmp_path), min_seconds=1.0, progress=False)
+    assert [c.clip_id for c in source.clips] == ["blues/blues.00000", "jazz/jazz.00000"]
+    assert source.report.rejected == [{"file": os.path.join("jazz", "jazz\n00003.wav"),
+                                       "reason": "its name holds a control character (a "
+                                                 "newline or tab?): rename it"}]
