@@ -1,8 +1,10 @@
 """data.download against a real HTTP server on 127.0.0.1 that the tests start: mirrors,
 resume after a cut connection, a server ignoring Range, checksum mismatch, a silent
 server, a verified copy already there, and archives that try to write outside; hostile
-servers (no Content-Length, an endless body, a byte at a time, redirects elsewhere), a
-user's wrong file at the final path, and two processes fetching one asset at once."""
+servers (no Content-Length, an endless body, a byte at a time in the body, a header
+line or a chunk-size line, over http and https, redirects elsewhere or in a loop), a
+user's wrong file or a folder at the final path, names with NUL, and two processes
+fetching one asset at once."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import hashlib
 import http.server
 import io
 import os
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -35,7 +38,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     ignored), cut (the first response stops half-way), missing (404), silent (never
     answers within the client's timeout), nolength (no Content-Length, then zeros
     without end), biglength (announces 100 MB), trickle (a byte every 0.1 s), slow
-    (PAYLOAD in 10 parts over ~1 s), redirect-ftp / redirect-ok (302 elsewhere)."""
+    (PAYLOAD in 10 parts over ~1 s), redirect-ftp / redirect-ok (302 elsewhere), loop
+    (302 to itself), trickle-headers / trickle-chunk (a header line or a chunk-size line
+    that grows by a byte every 0.2 s, for 8 s)."""
     requests = []
     cut_done = set()
     sent = 0
@@ -51,6 +56,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if mode == "silent":
             time.sleep(3)
+            return
+        if mode in ("trickle-headers", "trickle-chunk"):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-A: " if mode == "trickle-headers" else
+                             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;x=")
+            try:
+                for _ in range(40):
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                    self.wfile.write(b"a")
+            except OSError:  # the client hung up
+                pass
+            return
+        if mode == "loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if mode.startswith("redirect-"):
             self.send_response(302)
@@ -103,6 +125,42 @@ def server():
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+# A throwaway self-signed certificate for 127.0.0.1 (P-256, valid 2000-2100), made for
+# these tests with `openssl req` / `openssl ca -selfsign`; the client trusts it through
+# $SSL_CERT_FILE, which OpenSSL reads whenever a default context is made.
+TEST_KEY = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgvcscyozYwvm6LV+Z
+7Q4NHvgHSmEC6gWGPZohC4jdNaihRANCAAQ4LE+F3KvkIZmYRL5HwRdnFw0QMqYs
+eDYlQWDEriGDDSzlv0I+fhGWkznIyYpCAENr4TufNlvZpVERWMPn7HkY
+-----END PRIVATE KEY-----
+"""
+TEST_CERT = """-----BEGIN CERTIFICATE-----
+MIIBWzCCAQKgAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAkxMjcuMC4w
+LjEwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM
+CTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABDgsT4Xcq+QhmZhE
+vkfBF2cXDRAypix4NiVBYMSuIYMNLOW/Qj5+EZaTOcjJikIAQ2vhO582W9mlURFY
+w+fseRijQzBBMA8GA1UdEQQIMAaHBH8AAAEwDwYDVR0TAQH/BAUwAwEB/zAdBgNV
+HQ4EFgQUVjog/2X4VoMmic3rF1W7Vf696E0wCgYIKoZIzj0EAwIDRwAwRAIgWJpe
+PwHJnpQJ5dsQgEggU1iAPgwa7lOqlP3QVCaaLDECIHV/7UJaMCmd1KygXPbouDnW
+OdXcKNd7iGIehUQer9pG
+-----END CERTIFICATE-----
+"""
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "key.pem").write_text(TEST_KEY)
+    (folder / "cert.pem").write_text(TEST_CERT)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", str(folder / "cert.pem")
     httpd.shutdown()
 
 
@@ -294,10 +352,14 @@ def test_a_users_wrong_file_at_the_final_path_is_renamed_aside(server, tmp_path,
 
 
 def test_a_file_name_that_is_no_file_name_is_one_line(tmp_path):
-    for name in ("", "a/b", ".."):
+    for name in ("", "a/b", "..", "a\x00b"):
         asset = download.Asset(name="weights", file=name, urls=("http://127.0.0.1:1/",))
         with pytest.raises(download.DownloadError, match="not a file name"):
             download.fetch(asset, str(tmp_path), progress=False)
+    asset = download.Asset(name="weights", file="w.bin", urls=("http://127.0.0.1:1/",))
+    with pytest.raises(download.DownloadError, match="NUL.*config.data.home"):
+        download.fetch(asset, str(tmp_path / "a\x00b"), progress=False)
+    assert os.listdir(tmp_path) == []
 
 
 _FETCHER = r"""
@@ -324,3 +386,48 @@ def test_two_processes_fetching_one_asset(server, tmp_path):
     assert len(_Handler.requests) == 1  # the second used the verified file
     assert open(os.path.join(home, "file.bin"), "rb").read() == PAYLOAD
     assert os.listdir(home) == ["file.bin"]  # no .part, no lock file left
+
+
+@pytest.mark.parametrize("mode", ["trickle-headers", "trickle-chunk", "https"])
+def test_the_deadline_holds_for_header_and_chunk_lines(server, tls_server, tmp_path, mode,
+                                                       monkeypatch):
+    base = server
+    if mode == "https":  # the same over TLS: the cut reaches a read inside the TLS socket
+        base, mode = tls_server[0], "trickle-headers"
+        monkeypatch.setenv("SSL_CERT_FILE", tls_server[1])
+        path = download.fetch(_asset(f"{base}/ok/file.bin"), str(tmp_path / "ok"),
+                              progress=False)
+        assert open(path, "rb").read() == PAYLOAD  # https itself works
+    start = time.perf_counter()
+    with pytest.raises(download.DownloadError, match=rf"{mode}/file.bin: not done within the "
+                       r"1 s deadline \(config.data.download.deadline_seconds\)"):
+        download.fetch(_asset(f"{base}/{mode}/file.bin"), str(tmp_path), timeout=0.5,
+                       deadline=1.0, progress=False)
+    # every wait is under the 0.5 s timeout: only the deadline can stop it (the server
+    # would go on for 8 s, and http.client's header limits allow far more)
+    assert time.perf_counter() - start < 2.0
+    assert not os.path.exists(tmp_path / "file.bin.part")  # empty: nothing to resume
+
+
+def test_a_redirect_loop_is_one_line(server, tmp_path):
+    with pytest.raises(download.DownloadError) as raised:
+        download.fetch(_asset(f"{server}/loop/file.bin"), str(tmp_path), progress=False)
+    text = str(raised.value)
+    assert "\n" not in text and "loop/file.bin: redirect loop" in text, text
+    assert 1 < len(_Handler.requests) <= 11  # urllib stops it after at most 10 redirects
+
+
+def test_a_folder_at_the_final_path_is_refused_before_fetching(server, tmp_path):
+    (tmp_path / "file.bin").mkdir()
+    with pytest.raises(download.DownloadError, match=r"file.bin is a folder, not test blob: "
+                       r"move it away"):
+        download.fetch(_asset(f"{server}/ok/file.bin"), str(tmp_path), progress=False)
+    assert _Handler.requests == [] and os.listdir(tmp_path) == ["file.bin"]
+
+
+def test_a_lock_path_with_nul_is_an_os_error_as_documented(tmp_path):
+    from jaxgenre.data import filelock
+    with pytest.raises(OSError, match="NUL"):  # every caller handles OSError in one line
+        with filelock.exclusive(str(tmp_path / "a\0b.lock"), waiting="", say=print):
+            pass
+    assert os.listdir(tmp_path) == []

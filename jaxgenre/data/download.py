@@ -9,12 +9,13 @@
   resume after an interruption with a Range request; a server that ignores Range (200
   instead of 206) is read again from the start. A connection that stays silent for
   `timeout` seconds is an error, not a hang, and so is a transfer still going after
-  `deadline` seconds (a server sending a byte now and then; the `.part` is kept, so
-  running again resumes it).
+  `deadline` seconds, wherever it is (headers, chunk lines or body trickling a byte now
+  and then; the `.part` is kept, so running again resumes it).
 - No transfer takes more than the asset's size, or `max_bytes` when the size is not
   pinned (`config.data.download`): a body without Content-Length, or announcing more,
   is cut off and dropped. Redirects are followed only to http(s), and never from https
   down to http (`SafeRedirectHandler`).
+- A folder (or anything but a file) at the final path is refused before any fetch.
 - The finished file is verified (size, sha256) before it is renamed to its final name,
   so a half-written or wrong file never sits there. A verified file is not fetched again
   (no request is made). A file at the final path that fails the pin (a user's own
@@ -128,9 +129,13 @@ def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,
           deadline: float = DEADLINE_SECONDS, say: Callable[[str], None] = _say) -> str:
     """The verified asset's path under `home`, fetched from the first mirror that works;
     `max_bytes` caps an asset of unknown size, `deadline` each mirror's transfer."""
-    if asset.file in ("", ".", "..") or "/" in asset.file or "\\" in asset.file:
+    if (asset.file in ("", ".", "..") or "/" in asset.file or "\\" in asset.file
+            or "\0" in asset.file):
         raise DownloadError(f"cannot fetch {asset.name}: {asset.file!r} is not a file name to "
                             f"save it under; give a URL or path that ends in the file's name")
+    if "\0" in home:
+        raise DownloadError(f"cannot fetch {asset.name} into {home!r}: a folder name has no NUL "
+                            f"character; correct config.data.home / ${ENV_HOME}")
     final = os.path.join(home, asset.file)
     try:  # verified before: no lock needed (a read-only shared home works too)
         if os.path.isfile(final) and _problem(final, asset) is None:
@@ -152,6 +157,11 @@ def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,
 
 
 def _fetch_locked(asset: Asset, final: str, *, say: Callable[[str], None], **transfer) -> str:
+    if os.path.lexists(final) and not os.path.isfile(final):  # before fetching anything
+        what = ("a folder" if os.path.isdir(final) else "a broken link"
+                if os.path.islink(final) else "not a regular file")
+        raise DownloadError(f"{final} is {what}, not {asset.name}: move it away (or set "
+                            f"config.data.home / ${ENV_HOME} elsewhere) and run again")
     if os.path.isfile(final):
         problem = _problem(final, asset)
         if problem is None:  # fetched by the process this one waited for
@@ -162,18 +172,24 @@ def _fetch_locked(asset: Asset, final: str, *, say: Callable[[str], None], **tra
     partial = final + ".part"
     failures = []
     for url in asset.urls:
+        shown = " ".join(url.split())  # one line, whatever the configured URL holds
         try:
             _fetch_one(url, partial, asset, **transfer)
         except (_Refused, urllib.error.URLError, http.client.HTTPException, ValueError,
                 OSError) as e:
-            failures.append(f"{url}: {_reason(e)}")
+            failures.append(f"{shown}: {_reason(e)}")
             continue
         problem = _problem(partial, asset)
         if problem:
             os.remove(partial)
-            failures.append(f"{url}: wrong file ({problem})")
+            failures.append(f"{shown}: wrong file ({problem})")
             continue
-        os.replace(partial, final)
+        try:
+            os.replace(partial, final)
+        except OSError as e:  # the final path taken meanwhile: keep the verified copy
+            raise DownloadError(f"cannot put {asset.name} at {final} ({e.strerror or e}); the "
+                                f"verified download is kept at {partial}: move it there by "
+                                f"hand") from None
         return final
     tried = "; ".join(failures) or "no URL configured"
     digest = (f" (sha256 {asset.sha256})" if asset.sha256
@@ -193,9 +209,19 @@ def _set_aside(path: str) -> str:
 
 
 def _reason(error: BaseException) -> str:
+    """Why one mirror failed, in one line (urllib's own texts may have several)."""
+    return " ".join(_reason_text(error).split())
+
+
+def _reason_text(error: BaseException) -> str:
     if isinstance(error, _Refused):
         return str(error)
     if isinstance(error, urllib.error.HTTPError):
+        if str(error.reason).startswith(urllib.request.HTTPRedirectHandler.inf_msg):
+            handler = urllib.request.HTTPRedirectHandler
+            return (f"redirect loop (HTTP {error.code}: more than {handler.max_redirections} "
+                    f"redirects, or one URL {handler.max_repeats} times); the server is "
+                    f"misconfigured, try another mirror")
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, http_transfer.RedirectRefused):
         return str(error.reason)

@@ -15,6 +15,7 @@ the path afresh, so two processes never both hold the lock. Where `fcntl` does n
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from typing import Callable, Iterator
 
@@ -52,7 +53,10 @@ def _acquire(path: str, waiting: str, say: Callable[[str], None]) -> int:
 @contextlib.contextmanager
 def exclusive(path: str, *, waiting: str, say: Callable[[str], None]) -> Iterator[None]:
     """Holds the exclusive lock `path` for the block; if another process holds it, says
-    `waiting` once and waits for it. Raises `OSError` when the file cannot be created."""
+    `waiting` once and waits for it. Raises `OSError` when the file cannot be created
+    (a NUL in `path` too, which `os.open` reports as a `ValueError`)."""
+    if "\0" in path:
+        raise OSError(errno.EINVAL, "a file name cannot hold a NUL character", path)
     if fcntl is None:
         yield
         return
