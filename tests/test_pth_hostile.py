@@ -1,8 +1,10 @@
 """models.pth against crafted `.pth` files: every tensor must lie inside a storage of the
 archive's own, geometry must be non-negative ints, and what a file makes us allocate is
 bounded by its size (zip bombs included). Each crafted file is refused in one line that
-names it; the legitimate layouts torch writes (views of one storage, stride 0, empty,
-scalar) still read exactly as `torch.load(weights_only=True)`.
+names it, and so is a pickle whose objects would be too many or nested too deep
+(memo tricks: shared references, huge memo indices, copies); the legitimate layouts
+torch writes (views of one storage, stride 0, empty, scalar) still read exactly as
+`torch.load(weights_only=True)`.
 
 The files are built by hand: a small pickle assembler below writes the same opcodes
 torch.save does (checked against torch.load in the first test), so any field can be
@@ -10,9 +12,13 @@ replaced by a hostile value."""
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
+import re
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 
@@ -21,7 +27,8 @@ import pytest
 import torch
 
 from jaxgenre.errors import UserError
-from jaxgenre.models import pth, torchvision_port
+from jaxgenre.models import pth, pth_objects, torchvision_port
+from jaxgenre.models.pth_archive import short
 
 MiB = 1 << 20
 
@@ -359,3 +366,140 @@ def test_data_pkl_is_read_under_the_same_cap(tmp_path):
                                                        rf"would inflate to {size} bytes, over "
                                                        rf"the limit of 64"):
         pth.load_state_dict(path, max_bytes=64)
+
+
+# --- the pickle: scanned, and bounded, before anything is built ------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pickle_pth(path, pkl: bytes, compress=zipfile.ZIP_STORED) -> str:
+    """A zip holding only archive/data.pkl = `pkl` (deflated: a 1 MiB pickle of one
+    repeated opcode is a ~1 KB file)."""
+    with zipfile.ZipFile(str(path), "w", compress) as z:
+        z.writestr("archive/data.pkl", pkl)
+    return str(path)
+
+
+def _dag(depth: int) -> list:
+    """x = [x, x], `depth` times: a 2**depth-leaf tree whose pickle is small (memo)."""
+    x = []
+    for _ in range(depth):
+        x = [x, x]
+    return x
+
+
+NESTED = {  # case: (data.pkl, what the refusal says)
+    "dag_state": (pickle.dumps(_dag(60), protocol=2),
+                  r"does not hold a state dict of tensors \(got \[\[\[\[\.\.\.\], "),
+    "dag_pid": (b"\x80\x02}(" + _v("w") + pickle.dumps(_dag(60), protocol=2)[2:-1] + b"Qu.",
+                r"holds an unexpected reference \[\[\[\["),
+    "deep_list": (b"\x80\x02" + b"(" * 300_000 + b"]" + b"l" * 300_000 + b".",
+                  r"member 'archive/data.pkl' nests containers more than 64 deep"),
+    "deep_tuple_key": (b"\x80\x02}" + b")" + b"\x85" * 1_000_000 + b"K\x01s.",
+                       r"member 'archive/data.pkl' nests containers more than 64 deep"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NESTED))
+def test_nesting_that_hung_or_crashed_is_refused_in_one_line(tmp_path, case):
+    """A shared-reference list 60 levels deep (as the state or as a storage's id: its
+    repr has 2**60 parts), a list 300,000 deep (repr's RecursionError) and a tuple
+    1,000,000 deep used as a dict key (hashing it overflows the C stack). Run in a
+    child process, so that a hang or a crash fails this test instead of the suite."""
+    pkl, says = NESTED[case]
+    path = _pickle_pth(tmp_path / f"{case}.pth", pkl, zipfile.ZIP_DEFLATED)
+    code = ("import sys\nfrom jaxgenre.models import pth\ntry:\n"
+            "    pth.load_state_dict(sys.argv[1])\nexcept pth.UserError as e:\n"
+            "    print('refused', e)\nelse:\n    print('read')\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, path], cwd=ROOT, timeout=60,
+                              capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case}: still loading after 60 s")
+    assert done.returncode == 0, f"{case}: status {done.returncode}: {done.stderr[-500:]}"
+    line = done.stdout.strip()
+    assert line.startswith(f"refused '{path}' ") and "\n" not in line and len(line) < 500, line
+    assert re.search(says, line), line
+
+
+def test_short_is_bounded_whatever_the_value():
+    """`short` (every message's view of a pickled value) shows a few items of a few
+    levels: no full repr first (a DAG's is exponential, a deep list's recursion fails,
+    a 100,000-digit int's refuses to print)."""
+    deep = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert short(deep, 40) == "[[[[...]]]]"
+    assert short(2 ** 100_000) == "<int of 100001 bits>"
+    assert short("x" * 10 ** 7, 12) == "'xxxxxxxx..."
+    assert short(_dag(60), 30) == "[[[[...], [...]], [[...], [..."
+    assert short(collections.OrderedDict(a=_dag(60)), 24) == "OrderedDict({'a': [[[..."
+    assert short((1, "b", [2.5, None], {3: b"c"})) == repr((1, "b", [2.5, None], {3: b"c"}))
+    assert short(list(range(100))) == "[0, 1, 2, 3, ...]"
+
+
+@pytest.mark.parametrize("case", ["many_lists", "memo_index", "ordered_dict_copies",
+                                  "build_copies"])
+def test_a_small_pickle_cannot_make_many_objects(tmp_path, case):
+    """1 Mi empty lists (a ~1 KB file); one memo slot at index 2**24 (the unpickler sizes
+    its memo by the index); 1000 OrderedDicts each copying a memoized 2000-pair list;
+    1000 BUILDs each copying a memoized 2000-key dict. Each would take 100+ MiB; every
+    object the pickle makes is counted before anything is built, and torch.save never
+    writes `OrderedDict(items)` or needs a state dict's attributes."""
+    pairs = [(f"k{i}", i) for i in range(2000)]
+    od = _global("collections", "OrderedDict") + b"q\x01"  # memo 1 (memo 0: the pairs)
+    pkl = {
+        "many_lists": b"\x80\x02" + b"]" * (MiB - 3) + b".",
+        "memo_index": b"\x80\x02}r" + struct.pack("<I", 1 << 24) + b".",
+        "ordered_dict_copies": b"\x80\x02(" + pickle.dumps(pairs, 2)[2:-1] + b"0" + od + b"0"
+                               + b"h\x01h\x00\x85R" * 1000 + b"l.",
+        "build_copies": b"\x80\x02(" + pickle.dumps(dict(pairs), 2)[2:-1] + b"0" + od + b"0"
+                        + b"h\x01)Rh\x00b" * 1000 + b"l.",
+    }[case]
+    path = _pickle_pth(tmp_path / f"{case}.pth", pkl, zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(path) < 100_000
+
+    def load():
+        with pytest.raises(pth.UnreadableCheckpoint, match=rf"{case}.pth' "):
+            pth.load_state_dict(path)
+    assert _peak(load) < 32 * MiB
+
+
+def test_a_data_pkl_inflating_past_the_file_is_refused_unread(tmp_path):
+    """data.pkl may inflate to the file's size (1 MiB at least): torch.save stores it
+    uncompressed, ~100 bytes a tensor. Here 2 MiB of None/POP deflate to ~2 KB."""
+    pkl = b"\x80\x02" + b"N0" * MiB + b"}."
+    path = _pickle_pth(tmp_path / "longpkl.pth", pkl, zipfile.ZIP_DEFLATED)
+    with pytest.raises(pth.UnreadableCheckpoint, match=rf"longpkl.pth' member 'archive/data.pkl'"
+                                                       rf" would inflate to {len(pkl)} bytes, "
+                                                       rf"over the limit of {MiB} "):
+        pth.load_state_dict(path)
+
+
+@pytest.mark.parametrize("name", ["_rebuild_parameter", "_rebuild_tensor_v2"])
+def test_a_pickle_cannot_set_attributes_on_the_functions_it_calls(tmp_path, name):
+    """BUILD on an allowed global would write into the reader's own function (its
+    `__dict__`, or `__defaults__` with a slot state), changing every later load."""
+    pkl = b"\x80\x02" + _global("torch._utils", name) + _v({"marker": 1}) + b"b0}."
+    path = _pickle_pth(tmp_path / "setattr.pth", pkl)
+    with pytest.raises(pth.UnsafeCheckpoint, match=r"setattr.pth' sets state"):
+        pth.load_state_dict(path)
+    assert not hasattr(pth_objects.rebuild_parameter, "marker")
+    assert not hasattr(pth._Unpickler.rebuild_tensor_v2, "marker")
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_every_pickle_protocol_torch_can_write_still_reads(tmp_path, protocol):
+    """The opcode scan knows every opcode: torch.save's default protocol 2 and the
+    framed, memoized ones (`pickle_protocol=4/5`, which torch's own weights-only loader
+    refuses: FRAME) read as torch.load does (a file of our own: no need for
+    weights_only)."""
+    torch.manual_seed(protocol)
+    state = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)).state_dict()
+    path = str(tmp_path / f"p{protocol}.pth")
+    torch.save(state, path, pickle_protocol=protocol)
+    ours, theirs = pth.load_state_dict(path), torch.load(path, weights_only=False)
+    assert list(ours) == list(theirs)
+    for name, t in theirs.items():
+        np.testing.assert_array_equal(ours[name], t.numpy(), err_msg=name)

@@ -12,10 +12,17 @@ offset, size, stride, ...)` calls whose storages are persistent ids `('storage',
 torch.<Type>Storage, key, location, numel)`.
 
 The unpickler accepts exactly what `torch.load(weights_only=True)` needs for a state
-dict — tensor and parameter rebuilds, storage types, `OrderedDict` and pickle's own
+dict — tensor and parameter rebuilds, storage types, `OrderedDict()` and pickle's own
 plain containers — and refuses any other global with `UnsafeCheckpoint`, before
-anything is called: a crafted file cannot run code. Every file, pinned or not, is then
-held to what torch.save writes, so a crafted one cannot read memory or exhaust it:
+anything is called: a crafted file cannot run code, nor set attributes on what it may
+call (pickle's BUILD). Every file, pinned or not, is then held to what torch.save
+writes, so a crafted one cannot read memory or exhaust it:
+- data.pkl inflates to at most the file's size (1 MiB at least;
+  `pth_archive.pickle_limit`), and is scanned opcode by opcode before it is unpickled
+  (`pth_scan`): the objects it would make stay within the file's limit too (counted
+  apart from storages and tensors), nested at most `pth_scan.MAX_DEPTH` deep, so that
+  no memo trick, deep nesting or cycle reaches the unpickler; what it builds is sealed
+  (`pth_objects`), and messages show a bounded part of a value (`pth_archive.short`);
 - a storage is one of the archive's own members (`data/<key>`), holding exactly the
   `numel * itemsize` bytes its id declares, under one storage type;
 - a tensor's storage is such a storage (not another tensor, not a list), its offset an
@@ -40,19 +47,14 @@ import re
 import zipfile
 from typing import Any, Dict, Optional
 
-import ml_dtypes
 import numpy as np
 
 from jaxgenre.errors import UserError
-from jaxgenre.models import pth_archive
+from jaxgenre.models import pth_archive, pth_scan
 from jaxgenre.models.pth_archive import Refusal, short
+from jaxgenre.models.pth_objects import (STORAGE_DTYPES, Function, Storage, StorageType,
+                                         Tensor, ordered_dict, rebuild_parameter)
 
-_STORAGE_DTYPES = {
-    "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
-    "BFloat16Storage": ml_dtypes.bfloat16, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
 _MAX_DIMS = 64  # numpy's limit
 _FIX = "not a file torch.save writes (crafted or damaged): use the original checkpoint"
 
@@ -65,45 +67,6 @@ class UnreadableCheckpoint(UserError):
     """A file that is not a readable zip-format torch checkpoint."""
 
 
-class _Sealed:
-    """The pickle's own objects refuse pickle's BUILD (`__setstate__`): it would set a
-    storage type's dtype or call `ndarray.__setstate__` on a tensor."""
-    __slots__ = ()
-
-    def __setstate__(self, state) -> None:
-        raise Refusal(f"sets state on a {type(self).__name__.strip('_').lower()}, which "
-                      f"torch.save never writes; refused", unsafe=True)
-
-
-class _StorageType(_Sealed):
-    __slots__ = ("name", "dtype")
-
-    def __init__(self, name: str):
-        self.name, self.dtype = name, np.dtype(_STORAGE_DTYPES[name])
-
-
-class _Storage(_Sealed):
-    """One `data/<key>` member as a read-only 1-D array of `numel` elements."""
-    __slots__ = ("member", "type", "array")
-
-    def __init__(self, member: str, storage_type: _StorageType, array: np.ndarray):
-        self.member, self.type, self.array = member, storage_type, array
-
-    def __repr__(self) -> str:
-        return f"<storage '{self.member}'>"
-
-
-class _Tensor(_Sealed):
-    """A rebuilt tensor (its own contiguous copy), unwrapped when the load is done."""
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-
-    def __repr__(self) -> str:
-        return f"<tensor {self.array.dtype}{list(self.array.shape)}>"
-
-
 def _int_tuple(value, what: str, where: str) -> tuple:
     if type(value) is not tuple:
         raise Refusal(f"{where} has {what} {short(value)}, not a tuple of ints")
@@ -114,38 +77,32 @@ def _int_tuple(value, what: str, where: str) -> tuple:
     return value
 
 
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None) -> _Tensor:
-    if not isinstance(data, _Tensor):
-        raise Refusal(f"makes a parameter of {short(data)}, not of a tensor")
-    return data
-
-
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str,
                  budget: pth_archive.Budget):
         super().__init__(file)
         self.archive, self.prefix, self.budget = archive, prefix, budget
-        self.storages: Dict[str, _Storage] = {}
-        self.allowed = {
-            ("collections", "OrderedDict"): collections.OrderedDict,
+        self.storages: Dict[str, Storage] = {}
+        self.allowed = {key: Function(".".join(key), function) for key, function in {
+            ("collections", "OrderedDict"): ordered_dict,
             ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        }
+            ("torch._utils", "_rebuild_parameter"): rebuild_parameter,
+        }.items()}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(name)
+        if module == "torch" and name in STORAGE_DTYPES:
+            return StorageType(name)
         raise Refusal(
             f"asks to load {short(module, 60)}.{short(name, 60)}, which a weights file "
             f"never needs; refused (only tensors and containers are read). Use the "
             f"original file from download.pytorch.org", unsafe=True)
 
-    def persistent_load(self, pid) -> _Storage:
+    def persistent_load(self, pid) -> Storage:
         if not (type(pid) is tuple and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType) and type(pid[2]) is str
-                and re.fullmatch(r"\w+", pid[2]) and type(pid[3]) is str):
+                and isinstance(pid[1], StorageType) and type(pid[2]) is str
+                and re.fullmatch(r"\w{1,100}", pid[2]) and type(pid[3]) is str):
             raise Refusal(f"holds an unexpected reference {short(pid)}", unsafe=True)
         storage_type, key, numel = pid[1], pid[2], pid[4]
         member = f"{self.prefix}data/{key}"
@@ -171,14 +128,14 @@ class _Unpickler(pickle.Unpickler):
         array = np.frombuffer(pth_archive.read_member(self.archive, member, nbytes),
                               dtype=storage_type.dtype)
         array.flags.writeable = False
-        self.storages[key] = _Storage(member, storage_type, array)
+        self.storages[key] = Storage(member, storage_type, array)
         return self.storages[key]
 
     def rebuild_tensor_v2(self, storage, offset, size, stride, requires_grad=False,
-                          backward_hooks=None, metadata=None) -> _Tensor:
+                          backward_hooks=None, metadata=None) -> Tensor:
         """`size` elements of `storage` from `offset` with `stride` (in elements), each
         checked to lie inside it before numpy touches the buffer, as a contiguous copy."""
-        if not isinstance(storage, _Storage):
+        if not isinstance(storage, Storage):
             raise Refusal(f"rebuilds a tensor on {short(storage)}, which is not one of the "
                           f"archive's storages")
         where = f"a tensor on member '{storage.member}'"
@@ -194,7 +151,7 @@ class _Unpickler(pickle.Unpickler):
         self.budget.spend(numel * itemsize, where)
         if numel == 0:  # addresses nothing: torch accepts any offset and stride
             try:
-                return _Tensor(np.empty(size, storage.type.dtype))
+                return Tensor(np.empty(size, storage.type.dtype))
             except ValueError:
                 raise Refusal(f"{where} has size {short(size)}, too large for an array "
                               f"even when empty") from None
@@ -206,11 +163,12 @@ class _Unpickler(pickle.Unpickler):
         view = np.lib.stride_tricks.as_strided(
             storage.array[offset:], shape=size, writeable=False,
             strides=[s * itemsize if n > 1 else 0 for n, s in zip(size, stride)])
-        return _Tensor(np.array(view))
+        return Tensor(np.array(view))
 
 
-def _read(archive: zipfile.ZipFile, budget: pth_archive.Budget) -> Any:
-    """The unpickled top-level object of `archive`."""
+def _read(archive: zipfile.ZipFile, budget: pth_archive.Budget, file_size: int) -> Any:
+    """The unpickled top-level object of `archive` (a file of `file_size` bytes), its
+    pickle scanned first (`pth_scan`)."""
     names = pth_archive.check_names(archive)
     pickles = [n for n in names if n.endswith("data.pkl")]
     if len(pickles) != 1:
@@ -222,26 +180,27 @@ def _read(archive: zipfile.ZipFile, budget: pth_archive.Budget) -> Any:
         if byteorder.decode("ascii", "replace").strip() != "little":
             raise Refusal("was saved big-endian; not supported")
     data = pth_archive.read_member(archive, pickles[0],
-                                   min(budget.limit, pth_archive.MAX_PICKLE_BYTES))
+                                   pth_archive.pickle_limit(file_size, budget.limit))
+    pth_scan.scan(data, budget.limit, pickles[0])
     unpickler = _Unpickler(io.BytesIO(data), archive, prefix, budget)
     try:
         return unpickler.load()
     except Refusal:
         raise
-    except Exception as e:  # a damaged pickle
-        raise Refusal(f"cannot be unpickled ({type(e).__name__}: {short(str(e), 200)})"
-                      ) from None
+    except Exception as e:  # a damaged pickle (its arguments may be the pickle's values)
+        raise Refusal(f"cannot be unpickled ({type(e).__name__}: "
+                      f"{short(e.args[0] if len(e.args) == 1 else e.args, 200)})") from None
 
 
 def load_state_dict(path: str, *, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
     """`torch.load(path, weights_only=True)` for a state dict, as numpy arrays (a
     `collections.OrderedDict`, torch's order kept). `max_bytes` bounds what the file
-    may materialise (storages and tensors); by default `pth_archive.default_limit` of
-    its size. A file torch.save would not write raises `UnreadableCheckpoint` (or
+    may materialise (storages and tensors; and, counted apart, the objects its pickle
+    makes); by default `pth_archive.default_limit` of its size. A file torch.save would not write raises `UnreadableCheckpoint` (or
     `UnsafeCheckpoint`) naming it."""
     try:
-        limit = pth_archive.default_limit(os.path.getsize(path)) if max_bytes is None \
-            else max_bytes
+        file_size = os.path.getsize(path)
+        limit = pth_archive.default_limit(file_size) if max_bytes is None else max_bytes
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise UnreadableCheckpoint(
@@ -250,13 +209,13 @@ def load_state_dict(path: str, *, max_bytes: Optional[int] = None) -> Dict[str, 
             f"format)") from None
     with archive:
         try:
-            state = _read(archive, pth_archive.Budget(limit))
+            state = _read(archive, pth_archive.Budget(limit), file_size)
         except Refusal as e:
             if e.unsafe:
                 raise UnsafeCheckpoint(f"'{path}' {e}") from None
             raise UnreadableCheckpoint(f"'{path}' {e}; {_FIX}") from None
     if not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, _Tensor) for k, v in state.items()):
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
         raise UnreadableCheckpoint(f"'{path}' does not hold a state dict of tensors "
                                    f"(got {short(state)}); {_FIX}")
     return collections.OrderedDict((k, v.array) for k, v in state.items())
