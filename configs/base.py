@@ -57,6 +57,9 @@ def get_config() -> config_dict.ConfigDict:
     # capped: bytes actually written, members, and unpacked/packed size (per zip member
     # and overall; a 204 KB zip unpacking to 200 MB stops at ~20 MB). Sized for
     # FMA-large: fma_large.zip is ~93 GiB of mp3 (which hardly compress), ~106.6k files.
+    # Members counts every file, link and folder made (folders a deep name implies too);
+    # each folder counts 4096 bytes; a tar's whole stream counts against the ratio.
+    # Fixed, not config: paths at most 64 names deep, tar extended headers at most 1 MiB.
     config.data.archive = config_dict.ConfigDict()
     config.data.archive.max_bytes = 200 * 2**30
     config.data.archive.max_members = 250_000

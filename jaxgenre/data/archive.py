@@ -11,9 +11,15 @@
   name that is both a file and a folder, a special file, or a damaged or cut-short
   archive ends in one `ArchiveError` line naming the archive and the member; nothing is
   left behind. tarfile's own `data_filter` checks each tar member too.
+- A tar is read through `tar_stream.TarStream`: decompressed by Python's gzip/bz2/lzma
+  readers to the stream's very end (end marker and CRC checked), every header walked
+  and checked before tarfile sees it (an extended header over 1 MiB, a bad checksum, a
+  missing end-of-archive block are refused), and tarfile fed only what it should read.
 - `Limits` caps the bytes actually written (not the sizes the archive declares, which
   can lie), the member count and the compression ratio (per member for zip, and for the
-  archive as a whole); `config.data.archive` sets them, and the defaults are sized for
+  archive as a whole, the tar stream itself included); every name made counts as a
+  member, the folders a deep name implies too, and each folder as 4096 bytes
+  (`archive_members`); `config.data.archive` sets them, and the defaults are sized for
   FMA-large (~93 GiB of mp3 in ~106.6k files). Below `RATIO_FLOOR` no ratio counts: tiny
   files compress well.
 - Files and folders get the umask's modes (the members' own modes, owners and times are
@@ -34,9 +40,12 @@ import tarfile
 import zipfile
 from typing import Callable, Optional
 
-from jaxgenre.data import filelock
+from jaxgenre.data import filelock, tar_stream
 from jaxgenre.data.archive_members import (KEY, RATIO_FLOOR, READ_ERRORS,  # noqa: F401
                                            ArchiveError, UnsafeArchive, Unpacker, shown)
+from jaxgenre.data.tar_stream import TarStream
+
+_DATA_FILTER = getattr(tarfile, "data_filter", None)  # Python >= 3.11.4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,46 +115,65 @@ def _unpack_zip(u: Unpacker) -> int:
 
 
 def _unpack_tar(u: Unpacker, compression: str) -> int:
-    """Unpacks the tar as a stream, member by member; returns how many members it has."""
-    check = getattr(tarfile, "data_filter", None)  # Python >= 3.11.4
+    """Unpacks the tar as a stream, member by member; returns how many members it has.
+    tarfile reads it through `TarStream`, which walks and checks every header first."""
     try:
-        tar = tarfile.open(u.archive, "r|" + compression)
-    except READ_ERRORS as e:
-        raise u.damaged("at its start (or it is not a tar inside)", e) from None
-    with tar:
-        count, last = 0, None
-        while True:
-            try:
-                member = tar.next()
-            except READ_ERRORS as e:
-                where = f"after member '{shown(last)}'" if last else "at its first member"
-                raise u.damaged(where, e) from None
-            if member is None:
-                return count
-            count += 1
-            u.count(count)
-            name, last = member.name, member.name
-            if member.issym():
-                u.symlink(name, member.linkname)
-            elif member.islnk():
-                u.hardlink(name, member.linkname)
-            elif not (member.isfile() or member.isdir()):
-                raise u.fail(f"has a special file '{shown(name)}' (device or fifo)", unsafe=True)
-            if check is not None:
+        raw = tar_stream.open_decompressed(u.archive, compression)
+    except OSError as e:
+        raise u.damaged("at its start", e) from None
+    with raw:
+        stream = TarStream(raw, u)
+        try:
+            tar = tarfile.open(fileobj=stream, mode="r|", bufsize=tar_stream.BUFSIZE)
+        except READ_ERRORS as e:
+            raise u.damaged("at its start (or it is not a tar inside)", e) from None
+        with tar:
+            count = 0
+            while True:
+                stream.expect_header()
                 try:
-                    check(member, u.staging)
-                except tarfile.FilterError as e:
-                    raise u.fail(f"has a member '{shown(name)}' that tarfile's data filter "
-                                 f"refuses ({e})", unsafe=True) from None
-            if member.isdir():
-                u.folder(name)
-            elif member.isfile():
-                if u.total + member.size > u.limits.max_bytes:  # declared: fail early
-                    u.add_bytes(member.size, name)
-                written = u.file(name, tar.extractfile(member))
-                if written != member.size:
-                    raise u.damaged(f"in member '{shown(name)}'", EOFError(
-                        f"{written} of its {member.size} bytes"))
+                    member = tar.next()
+                except READ_ERRORS as e:
+                    raise stream.damaged(e) from None
+                if member is None:
+                    stream.finish()
+                    return count
+                stream.take(member)
+                tar.members.clear()  # tarfile keeps every header it read; nothing needs them
+                count += 1
+                u.count(count)
+                _unpack_member(u, tar, member)
+
+
+def _unpack_member(u: Unpacker, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    """One tar member: its names checked first (a NUL, '..', depth), then tarfile's own
+    data filter, then written (a link only recorded)."""
+    name = member.name
+    u.parts(name)
+    if member.issym():
+        u.symlink(name, member.linkname)
+    elif member.islnk():
+        u.hardlink(name, member.linkname)
+    elif not (member.isfile() or member.isdir()):
+        raise u.fail(f"has a special file '{shown(name)}' (device or fifo)", unsafe=True)
+    if _DATA_FILTER is not None:
+        try:
+            _DATA_FILTER(member, u.staging)
+        except tarfile.FilterError as e:
+            raise u.fail(f"has a member '{shown(name)}' that tarfile's data filter "
+                         f"refuses ({e})", unsafe=True) from None
+        except (ValueError, OSError) as e:
+            raise u.fail(f"has a member '{shown(name)}' that tarfile's data filter cannot "
+                         f"check ({e})", unsafe=True) from None
+    if member.isdir():
+        u.folder(name)
+    elif member.isfile():
+        if u.total + member.size > u.limits.max_bytes:  # declared: fail early
+            u.add_bytes(member.size, name)
+        written = u.file(name, tar.extractfile(member))
+        if written != member.size:
+            raise u.damaged(f"in member '{shown(name)}'", EOFError(
+                f"{written} of its {member.size} bytes"))
 
 
 def extract(archive: str, target: str, *, limits: Optional[Limits] = None,

@@ -2,12 +2,19 @@
 streaming copy behind `archive.extract`, for zip and tar alike.
 
 A member lands only below the staging folder: no absolute name, no '..', no NUL; every
-name fits the file system (NAME_MAX per component, PATH_MAX in all); a name is one
-thing (a folder, a file or a link), and nothing is written under a file or a link.
+name fits the file system (NAME_MAX per component, PATH_MAX in all) and is at most
+`MAX_DEPTH` (64) names deep (GTZAN's and FMA's are 2-3; a deeper one is refused by name
+before any folder is made); a name is one thing (a folder, a file or a link), and
+nothing is written under a file or a link. A link needs a name: one named '.' would
+stand for the staging folder itself.
 Links are recorded and made last, after every file, so no write ever passes through
 one; a link's target may not be absolute or hold '..', so it points down its own
 folder. Bytes are counted as written (a zip's declared sizes can lie) against the
-archive's `Limits`. Every failure is one `ArchiveError` line naming archive and member.
+archive's `Limits`. Every name made counts as a member, files, links and folders, the
+folders a deep name only implies too, and each folder counts `FOLDER_BYTES` (one
+directory block) against the byte and ratio caps: 200 empty files 900 folders deep
+once made 180,201 folders from 3.9 KB under a cap of 200 members and 1 MB. Every
+failure is one `ArchiveError` line naming archive and member.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from jaxgenre.errors import UserError
 CHUNK = 1 << 20
 RATIO_FLOOR = 1 << 20  # below 1 MiB unpacked no ratio counts: tiny files compress well
 KEY = "config.data.archive"
+MAX_DEPTH = 64  # names in one member's path, folders and its own
+FOLDER_BYTES = 4096  # what a folder costs against the caps: one directory block
 # What reading a damaged archive raises, from tarfile, zipfile and their decompressors.
 READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
                OSError, RuntimeError, NotImplementedError)
@@ -69,12 +78,17 @@ class Unpacker:
 
     def parts(self, name: str, what: str = "member") -> Tuple[str, ...]:
         """`name`'s path components, checked to stay inside and to fit the file system."""
+        if "\x00" in name:
+            raise self.fail(f"has a {what} '{shown(name)}' whose name holds a NUL byte",
+                            unsafe=True)
         pieces = re.split(r"[\\/]", name)
-        if (name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in pieces
-                or "\x00" in name):
+        if name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in pieces:
             raise self.fail(f"has a {what} '{shown(name)}' that would land outside the folder "
                             f"it is unpacked into", unsafe=True)
         parts = tuple(p for p in pieces if p not in ("", "."))
+        if len(parts) > MAX_DEPTH:
+            raise self.fail(f"has a {what} '{shown(name)}' {len(parts)} levels deep; at most "
+                            f"{MAX_DEPTH} are unpacked")
         for part in parts:
             if len(os.fsencode(part)) > self.name_max:
                 raise self.fail(f"has a {what} '{shown(name)}' with a name of "
@@ -90,7 +104,7 @@ class Unpacker:
         is a folder and a file (or link) at once. Returns its path in the staging folder."""
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
-            have = self.kinds.setdefault(prefix, "folder")
+            have = self.kinds.get(prefix) or self._new(prefix, "folder", name)
             if have == "link":
                 raise self.fail(f"has a member '{shown(name)}' under the link "
                                 f"'{shown(prefix)}' (nothing is written through a link)",
@@ -98,10 +112,22 @@ class Unpacker:
             if have == "file":
                 raise self.fail(f"has a member '{shown(name)}' that needs a folder "
                                 f"'{shown(prefix)}', but '{shown(prefix)}' is a file in it")
-        have = self.kinds.setdefault("/".join(parts), kind)
+        key = "/".join(parts)
+        have = self.kinds.get(key) or self._new(key, kind, name)
         if have != kind:
             raise self.fail(f"has a member '{shown(name)}' that is both a {have} and a {kind}")
         return os.path.join(self.staging, *parts)
+
+    def _new(self, key: str, kind: str, name: str) -> str:
+        """Records the new name `key` (made for member `name`) against the caps."""
+        self.kinds[key] = kind
+        if len(self.kinds) > self.limits.max_members:
+            raise self.fail(f"has more than {self.limits.max_members} members "
+                            f"({KEY}.max_members) at member '{shown(name)}', counting every "
+                            f"file, link and folder, those its names imply too")
+        if kind == "folder":
+            self.add_bytes(FOLDER_BYTES, name)
+        return kind
 
     def count(self, n: int) -> None:
         if n > self.limits.max_members:
@@ -165,12 +191,21 @@ class Unpacker:
                     raise self.fail(f"member '{shown(name)}' cannot be written "
                                     f"({e.strerror})") from None
 
+    def linked(self, name: str, what: str) -> Tuple[str, ...]:
+        """A link member's path components; it needs a name ('.' is the folder itself)."""
+        parts = self.parts(name)
+        if not parts:
+            raise self.fail(f"has a {what} '{shown(name)}' with no name (it would stand for "
+                            f"the folder it is unpacked into)")
+        return parts
+
     def hardlink(self, name: str, target: str) -> None:
+        parts = self.linked(name, "hard link")
         source = "/".join(self.parts(target, "hard link target"))
         if self.kinds.get(source) != "file":
             raise self.fail(f"has a hard link '{shown(name)}' to '{shown(target)}', which is "
                             f"not a file before it in the archive")
-        path = self.claim(self.parts(name), "file", name)
+        path = self.claim(parts, "file", name)
         try:
             if os.path.lexists(path):
                 os.unlink(path)
@@ -181,10 +216,10 @@ class Unpacker:
     def symlink(self, name: str, target: str) -> None:
         """Records a link (made at the end, so nothing is ever written through one). Its
         target may not be absolute or hold '..': it can only point down its own folder."""
+        parts = self.linked(name, "link")
         if not target:
             raise self.fail(f"has a link '{shown(name)}' with no target")
         self.parts(target, "link target")
-        parts = self.parts(name)
         self.claim(parts, "link", name)
         self.links["/".join(parts)] = (parts, target)
 
