@@ -192,7 +192,12 @@ class Checkpoints:
 
     def restore_best(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
         """(state, record) of the best readable checkpoint, or None. A damaged best step
-        is read from `last` when that still holds it (every best step was saved to both)."""
+        is read from `last` when that still holds it (every best step was saved to both).
+        Saves still being written finish first: the best step may be the one just saved,
+        and a step read half-written would be taken for damage."""
+        with self._writes_reported():
+            self.last.wait_until_finished()
+            self.best.wait_until_finished()
         return self._restore(self.best, abstract_state, copies=self.last)
 
     def close(self) -> None:

@@ -1,8 +1,24 @@
-"""Shared test set-up: the repository root on sys.path, so `import jaxgenre` and
-`import configs` work from a plain checkout."""
+"""Shared test set-up: the repository root on sys.path (so `import jaxgenre` and
+`import configs` work from a plain checkout), the `slow` marker's default deselection,
+and a sandbox for every write a test (or a run it starts) makes outside its tmp path.
+
+Slow tests: `@pytest.mark.slow` marks the end-to-end runs (subprocesses of launch.py,
+the fault injections, the 8-device equality); a plain `pytest -q` deselects them, says
+how many in its last lines, and stays under 10 minutes on a 2-core CPU. `--runslow`, or
+the environment variable CI set (`.ci/run` sets CI=true), runs them too; so does naming
+a test (`path::name`) or choosing with `-m`.
+
+Writes: for the whole session HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME, MPLCONFIGDIR,
+KERAS_HOME and HYPOTHESIS_STORAGE_DIRECTORY point into a temporary folder, and for each
+test TORCH_HOME, JAXGENRE_DATA and TFDS_DATA_DIR point into a temporary folder of that
+test's own, so a download or a default cache lands there (subprocesses inherit
+os.environ). At the end the session fails, naming the paths, if anything was written
+into the repository or into that stand-in ~ (or the session-wide data caches)."""
 
 import os
+import shutil
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -18,6 +34,123 @@ xla_cpu.apply_cpu_flags()
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
+
+# ----------------------------------------------------------------------------- slow tests
+
+CI_OFF = ("", "0", "false", "no")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the tests marked slow (the default when $CI is set)")
+
+
+def runs_slow(config) -> bool:
+    """Whether this session runs the slow tests: --runslow, $CI set (not 0/false/no),
+    a test named by node id, or a -m expression choosing by marker."""
+    return (config.getoption("--runslow")
+            or os.environ.get("CI", "").strip().lower() not in CI_OFF
+            or bool(config.getoption("markexpr", ""))
+            or any("::" in arg for arg in config.args))
+
+
+def pytest_collection_modifyitems(config, items):
+    if runs_slow(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.hook.pytest_deselected(items=slow)
+    config.stash[_SLOW_DESELECTED] = len(slow)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    deselected = config.stash.get(_SLOW_DESELECTED, 0)
+    if deselected:
+        terminalreporter.write_line(
+            f"{deselected} slow tests deselected (end-to-end runs): `pytest --runslow` or "
+            f"CI=true runs them; .ci/run runs everything")
+    for line in config.stash.get(_LEAKS, []):
+        terminalreporter.write_line(line, red=True, bold=True)
+
+
+# ------------------------------------------------------------ writes stay in tmp paths
+
+SESSION_ENV = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR", "KERAS_HOME",
+               "HYPOTHESIS_STORAGE_DIRECTORY")  # else .hypothesis/ in the working folder
+PER_TEST_ENV = ("TORCH_HOME", "JAXGENRE_DATA", "TFDS_DATA_DIR")
+NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache"}  # interpreter / tool state
+_SLOW_DESELECTED = pytest.StashKey[int]()
+_SANDBOX = pytest.StashKey[dict]()
+_LEAKS = pytest.StashKey[list]()
+
+
+def repo_paths(root: str = ROOT) -> set:
+    """Every file under the repository, relative, but those in NOT_OURS folders and
+    Python sources (a developer may add a module while the suite runs; no test writes
+    one, and whatever a run writes — results, caches, .hypothesis/ — is not .py)."""
+    found = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in NOT_OURS]
+        rel = os.path.relpath(folder, root)
+        found.update(os.path.normpath(os.path.join(rel, name)) for name in files
+                     if not name.endswith(".py"))
+    return found
+
+
+def _files_under(folder: str) -> list:
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
+
+
+def pytest_configure(config):
+    base = tempfile.mkdtemp(prefix="jaxgenre-tests-")
+    values = {name: os.path.join(base, name.lower()) for name in SESSION_ENV + PER_TEST_ENV}
+    os.makedirs(values["HOME"])
+    config.stash[_SANDBOX] = {"base": base, "before": {n: os.environ.get(n) for n in values},
+                              "repo": repo_paths()}
+    os.environ.update(values)
+
+
+@pytest.fixture(autouse=True)
+def _writes_stay_in_tmp_path(tmp_path_factory, monkeypatch):
+    """Each test's data, weights and TFDS caches in a temporary folder of its own (beside
+    its tmp_path, not in it: a test may use tmp_path as a data root and list it)."""
+    folder = tmp_path_factory.mktemp("env")
+    for name in PER_TEST_ENV:
+        monkeypatch.setenv(name, str(folder / name.lower()))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    sandbox = session.config.stash.get(_SANDBOX, None)
+    if sandbox is None:
+        return
+    base = sandbox["base"]
+    leaks = [f"wrote into the repository: {p}"
+             for p in sorted(repo_paths() - sandbox["repo"])]
+    for name in ("HOME",) + PER_TEST_ENV:  # ~ itself, and the session-wide caches
+        leaks += [f"wrote outside its tmp path (${name}): {p}"
+                  for p in _files_under(os.path.join(base, name.lower()))]
+    if leaks:
+        shown = leaks[:10] + ([f"... and {len(leaks) - 10} more"] if len(leaks) > 10 else [])
+        session.config.stash[_LEAKS] = [f"ERROR: a test {line}" for line in shown] + [
+            f"(the stand-in ~ and caches are kept in {base})"]
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    sandbox = config.stash.get(_SANDBOX, None)
+    if sandbox is None:
+        return
+    for name, value in sandbox["before"].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if not config.stash.get(_LEAKS, None):
+        shutil.rmtree(sandbox["base"], ignore_errors=True)
+
+
+# ------------------------------------------------------------------- shared fixtures
 
 GENRES = ("blues", "jazz", "rock")
 SR = 22050

@@ -16,6 +16,7 @@ from configs import base
 from jaxgenre import augment, features, steps
 from jaxgenre.data import pipeline
 from jaxgenre.models import adapter
+from test_features import DB_TOL, MFCC_TOL
 
 SR = 22050
 
@@ -48,7 +49,12 @@ def test_a_gain_equals_the_feature_of_louder_audio_by_librosa(kind):
         else:
             ref = librosa.feature.mfcc(y=y, sr=SR, n_fft=1024, hop_length=256, n_mels=40,
                                        n_mfcc=20)
-        np.testing.assert_allclose(got, ref, atol=2e-3 * max(1.0, np.abs(ref).max()))
+        # The suite's bar for our features against librosa (test_features.py). It was
+        # 2e-3 of the largest |value| (0.05 dB, 0.24 for MFCC), with no need: measured
+        # max |Δ| 1.0e-5 dB and 3.1e-5 (float32 features; a dB shift is exact, the
+        # top_db floor moves with the peak), so a shift off by 0.01 dB fails here.
+        worst = float(np.max(np.abs(got - ref)))
+        assert worst <= (MFCC_TOL if kind == "mfcc" else DB_TOL), (kind, worst)
 
 
 def test_per_example_standardisation_undoes_a_gain():

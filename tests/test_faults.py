@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]  # ~2 min on 2 cores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--config=configs/spectralcnn_mel.py", "--config.data.synthetic.clips_per_class=3",

@@ -1,4 +1,10 @@
-"""The study grid on a tiny synthetic set: tables beside the study's, resumed by cell."""
+"""The study grid on a tiny synthetic set: tables beside the study's, every pair of cells
+compared, resumed by cell, a waveform row; k-fold cross-validation and the corrected
+resampled t-test between two k-fold runs.
+
+One grid of three cells (SpectralCNN on mel and MFCC, SampleCNN on the waveform), trained
+once per module, serves every test that reads a finished grid; the grid with seeds is
+in test_seeds.py."""
 
 import csv
 import json
@@ -8,77 +14,131 @@ import pytest
 
 from configs import base
 from jaxgenre import clip_table, experiments, study
+from test_sample_cnn import tiny
+
+CELLS = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc"), ("sample_cnn", "waveform")]
 
 
-def _tiny_grid_config():
-    """The grid config on 3 clips per class of 4 s, 1 epoch: seconds per cell."""
-    config = base.get_config()
-    config.data.synthetic.update(clips_per_class=3, seconds=4.0)
-    config.data.update(clip_seconds=4.0, segment_seconds=1.0)
-    config.features.n_mels = 32
-    config.train.update(epochs=1, batch_size=8)
-    config.eval.update(batch_size=8, plots=False)
-    return config
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """The grid of CELLS on `tiny`'s data (30 clips of 2 s, one epoch), images resized to
+    48 x 48 as BUILD_NOTES' reduced grid does: (config, workdir)."""
+    config = tiny(base.get_config())
+    config.model.input_size = (48, 48)
+    workdir = tmp_path_factory.mktemp("grid")
+    experiments.run_grid(config, str(workdir), cells=CELLS)
+    return config, workdir
 
 
-def test_grid_writes_the_studys_tables_and_resumes(tmp_path, monkeypatch):
-    config = _tiny_grid_config()
-    cells = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
-    experiments.run_grid(config, str(tmp_path), cells=cells)
-    table = (tmp_path / "results.md").read_text()
+def _cell(workdir, model, feature):
+    """A cell's results.json and its per-clip predictions."""
+    folder = workdir / f"{model}_{feature}"
+    return (json.loads((folder / "results.json").read_text()),
+            clip_table.read(str(folder / clip_table.FILE_NAME)))
+
+
+def test_grid_writes_the_studys_tables_with_a_waveform_row(grid):
+    from sklearn.metrics import accuracy_score
+
+    _, workdir = grid
+    table = (workdir / "results.md").read_text()
     assert "Table 1. Mel-spectrogram input" in table and "Table 3. MFCC input" in table
     assert f"({study.STUDY[('spectral_cnn', 'mel')][0]:.4f})" in table
-    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
-    assert [(r["model"], r["feature"]) for r in rows] == cells
+    assert "Waveform input (the study trained no model on it)" in table
+    assert "| SampleCNN (waveform) |" in table and "(-)" in table
+    rows = list(csv.DictReader(open(workdir / "results.csv")))
+    assert [(r["model"], r["feature"]) for r in rows] == CELLS
     assert float(rows[1]["study_accuracy"]) == study.STUDY[("spectral_cnn", "mfcc")][0]
-    assert (tmp_path / "confusion_grid.png").read_bytes()[:4] == b"\x89PNG"
-    # The cells compared: one pair, its columns, the claims section and its figures.
-    pairs = list(csv.DictReader(open(tmp_path / "comparisons.csv")))
-    assert len(pairs) == 1 and (pairs[0]["a"], pairs[0]["b"]) == ("spectral_cnn/mel",
-                                                                  "spectral_cnn/mfcc")
-    for column in ("a_only", "b_only", "p_value", "p_holm", "delta_accuracy", "delta_low",
-                   "delta_high"):
-        assert pairs[0][column] != ""
-    assert float(pairs[0]["p_holm"]) == float(pairs[0]["p_value"])  # one test: no correction
+    assert rows[2]["study_accuracy"] == ""  # the study has no waveform figures
+    # Each row's accuracy is its cell's, which is sklearn's on the cell's predictions.
+    for row, (model, feature) in zip(rows, CELLS):
+        results, predictions = _cell(workdir, model, feature)
+        expected = accuracy_score(predictions.labels, predictions.probabilities.argmax(1))
+        assert float(row["accuracy"]) == results["test"]["clips"]["accuracy"] == expected
+        assert f"| {results['test']['clips']['accuracy']:.4f} (" in table
+    assert (workdir / "confusion_grid.png").read_bytes()[:4] == b"\x89PNG"
+    # The reduced grid's image size reaches the image cells; the waveform cell has no
+    # image, so the setting skips it instead of stopping the grid there.
+    run_config = lambda cell: json.loads((workdir / cell / "run.json").read_text())["config"]
+    assert run_config("spectral_cnn_mel")["model"]["input_size"] == [48, 48]
+    assert run_config("sample_cnn_waveform")["model"]["input_size"] is None
+
+
+def test_grid_compares_every_pair_with_exact_mcnemar_and_holm(grid):
+    """comparisons.csv against statsmodels: exact McNemar on the cells' predictions,
+    counted by hand, and Holm's step-down adjustment over the three pairs. (One epoch on
+    30 clips: the cells barely differ and p is near 1; the tests themselves, on data
+    where they matter, are test_comparisons.py's. Here: the grid feeds them the right
+    predictions and writes what they give.)"""
+    from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.multitest import multipletests
+
+    _, workdir = grid
+    pairs = list(csv.DictReader(open(workdir / "comparisons.csv")))
+    labels = [f"{m}/{f}" for m, f in CELLS]
+    assert [(p["a"], p["b"]) for p in pairs] == [(labels[0], labels[1]), (labels[0], labels[2]),
+                                                 (labels[1], labels[2])]
+    right = {}
+    for cell, label in zip(CELLS, labels):
+        _, predictions = _cell(workdir, *cell)
+        right[label] = predictions.probabilities.argmax(1) == predictions.labels
+    for pair in pairs:
+        for column in ("a_only", "b_only", "p_value", "p_holm", "delta_accuracy", "delta_low",
+                       "delta_high"):
+            assert pair[column] != "", column
+        a, b = right[pair["a"]], right[pair["b"]]
+        assert (int(pair["a_only"]), int(pair["b_only"])) == (np.sum(a & ~b), np.sum(b & ~a))
+        counts = [[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]]
+        expected = mcnemar(counts, exact=True).pvalue if np.sum(a != b) else 1.0
+        assert float(pair["p_value"]) == pytest.approx(expected, rel=1e-12)
+        assert float(pair["delta_accuracy"]) == pytest.approx(b.mean() - a.mean())
+    holm = multipletests([float(p["p_value"]) for p in pairs], method="holm")[1]
+    np.testing.assert_allclose([float(p["p_holm"]) for p in pairs], holm, rtol=1e-12)
+    table = (workdir / "results.md").read_text()
     assert "## The study's conclusions, tested" in table
     for figure in ("comparisons_pvalues", "accuracy_intervals"):
-        assert (tmp_path / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (workdir / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
-    calls = []  # a second run finds every cell done and trains nothing
+
+def test_a_finished_grid_trains_nothing_again(grid, monkeypatch):
+    config, workdir = grid
+    calls = []
     monkeypatch.setattr("jaxgenre.experiments.run_one", lambda *a: calls.append(a))
-    experiments.run_grid(config, str(tmp_path), cells=cells)
+    experiments.run_grid(config, str(workdir), cells=CELLS)
     assert calls == []
 
 
-def test_a_grid_with_seeds_reports_mean_and_std_and_compares_the_seed_ensembles(tmp_path):
-    config = _tiny_grid_config()
-    config.seeds = 2
-    cells = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
-    experiments.run_grid(config, str(tmp_path), cells=cells)
-    rows = {r["feature"]: r for r in csv.DictReader(open(tmp_path / "results.csv"))}
-    table = (tmp_path / "results.md").read_text()
-    ensembles = {}
-    for model, feature in cells:
-        cell = tmp_path / f"{model}_{feature}"
-        seeds = [json.loads((cell / f"seed_{s}" / "results.json").read_text())
-                 for s in (0, 1)]
-        accuracies = [s["test"]["clips"]["accuracy"] for s in seeds]
-        assert float(rows[feature]["accuracy"]) == pytest.approx(np.mean(accuracies))
-        assert float(rows[feature]["accuracy_std"]) == pytest.approx(np.std(accuracies))
-        assert f"{np.mean(accuracies):.4f} ± {np.std(accuracies):.4f}" in table
-        ensembles[feature] = clip_table.read(str(cell / clip_table.FILE_NAME))
-    # The pair is tested on the seed ensembles' predictions (the cells' own csv files).
-    pair = list(csv.DictReader(open(tmp_path / "comparisons.csv")))[0]
-    right = {f: t.probabilities.argmax(1) == t.labels for f, t in ensembles.items()}
-    assert float(pair["delta_accuracy"]) == pytest.approx(right["mfcc"].mean()
-                                                          - right["mel"].mean())
-    assert int(pair["a_only"]) == int(np.sum(right["mel"] & ~right["mfcc"]))
+def test_the_waveform_cell_runs_end_to_end(grid):
+    """A smoke test of SampleCNN's cell (files, shapes, predict on a clip of another
+    length); that it learns is test_sample_cnn's test on two tones."""
+    from jaxgenre import predict
+    from jaxgenre.data import synthetic
+
+    _, workdir = grid
+    folder = workdir / "sample_cnn_waveform"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["model"] == "sample_cnn" and results["feature"] == "waveform"
+    assert results["test"]["clips"]["n"] == 10 and results["test"]["segments"]["n"] == 40
+    run = json.loads((folder / "run.json").read_text())
+    assert run["segment_frames"] == 11025  # 0.5 s of samples
+    assert [json.loads(l)["epoch"] for l in (folder / "metrics.jsonl").read_text()
+            .splitlines()] == [1]
+    probs = predict.Predictor(str(folder)).probabilities(
+        synthetic.generate_clip(3, 7, seconds=1.3))
+    assert probs.shape == (10,) and abs(float(probs.sum()) - 1) < 1e-5
+
+
+def test_the_default_grid_is_the_studys_nine_cells_then_the_waveform():
+    default = experiments.grid_cells()
+    assert default[:9] == [(m, f) for f in ("mel", "spec", "mfcc")
+                           for m in ("spectral_cnn", "resnet18", "efficientnet_v2_s")]
+    assert default[9:] == [("sample_cnn", "waveform")]
 
 
 def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
-    import json
+    from scipy import stats as sps
 
-    import numpy as np
+    from jaxgenre import compare
 
     config = base.get_config()
     config.data.synthetic.update(clips_per_class=3, seconds=4.0)
@@ -96,43 +156,27 @@ def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
     assert summary["test"]["clips"]["accuracy"] == np.mean(accuracies)
     assert summary["test"]["clips"]["accuracy_std"] == np.std(accuracies)
     assert np.sum(summary["test"]["clips"]["confusion"]) == 30
-    from scipy import stats as sps
-
     np.testing.assert_allclose(summary["test"]["clips"]["accuracy_ci"], sps.t.interval(
         0.95, 2, loc=np.mean(accuracies), scale=sps.sem(accuracies)))
     assert summary["clips_per_fold"]["test"] == [10, 10, 10]
-    assert summary["clips_per_fold"]["train"] == [f["clips"]["train"] for f in folds]
+    train_sizes = [f["clips"]["train"] for f in folds]
+    assert summary["clips_per_fold"]["train"] == train_sizes
     # The folds' predictions together: every clip once, so k-fold cells can be paired.
-    from jaxgenre import clip_table, compare
-
     pooled = clip_table.read(str(tmp_path / clip_table.FILE_NAME))
     assert len(pooled.clip_ids) == len(set(pooled.clip_ids)) == 30
-    # Two k-fold runs: the corrected resampled t-test on their per-fold accuracies.
+    # Two k-fold runs: Nadeau & Bengio's corrected resampled t-test on their per-fold
+    # accuracies, by hand: differences with a real spread, variance (1/k + n_test /
+    # n_train) s², t with k - 1 degrees of freedom, two-sided p from scipy's t.
     other = json.loads(json.dumps(summary))
-    other["test"]["clips"]["per_fold"]["accuracy"] = [a + 0.1 for a in accuracies]
+    differences = np.array([0.1, 0.3, -0.05])
+    other["test"]["clips"]["per_fold"]["accuracy"] = list(np.add(accuracies, differences))
     cv = compare.cross_validated(summary, other)
-    assert cv["folds"] == 3 and cv["mean_difference"] == pytest.approx(0.1)
-
-
-def test_the_grid_has_a_waveform_row_without_study_numbers(tmp_path):
-    from test_sample_cnn import tiny
-
-    config = tiny(base.get_config())
-    # A reduced grid resizes its images (BUILD_NOTES' command); the waveform cell has
-    # none, so the setting skips it instead of stopping the grid there.
-    config.model.input_size = (48, 48)
-    cells = [("spectral_cnn", "mel"), ("sample_cnn", "waveform")]
-    experiments.run_grid(config, str(tmp_path), cells=cells)
-    assert json.loads((tmp_path / "spectral_cnn_mel" / "run.json").read_text())[
-        "config"]["model"]["input_size"] == [48, 48]
-    table = (tmp_path / "results.md").read_text()
-    assert "Waveform input (the study trained no model on it)" in table
-    assert "| SampleCNN (waveform) |" in table and "(-)" in table
-    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
-    assert rows[1]["model"] == "sample_cnn" and rows[1]["study_accuracy"] == ""
-    assert 0.0 <= float(rows[1]["accuracy"]) <= 1.0
-    # The default grid: the study's nine cells, then one waveform cell per model taking it.
-    default = experiments.grid_cells()
-    assert default[:9] == [(m, f) for f in ("mel", "spec", "mfcc")
-                           for m in ("spectral_cnn", "resnet18", "efficientnet_v2_s")]
-    assert default[9:] == [("sample_cnn", "waveform")]
+    k, n_test, n_train = 3, 10, np.mean(train_sizes)
+    variance = (1 / k + n_test / n_train) * np.var(differences, ddof=1)
+    t = np.mean(differences) / np.sqrt(variance)
+    assert cv["folds"] == 3 and cv["mean_difference"] == pytest.approx(0.35 / 3)
+    assert cv["t"] == pytest.approx(t, rel=1e-9)
+    assert cv["p_value"] == pytest.approx(2 * sps.t.sf(abs(t), k - 1), rel=1e-9)
+    # Uncorrected (s² / k) would give a smaller p: the correction matters here.
+    assert cv["p_value"] > 2 * sps.t.sf(np.mean(differences) / np.sqrt(
+        np.var(differences, ddof=1) / k), k - 1) + 0.05

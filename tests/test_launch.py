@@ -1,4 +1,6 @@
-"""The README's commands, end to end, in subprocesses (as a user runs them)."""
+"""The README's commands, end to end, in subprocesses (as a user runs them). The study
+cell's training and resume is `slow` (deselected by a plain `pytest -q`; conftest.py);
+the cheaper default-workdir run keeps launch.py's training path in the default suite."""
 
 import json
 import os
@@ -14,15 +16,24 @@ TINY = ["--config.data.synthetic.clips_per_class=3", "--config.data.synthetic.se
         "--config.eval.batch_size=8"]
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+# A proxy nobody listens on (port 9, discard, closed here): every http(s) fetch fails at
+# once, with or without a network, so a test sees the offline behaviour it asserts and
+# never downloads (the weights would go to $TORCH_HOME, under its tmp path: conftest.py).
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+           "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+           "no_proxy": "", "NO_PROXY": ""}
 
 
+def _run(*args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=900, env=None if env is None else {**os.environ, **env})
+
+
+@pytest.mark.slow
 def test_launch_trains_a_study_cell_and_resumes(tmp_path):
-    # resnet18 asks for ImageNet weights; none exist here, so it must warn and go on.
+    # resnet18 asks for ImageNet weights; none can be had here, so it must warn and go on.
     args = ["launch.py", "--config=configs/resnet_mel.py", f"--workdir={tmp_path}", *TINY]
-    result = _run(*args)
+    result = _run(*args, env=OFFLINE)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "WARNING: no torchvision checkpoint for resnet18" in result.stderr
     results = json.loads((tmp_path / "results.json").read_text())
@@ -31,7 +42,9 @@ def test_launch_trains_a_study_cell_and_resumes(tmp_path):
     assert "test results: resnet18 on mel" in result.stdout and "0.5759" in result.stdout
     for name in ("data_report.json", "run.json", "metrics.jsonl", "confusion_clips.png"):
         assert (tmp_path / name).exists(), name
-    again = _run(*args)  # the same command again: everything is done, nothing retrained
+    assert not os.path.exists(os.path.join(os.environ["TORCH_HOME"], "hub", "checkpoints",
+                                           "resnet18-f37072fd.pth"))  # nothing fetched
+    again = _run(*args, env=OFFLINE)  # the same command again: all done, nothing retrained
     assert again.returncode == 0 and "resuming" in again.stdout
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2
 
@@ -54,7 +67,7 @@ def test_mistyped_override_fails_naming_the_key(tmp_path):
     assert "featurs" in result.stderr and "features" in result.stderr
 
 
-@pytest.mark.parametrize("overrides, message", [
+USER_ERRORS = [
     (["--config.data.source=folder"], "data.source='folder' needs --config.data.root=PATH"),
     (["--config.data.source=folder", "--config.data.root={missing}"],
      "data root '{missing}' does not exist"),
@@ -74,12 +87,33 @@ def test_mistyped_override_fails_naming_the_key(tmp_path):
     (["--config.data.synthetic.variant=extreme"],
      "data.synthetic.variant must be one of standard, hard"),
     (["--config.train.batch_size=0"], "config.train.batch_size must be a whole number"),
-])
-def test_user_errors_are_one_line_and_exit_2(tmp_path, overrides, message):
-    (tmp_path / "empty" / "blues").mkdir(parents=True)
-    paths = {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty")}
-    result = _run("launch.py", "--config=configs/resnet_mel.py",
-                  f"--workdir={tmp_path / 'run'}", *[o.format(**paths) for o in overrides])
+]
+
+
+@pytest.fixture(scope="module")
+def user_error_runs(tmp_path_factory):
+    """launch.py once per USER_ERRORS case, two at a time (each run is mostly Python
+    and JAX starting up, on one core): {case index: (completed process, paths)}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index):
+        base = tmp_path_factory.mktemp(f"user_error_{index}")
+        (base / "empty" / "blues").mkdir(parents=True)
+        paths = {"missing": str(base / "missing"), "empty": str(base / "empty")}
+        overrides = [o.format(**paths) for o in USER_ERRORS[index][0]]
+        return _run("launch.py", "--config=configs/resnet_mel.py",
+                    f"--workdir={base / 'run'}", *overrides), paths
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        return dict(enumerate(pool.map(one, range(len(USER_ERRORS)))))
+
+
+@pytest.mark.parametrize("case", range(len(USER_ERRORS)),
+                         ids=[" ".join(o.replace("--config.", "") for o in overrides).translate(
+                             {ord("{"): None, ord("}"): None}) for overrides, _ in USER_ERRORS])
+def test_user_errors_are_one_line_and_exit_2(user_error_runs, case):
+    result, paths = user_error_runs[case]
+    message = USER_ERRORS[case][1]
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]

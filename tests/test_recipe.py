@@ -1,5 +1,6 @@
 """The recipe configs: each is its study cell plus only the recipe's switches, and the
-recipe trains from its config file on the built-in data."""
+recipe trains from its config file on the built-in data (`slow`: every recipe switch is
+also on in test_train_run's augmented run, which the default suite runs)."""
 
 import importlib
 import json
@@ -12,8 +13,6 @@ from jaxgenre import experiments, validation
 RECIPES = {"recipe_spectralcnn_mel": "spectral_cnn", "recipe_resnet_mel": "resnet18",
            "recipe_efficientnet_mel": "efficientnet_v2_s"}
 RECIPE_SECTIONS = {"augment", "optim", "train", "eval"}
-
-
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -30,6 +29,7 @@ def test_a_recipe_is_its_study_cell_plus_the_recipe_switches(name):
     assert not changed & {"train.epochs", "train.batch_size", "optim.learning_rate"}
 
 
+@pytest.mark.slow  # an end-to-end run; predict's windows are also test_train_run's check
 def test_the_spectralcnn_recipe_trains_from_its_config(tmp_path):
     from tests.test_sample_cnn import tiny
 

@@ -1,9 +1,8 @@
-"""SampleCNN, the waveform model: its size by hand, any input length, and a waveform
-cell that trains, tests and predicts like any other; 2-D models refuse waveforms."""
+"""SampleCNN, the waveform model: its size by hand, any input length, standardised
+inputs, learning on an easy set (two tones); 2-D models refuse waveforms. The waveform
+cell's end-to-end run (train, test, predict) is the grid's in test_grid.py."""
 
 from __future__ import annotations
-
-import json
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import base, waveform
-from jaxgenre import experiments, models, validation
+from jaxgenre import models, validation
 from jaxgenre.models import adapter
 
 
@@ -56,17 +55,49 @@ def tiny(config):
     return config
 
 
-def test_the_waveform_cell_trains_tests_and_predicts(tmp_path):
-    out = experiments.run_one(tiny(waveform.get_config()), str(tmp_path))
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["model"] == "sample_cnn" and results["feature"] == "waveform"
-    assert results["test"]["clips"]["n"] == 10 and results["test"]["segments"]["n"] == 40
-    run = json.loads((tmp_path / "run.json").read_text())
-    assert run["segment_frames"] == 11025  # 0.5 s of samples
-    from jaxgenre import predict
-    from jaxgenre.data import synthetic
+def _tones(seed: int, n: int, samples: int = 729) -> dict:
+    """An easy two-class set: class 0 a pure tone of 200-300 Hz, class 1 one of
+    1000-1500 Hz, random phase, in noise of a third of the tone's amplitude; 729 samples
+    (33 ms at 22050 Hz), a batch as steps.train takes it."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).astype(np.int32)
+    freq = np.where(labels == 0, rng.uniform(200, 300, n), rng.uniform(1000, 1500, n))
+    t = np.arange(samples) / 22050
+    y = np.sin(2 * np.pi * freq[:, None] * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+    y += 0.3 * rng.standard_normal((n, samples))
+    return {"inputs": y.astype(np.float32), "labels": labels, "mask": np.ones(n, np.float32)}
 
-    probs = predict.Predictor(str(tmp_path)).probabilities(
-        synthetic.generate_clip(3, 7, seconds=1.3))
-    assert probs.shape == (10,) and abs(float(probs.sum()) - 1) < 1e-5
-    assert out["history"][0]["epoch"] == 1
+
+def test_sample_cnn_learns_two_tones():
+    """SampleCNN as the waveform cell trains it (standardised waveforms, Adam, the train
+    step) learns: on 64 held-out clips its loss falls from chance's ln 2 to under 60 %
+    of it within 16 steps of 16 clips, and it gets at least 58 of 64 right (chance: 32;
+    P(≥ 58 | p = 0.5) < 1e-11). Measured: loss 0.69 → 0.34, 64 of 64, after 12 steps."""
+    from ml_collections import config_dict
+
+    from jaxgenre import parallel
+    from jaxgenre import steps as steps_lib
+
+    model = models.create("sample_cnn", 2)
+    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 2e-3, "weight_decay": 0.0,
+                                    "schedule": "constant"})
+    tx = steps_lib.create_optimizer(optim, total_steps=16)
+    mesh = parallel.data_mesh()
+    state = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, jnp.zeros((1, 729, 1)))
+    state = jax.device_put(state, parallel.replicated(mesh))
+    steps = steps_lib.compile_steps(model, tx, adapter.adapt, mesh)
+    shard = lambda batch: jax.device_put(batch, parallel.batch_sharding(mesh))
+    held_out = _tones(seed=1000, n=64)
+
+    def evaluate(state):
+        probs = np.asarray(steps.predict(state, shard(held_out)), np.float64)
+        right = int(np.sum(probs.argmax(1) == held_out["labels"]))
+        return float(-np.mean(np.log(probs[np.arange(64), held_out["labels"]]))), right
+
+    loss_before, _ = evaluate(state)
+    assert abs(loss_before - np.log(2)) < 0.1  # an untrained model is near chance
+    for i in range(16):
+        state, _ = steps.train(state, shard(_tones(seed=i, n=16)))
+    loss_after, right = evaluate(state)
+    assert loss_after < 0.6 * np.log(2), (loss_before, loss_after)
+    assert right >= 58, right

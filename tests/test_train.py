@@ -124,6 +124,7 @@ print('ok')
 """
 
 
+@pytest.mark.slow  # ~55 s on 2 cores: eight simulated devices in a subprocess
 def test_two_four_and_eight_devices_equal_one_device_for_the_same_global_batch():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu")

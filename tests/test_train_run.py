@@ -1,4 +1,8 @@
-"""experiments.run_one end to end on a tiny synthetic set: outputs, determinism, resume."""
+"""experiments.run_one end to end on a tiny synthetic set: outputs, determinism, resume.
+
+One uninterrupted 3-epoch run (`whole`, module-scoped) serves every test that reads a
+finished run: its files, its predictions, its compile log, its resumed twin and its
+refusal of other settings; only the augmented run trains a run of its own."""
 
 import json
 import os
@@ -38,20 +42,85 @@ def _params(out):
     return jax.tree.map(np.asarray, out["state"].params)
 
 
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
-    whole = experiments.run_one(_config(3), str(tmp_path / "whole"))
-    lines = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """run_one(_config(3)) in its own folder, with the names of the functions JAX
+    compiled during it."""
+    import logging
+
+    workdir = tmp_path_factory.mktemp("whole")
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            out = experiments.run_one(_config(3), str(workdir))
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    return {"dir": workdir, "out": out, "compile_log": "\n".join(messages)}
+
+
+def _check_intervals(clips, table, seed):
+    """Each clip figure with its 95 % interval: accuracy's is Wilson's (statsmodels);
+    macro precision / recall / F1 / AUC are the seeded bootstrap of the run's own
+    saved per-clip predictions (stats.metric_intervals, which test_stats checks against
+    references) — not of its segments, not with another seed."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from jaxgenre import stats
+
+    n = len(table.labels)
+    np.testing.assert_allclose(clips["accuracy_ci"], proportion_confint(
+        round(clips["accuracy"] * n), n, method="wilson"))
+    expected = stats.metric_intervals(table.labels, table.probabilities, seed=seed)
+    for key in ("macro_precision", "macro_recall", "macro_f1", "macro_auc"):
+        assert list(clips[f"{key}_ci"]) == list(expected[f"{key}_ci"]), key
+
+
+def _check_tested_the_best(workdir, out):
+    """The state a run tested is its best checkpoint: the newest step in
+    checkpoints/best (a step is saved there only when it improved on the one before),
+    and no healthy checkpoint was set aside as damaged. The run's last save may still be
+    in flight when it restores the best state; it must wait for it, not skip it."""
+    best = workdir / "checkpoints" / "best"
+    steps = sorted(int(p.name) for p in best.iterdir() if p.name.isdigit())
+    assert int(out["state"].step) == steps[-1], (int(out["state"].step), steps)
+    assert not (workdir / "checkpoints" / "damaged").exists()
+
+
+def _check_accuracy(clips, table):
+    """The reported clip accuracy is sklearn's on the saved per-clip probabilities, and
+    the confusion matrix sklearn's too."""
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    predictions = table.probabilities.argmax(1)
+    assert clips["accuracy"] == accuracy_score(table.labels, predictions)
+    np.testing.assert_array_equal(clips["confusion"], confusion_matrix(
+        table.labels, predictions, labels=range(table.probabilities.shape[1])))
+
+
+def test_a_finished_run_writes_its_outputs_and_predicts(whole, tmp_path):
+    from jaxgenre import clip_table
+
+    workdir = whole["dir"]
+    lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]
-    results = json.loads((tmp_path / "whole" / "results.json").read_text())
+    _check_tested_the_best(workdir, whole["out"])
+    results = json.loads((workdir / "results.json").read_text())
     assert results["initialisation"] == "random initialisation"
-    assert 0.0 <= results["test"]["clips"]["accuracy"] <= 1.0
     assert results["test"]["clips"]["n"] == 10 and results["test"]["segments"]["n"] == 40
+    table = clip_table.read(str(workdir / clip_table.FILE_NAME))
+    assert len(table.clip_ids) == 10
+    _check_accuracy(results["test"]["clips"], table)
+    _check_intervals(results["test"]["clips"], table, seed=0)
     for figure in ("confusion_clips", "confusion_segments", "roc_clips", "training_curves",
                    "features_per_class", "metrics_intervals"):
-        assert (tmp_path / "whole" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (workdir / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    _check_predict(tmp_path, workdir)
 
-    _check_predict(tmp_path, whole)
 
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(whole, tmp_path):
     # "Interrupted" after epoch 1, then the same command again with the full length.
     # (Saved synchronously this time: the same results either way.)
     synchronous = lambda config: config.train.update(async_checkpoints=False) or config
@@ -61,8 +130,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
              .splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]  # the second run starts at epoch 2
     # The last-epoch weights of both runs are equal; so are the chosen best states.
-    jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
-    assert whole["results"]["test"] == resumed["results"]["test"]
+    jax.tree.map(np.testing.assert_array_equal, _params(whole["out"]), _params(resumed))
+    assert whole["out"]["results"]["test"] == resumed["results"]["test"]
 
 
 class _Killed(Exception):
@@ -75,6 +144,7 @@ def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
     from jaxgenre import checkpoint
 
     whole = experiments.run_one(_augmented(2), str(tmp_path / "whole"))
+    _check_tested_the_best(tmp_path / "whole", whole)
     save = checkpoint.Checkpoints.save
 
     def save_then_die(self, state, record, **kwargs):
@@ -92,27 +162,28 @@ def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
     # Test windows overlap by half: a 4 s clip's 173 frames hold windows of 43 frames
     # every 22 (six of them, not the four tiles).
     assert whole["results"]["test"]["segments"]["n"] == 10 * ((173 - 43) // 22 + 1)
-    # The per-clip probabilities beside results.json give the reported clip accuracy.
-    from sklearn.metrics import accuracy_score
-
+    # The per-clip probabilities beside results.json give the reported clip figures.
     from jaxgenre import clip_table
 
     table = clip_table.read(str(tmp_path / "whole" / clip_table.FILE_NAME))
     assert len(table.clip_ids) == 10 and len(set(table.clip_ids)) == 10
     np.testing.assert_allclose(table.probabilities.sum(1), 1.0, atol=1e-9)
     clips = whole["results"]["test"]["clips"]
-    assert accuracy_score(table.labels, table.probabilities.argmax(1)) == clips["accuracy"]
-    # Each clip figure with its 95 % interval: accuracy's is Wilson's (statsmodels).
-    from statsmodels.stats.proportion import proportion_confint
+    _check_accuracy(clips, table)
+    _check_intervals(clips, table, seed=0)
+    # predict cuts and combines a clip as testing did (overlapping windows, log mean):
+    # a test clip's audio gets the probabilities test_predictions.csv holds for it.
+    from jaxgenre import predict
+    from jaxgenre.data import synthetic
 
-    np.testing.assert_allclose(clips["accuracy_ci"], proportion_confint(
-        round(clips["accuracy"] * 10), 10, method="wilson"))
-    for key in ("macro_precision", "macro_recall", "macro_f1", "macro_auc"):
-        low, high = clips[f"{key}_ci"]
-        assert low <= clips[key] + 1e-12 and clips[key] <= high + 1e-12
+    predictor = predict.Predictor(str(tmp_path / "whole"))
+    for clip_id, row in list(zip(table.clip_ids, table.probabilities))[:3]:
+        name, index = clip_id.split("/synthetic.")
+        y = synthetic.generate_clip(synthetic.CLASS_NAMES.index(name), int(index), seconds=4.0)
+        np.testing.assert_allclose(predictor.probabilities(y), row, atol=1e-5)
 
 
-def _check_predict(tmp_path, whole):
+def _check_predict(tmp_path, run):
     import soundfile as sf
 
     from jaxgenre import predict
@@ -124,7 +195,7 @@ def _check_predict(tmp_path, whole):
     sf.write(str(folder / "short.wav"), synthetic.generate_clip(1, 99, seconds=0.5), 16000)
     (folder / "broken.mp3").write_bytes(b"ID3 not really")
     out = tmp_path / "predictions.json"
-    code = predict.main([f"--workdir={tmp_path / 'whole'}", "--top_k=2", f"--json={out}",
+    code = predict.main([f"--workdir={run}", "--top_k=2", f"--json={out}",
                          str(folder)])
     assert code == 0
     rows = {os.path.basename(r["file"]): r for r in json.loads(out.read_text())}
@@ -135,59 +206,57 @@ def _check_predict(tmp_path, whole):
         assert len(top) == 2 and top[0]["probability"] >= top[1]["probability"]
         assert top[0]["genre"] in synthetic.CLASS_NAMES
     # The Python API: one clip of any length → class probabilities summing to one.
-    predictor = predict.Predictor(str(tmp_path / "whole"))
+    predictor = predict.Predictor(str(run))
     probs = predictor.probabilities(synthetic.generate_clip(6, 99, seconds=7.0))
     assert probs.shape == (10,) and abs(float(probs.sum()) - 1.0) < 1e-5
     assert predict.main([f"--workdir={tmp_path / 'nothing'}", str(folder)]) == 2
-    # A run whose best checkpoints were all damaged: set aside, then refused in one line
-    # naming the folder and the fix (one damaged of two falls back: test_checkpoint.py).
+    # A run whose every checkpoint is damaged (a damaged best step alone falls back to
+    # the same step in `last`: test_checkpoint.py): refused in one line naming the folder
+    # and the fix, and nothing moved — predict only reads.
     import shutil
 
+    from jaxgenre import errors
+
     damaged = tmp_path / "damaged"
-    shutil.copytree(tmp_path / "whole", damaged, ignore=shutil.ignore_patterns("cache"))
-    for path in (damaged / "checkpoints" / "best").rglob("*"):
+    shutil.copytree(run, damaged, ignore=shutil.ignore_patterns("cache"))
+    for path in (damaged / "checkpoints").rglob("*"):
         if path.is_file():
             path.write_bytes(b"\x00")
-    with pytest.raises(ValueError, match="checkpoint in .*damaged/checkpoints/best.*new "
-                                         "--workdir"):
+    with pytest.raises(errors.UserError, match="no readable checkpoint in .*damaged/checkpoints/"
+                                               "best.*new --workdir"):
         predict.Predictor(str(damaged))
     assert predict.main([f"--workdir={damaged}", str(folder)]) == 2
+    assert sorted(p.name for p in (damaged / "checkpoints").iterdir()) == ["best", "last"]
 
 
-def test_training_compiles_each_step_function_once(tmp_path):
-    """No recompiles: two epochs (each ending with a partial, padded validation batch,
-    then the test part) compile train_step and predict_step exactly once each."""
-    import logging
+def test_training_compiles_each_step_function_once(whole):
+    """No recompiles: three epochs (each ending with a partial, padded validation batch,
+    then the test part) compiled train_step and predict_step exactly once each."""
     import re
 
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logging.getLogger("jax").addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            experiments.run_one(_config(2), str(tmp_path))
-    finally:
-        logging.getLogger("jax").removeHandler(handler)
-    compiled = re.findall(r"Compiling jit\((\w+)\)", "\n".join(messages))
+    compiled = re.findall(r"Compiling jit\((\w+)\)", whole["compile_log"])
     assert compiled.count("train_step") == 1, compiled
     assert compiled.count("predict_step") == 1, compiled
 
 
-def test_a_run_resumed_with_another_model_or_features_is_refused(tmp_path):
+def test_a_run_resumed_with_another_model_or_features_is_refused(whole, tmp_path):
     """Checkpoints of n_mels=32 cannot be the state of an n_mels=16 run: refused in one
     sentence naming the key (before, the restore failed, fell back, and the next save
     collided with the steps still there)."""
+    import shutil
+
     from jaxgenre import errors
 
-    experiments.run_one(_config(1), str(tmp_path))
-    changed = _config(2)
+    workdir = tmp_path / "run"
+    shutil.copytree(whole["dir"], workdir, ignore=shutil.ignore_patterns("cache"))
+    metrics = (workdir / "metrics.jsonl").read_text()
+    changed = _config(4)
     changed.features.n_mels = 16
     changed.optim.learning_rate = 1e-3
     with pytest.raises(errors.UserError, match=r"holds checkpoints of another run \(features"
                                                r"\.n_mels: 32 there, 16 here; optim\."
                                                r"learning_rate: 0\.003 there, 0\.001 here\)"):
-        experiments.run_one(changed, str(tmp_path))
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1  # untouched
-    assert not (tmp_path / "checkpoints" / "damaged").exists()
-    experiments.check_resumable(_config(5), str(tmp_path))  # more epochs: resumable
+        experiments.run_one(changed, str(workdir))
+    assert (workdir / "metrics.jsonl").read_text() == metrics  # untouched
+    assert not (workdir / "checkpoints" / "damaged").exists()
+    experiments.check_resumable(_config(5), str(workdir))  # more epochs: resumable
