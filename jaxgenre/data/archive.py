@@ -57,13 +57,19 @@ class Limits:
 
     @classmethod
     def from_config(cls, data) -> "Limits":
-        """From `config.data.archive` (`data` is `config.data`); the defaults for what
-        is absent, so a config written before these keys is as safe."""
-        section = data.get("archive", None) if data is not None else None
-        if not section:
-            return cls()
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)
-                      if section.get(f.name, None) is not None})
+        """From `config.data.archive` (`data` is `config.data`)."""
+        return from_section(cls, data, "archive")
+
+
+def from_section(cls, data, name: str):
+    """The dataclass `cls` from `config.data.<name>` (`data` is `config.data`, or None):
+    each field the section sets, the class's default for the rest, so a config written
+    before these keys is as safe (`Limits`, `download.TransferLimits`)."""
+    section = data.get(name, None) if data is not None else None
+    if not section:
+        return cls()
+    return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)
+                  if section.get(f.name, None) is not None})
 
 
 def _say(text: str) -> None:

@@ -48,7 +48,7 @@ import urllib.parse
 import urllib.request
 from typing import Callable, Optional, Tuple
 
-from jaxgenre.data import filelock, http_transfer
+from jaxgenre.data import archive, filelock, http_transfer
 from jaxgenre.data.archive import ArchiveError, Limits, UnsafeArchive, extract  # noqa: F401
 from jaxgenre.data.http_transfer import SafeRedirectHandler  # noqa: F401
 from jaxgenre.errors import UserError
@@ -77,11 +77,7 @@ class TransferLimits:
     @classmethod
     def from_config(cls, data) -> "TransferLimits":
         """From `config.data.download` (`data` is `config.data`); defaults for what is absent."""
-        section = data.get("download", None) if data is not None else None
-        if not section:
-            return cls()
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)
-                      if section.get(f.name, None) is not None})
+        return archive.from_section(cls, data, "download")
 
 
 def _say(text: str) -> None:
