@@ -23,6 +23,7 @@ import soundfile as sf
 
 from configs import base
 from jaxgenre.data import fma
+from jaxgenre.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 22050
@@ -100,6 +101,18 @@ def test_a_damaged_tracks_csv_names_the_line(tmp_path):
     path = tmp_path / "tracks.csv"
     path.write_text(_tracks_csv(_tracks()) + "905,an album,training\n")  # cut short
     with pytest.raises(ValueError, match="tracks.csv' line 24 has 3 columns, not 6"):
+        fma.read_tracks(str(path))
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "ends before its two header rows"),
+    (b"track_id,a\n", "ends before its two header rows"),
+    (b"track_id,\xff\xfe\n,,split\n", "codec can't decode"),
+    (b'track_id,a\n,"' + b"x" * 200_000 + b'"\n', "field larger than field limit")])
+def test_a_tracks_csv_that_is_no_csv_is_one_line_naming_it(tmp_path, content, reason):
+    path = tmp_path / "tracks.csv"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=f"{path}. is not FMA.s tracks.csv .*{reason}"):
         fma.read_tracks(str(path))
 
 

@@ -49,31 +49,41 @@ class Track:
 
 
 def read_tracks(path: str) -> List[Track]:
-    """The rows of FMA's tracks.csv that jaxgenre needs."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.reader(f)
-        groups, names = next(rows), next(rows)
-        columns, group = [], ""
-        for g, n in zip(groups, names):
-            group = g or group
-            columns.append((group, n))
-        try:
-            at = {key: columns.index(key) for key in
-                  (("track", "genre_top"), ("set", "split"), ("set", "subset"))}
-        except ValueError as e:
-            raise DataSourceError(f"'{path}' is not FMA's tracks.csv (no column {e}); "
-                                  f"fetch fma_metadata.zip again") from None
-        tracks = []
-        for row in rows:
-            if not row or not row[0].strip().isdigit():  # the 'track_id' index-name row
-                continue
-            if len(row) != len(columns):
-                raise DataSourceError(
-                    f"'{path}' line {rows.line_num} has {len(row)} columns, not "
-                    f"{len(columns)}: a damaged tracks.csv; delete the unpacked metadata "
-                    f"folder and fetch fma_metadata.zip again")
-            tracks.append(Track(int(row[0]), row[at[("track", "genre_top")]],
-                                row[at[("set", "split")]], row[at[("set", "subset")]]))
+    """The rows of FMA's tracks.csv that jaxgenre needs; a file that is not one (empty,
+    not UTF-8, not CSV, a column short) is a `DataSourceError` naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return _tracks(path, csv.reader(f))
+    except (StopIteration, UnicodeDecodeError, csv.Error) as e:
+        reason = "it ends before its two header rows" if isinstance(e, StopIteration) else e
+        raise DataSourceError(f"'{path}' is not FMA's tracks.csv ({reason}): delete the "
+                              f"unpacked metadata folder and fetch fma_metadata.zip "
+                              f"again") from None
+
+
+def _tracks(path: str, rows) -> List[Track]:
+    groups, names = next(rows), next(rows)
+    columns, group = [], ""
+    for g, n in zip(groups, names):
+        group = g or group
+        columns.append((group, n))
+    try:
+        at = {key: columns.index(key) for key in
+              (("track", "genre_top"), ("set", "split"), ("set", "subset"))}
+    except ValueError as e:
+        raise DataSourceError(f"'{path}' is not FMA's tracks.csv (no column {e}); "
+                              f"fetch fma_metadata.zip again") from None
+    tracks = []
+    for row in rows:
+        if not row or not row[0].strip().isdigit():  # the 'track_id' index-name row
+            continue
+        if len(row) != len(columns):
+            raise DataSourceError(
+                f"'{path}' line {rows.line_num} has {len(row)} columns, not "
+                f"{len(columns)}: a damaged tracks.csv; delete the unpacked metadata "
+                f"folder and fetch fma_metadata.zip again")
+        tracks.append(Track(int(row[0]), row[at[("track", "genre_top")]],
+                            row[at[("set", "split")]], row[at[("set", "subset")]]))
     return tracks
 
 
