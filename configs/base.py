@@ -135,6 +135,10 @@ def get_config() -> config_dict.ConfigDict:
     # also loses that epoch. False: every save is on disk before training goes on.
     config.train.async_checkpoints = True
     config.train.label_smoothing = 0.0
+    # Which epoch is kept as the best (jaxgenre/selection.py): "accuracy" (the study's:
+    # the first epoch reaching the highest validation clip accuracy), "accuracy_loss"
+    # (ties broken by the lower validation log-loss), "loss" or "last".
+    config.train.select = "accuracy"
 
     # Training-time augmentation (jaxgenre/augment.py), all off: the study used none.
     # configs/recipe_*.py turn on what the ablation in BUILD_NOTES.md found worth it.

@@ -68,12 +68,16 @@ class Checkpoints:
                 enable_async_checkpointing=use_async))
         self.best = ocp.CheckpointManager(
             os.path.join(root, "best"), options=ocp.CheckpointManagerOptions(
-                max_to_keep=2, create=True, best_fn=lambda m: m["valid_accuracy"],
+                max_to_keep=2, create=True, best_fn=_rank,
                 best_mode="max", multiprocessing_options=sync("best"),
                 enable_async_checkpointing=use_async))
 
-    def save(self, state, record: Dict[str, Any], *, best: bool = False) -> None:
-        """Starts saving `state` (asynchronously by default). A write that fails — a
+    def save(self, state, record: Dict[str, Any], *, best: bool = False,
+             rank: Optional[float] = None) -> None:
+        """Starts saving `state` (asynchronously by default), also as the new best when
+        `best`, ranked `rank` among the best (training passes the epoch: the caller
+        decides what is better, `selection`; default the record's best accuracy, as
+        before that rule existed). A write that fails — a
         full disk, a quota, a file size limit — is a `UserError` naming the folder, here
         or at the next save or `close` (when an asynchronous write fails); the steps saved
         before it stay readable, so the same command resumes from them."""
@@ -87,7 +91,8 @@ class Checkpoints:
             faults.point("checkpoint_save")  # the fault tests kill here, mid-write
             if best:
                 self.best.save(step, args=args, force=True,
-                               metrics={"valid_accuracy": float(record["best_valid_accuracy"])})
+                               metrics={"rank": float(rank if rank is not None
+                                                      else record["best_valid_accuracy"])})
 
     def _check_room(self, state, step: int, copies: int) -> None:
         """A full disk found before orbax starts writing: its background threads log
@@ -206,6 +211,12 @@ class Checkpoints:
             self.best.wait_until_finished()
             self.last.close()
             self.best.close()
+
+
+def _rank(metrics: Dict[str, float]) -> float:
+    """Orbax's order of the best steps: the rank saved with each (steps saved before
+    ranks existed hold their validation accuracy, at most 1: below any epoch's rank)."""
+    return float(metrics.get("rank", metrics.get("valid_accuracy", 0.0)))
 
 
 def write_failure(error: BaseException) -> Optional[str]:

@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxgenre import augment, checkpoint, evaluate, faults, models, parallel, steps as steps_lib
+from jaxgenre import (augment, checkpoint, evaluate, faults, models, parallel, selection,
+                      steps as steps_lib)
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.errors import UserError
@@ -85,6 +86,17 @@ def epoch_segments(config, data: PreparedData, epoch: int) -> pipeline.Segments:
                                  epoch=epoch, per_clip=aug.get("crops_per_clip"))
 
 
+def best_key(record: Dict, select: str) -> Optional[list]:
+    """The best epoch's key so far (`selection.key`, as stored), None before the first
+    epoch. A record written before `train.select` existed holds only the best accuracy:
+    that is the study rule's key; under another rule the next epoch starts afresh."""
+    if "best_key" in record:
+        return record["best_key"]
+    if select == "accuracy" and record.get("best_valid_accuracy", -1.0) >= 0:
+        return [record["best_valid_accuracy"]]
+    return None
+
+
 def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained:
     """Trains `model` on `data.parts['train']`, validating every epoch, keeping the last
     `config.train.keep` checkpoints and the best one under `<workdir>/checkpoints`;
@@ -108,6 +120,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep, warn=writer.warn,
                                   use_async=config.train.get("async_checkpoints", True))
     record = {"epoch": 0, "best_valid_accuracy": -1.0}
+    select = config.train.get("select", "accuracy")  # selection.RULES
     restored = ckpt.restore_latest(checkpoint.abstract(state))
     if restored:
         state, record = restored
@@ -130,25 +143,34 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                     rate = (i + 1) * batch_size / (time.perf_counter() - start)
                     bar.set_postfix(loss=f"{float(m['loss']):.3f}", seg_per_s=f"{rate:.1f}")
         totals = jax.device_get(totals)
-        valid = (evaluate.evaluate_part(steps.predict, state, data.store, data.parts["valid"],
-                                        batch_size=config.eval.batch_size, mesh=mesh,
-                                        clip_mean=clip_mean)["clips"]
-                 if len(data.parts["valid"]) else None)
+        part = (evaluate.evaluate_part(steps.predict, state, data.store, data.parts["valid"],
+                                       batch_size=config.eval.batch_size, mesh=mesh,
+                                       clip_mean=clip_mean)
+                if len(data.parts["valid"]) else None)
+        valid = part["clips"] if part else None
         valid_accuracy = valid["accuracy"] if valid else 0.0
-        improved = valid_accuracy > record["best_valid_accuracy"]
+        valid_loss = (selection.clip_log_loss(part["per_clip"]["labels"],
+                                              part["per_clip"]["probabilities"])
+                      if part else None)
+        epoch_key = selection.key(select, accuracy=valid_accuracy, loss=valid_loss)
+        improved = selection.improves(select, epoch_key, best_key(record, select))
         record = {"epoch": epoch + 1,
-                  "best_valid_accuracy": max(valid_accuracy, record["best_valid_accuracy"])}
+                  "best_valid_accuracy": max(valid_accuracy, record["best_valid_accuracy"]),
+                  "best_key": (selection.stored(epoch_key) if improved
+                               else best_key(record, select)),
+                  "selected_epoch": epoch + 1 if improved else record.get("selected_epoch")}
         line = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
                 "train_loss": float(totals["loss"]) / steps_per_epoch,
                 "train_accuracy": float(totals["correct"]) / max(float(totals["count"]), 1.0),
                 "valid_accuracy": valid_accuracy,
                 "valid_macro_f1": valid["macro_f1"] if valid else None,
+                "valid_loss": valid_loss,
                 "seconds": time.perf_counter() - start}
         history.append(line)
         writer.epoch(line)
         last = epoch + 1 == n_epochs
         if improved or last or (epoch + 1) % config.train.checkpoint_every == 0:
-            ckpt.save(state, record, best=improved)
+            ckpt.save(state, record, best=improved, rank=epoch + 1)
     best = ckpt.restore_best(checkpoint.abstract(state))
     ckpt.close()
     return Trained(state=state, best_state=best[0] if best else state, history=history,

@@ -6,7 +6,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 
 from __future__ import annotations
 
-from jaxgenre import features, metrics, models
+from jaxgenre import features, metrics, models, selection
 from jaxgenre.data import archive, cache, download, sources, splits
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
@@ -111,3 +111,4 @@ def _check_recipe(config, kind: str) -> None:
     _fraction("optim.warmup_fraction", config.optim.get("warmup_fraction", 0.05), closed=False)
     _fraction("eval.window_overlap", config.eval.get("window_overlap", 0.0), closed=False)
     _one_of("eval.clip_mean", config.eval.get("clip_mean", "probability"), metrics.CLIP_MEANS)
+    _one_of("train.select", config.train.get("select", "accuracy"), selection.RULES)
