@@ -1,15 +1,28 @@
-"""The recipe's ablation: the study's recipe, then one piece added at a time, each row
-trained with several seeds on one split of the hard synthetic set, clip-level test
-accuracy and macro F1 as mean ± std over the seeds; the last row is the seed ensemble
-of the row before it (python -m jaxgenre.ensemble over its runs).
+"""The recipe's ablation on the hard synthetic set or on real music (a GTZAN-layout
+folder, e.g. the development set `../shared/realmusic/make_devset.sh` renders), several
+seeds, with intervals.
 
-    python benchmarks/ablation.py --model=spectral_cnn [--seeds=0,1,2] [--epochs=15]
+    python benchmarks/ablation.py --model=spectral_cnn [--rows=cumulative|single]
+        [--root=DIR [--fractions=0.5,0.1,0.4]] [--seeds=0,1,2] [--epochs=15]
         [--clips_per_class=30] [--seconds=10] [--only=0,5] [--workdir=runs/ablation]
+        [--table_only]
+
+`--rows=cumulative` (the default): the study's recipe, then one piece added at a time
+(each row keeps every earlier row's switches), the last row the seed ensemble of the
+row before it. `--rows=single`: the study's recipe plus one switch per row, against the
+study's recipe on the same seed, and the shipped recipe (`configs/base.recipe`) as the
+last row; test windows and their mean, and every rule of `config.train.select`, are
+looked at after the fact on the same runs (`benchmarks/ablation_eval.py`).
 
 Every run is a normal run folder (`<workdir>/<model>/<row>_seed<k>/`), so an interrupted
-ablation resumes; the table is printed and written to `<workdir>/<model>/ablation.md`.
-The data seed is fixed (`data.seed=0`): the seeds vary initialisation, batches and
-augmentation, not the split, so runs of one row can be ensembled.
+ablation resumes; the tables are printed and written to `<workdir>/<model>/ablation.md`
+(`ablation_single.md`). On the synthetic set the data seed is fixed (`data.seed=0`: the
+seeds vary initialisation, batches and augmentation, so one row's runs can be
+ensembled); on a folder each seed is also its own split (`data.seed=seed`), so the test
+clips differ between seeds and a row is compared with the study's recipe seed by seed.
+Intervals: the mean over seeds with its t interval; the difference from the study's
+recipe over every (seed, test clip) pair with a bootstrap interval over those pairs and
+the exact McNemar test on them (`jaxgenre.stats`).
 """
 
 from __future__ import annotations
@@ -27,11 +40,12 @@ xla_cpu.apply_cpu_flags()  # launch.py's CPU option, before JAX starts
 
 import numpy as np  # noqa: E402
 
+from benchmarks import ablation_eval  # noqa: E402
 from configs import base  # noqa: E402
-from jaxgenre import ensemble, experiments, writer  # noqa: E402
+from jaxgenre import ensemble, experiments, stats, writer  # noqa: E402
 from jaxgenre.data import prepare  # noqa: E402
 
-# Each row adds its overrides to all the rows before it.
+# --rows=cumulative: each row adds its overrides to all the rows before it.
 ROWS = (
     ("study recipe", {}),
     ("+ random crops", {"augment.random_crop": True}),
@@ -43,72 +57,186 @@ ROWS = (
     ("+ test windows", {"eval.window_overlap": 0.5, "eval.clip_mean": "log_probability"}),
     ("− mixup", {"augment.mixup_alpha": 0.0}),  # the shipped recipe (configs/base.recipe)
 )
+# --rows=single: the study's recipe plus one switch; RECIPE: configs/base.recipe itself.
+RECIPE = "the recipe (configs/base.recipe)"
+SINGLE_ROWS = (
+    ("study recipe", {}),
+    ("+ random crops", {"augment.random_crop": True}),
+    ("+ SpecAugment (2 + 2 masks)", {"augment.spec_augment": True}),
+    ("+ label smoothing 0.1", {"train.label_smoothing": 0.1}),
+    ("+ AdamW, weight decay 0.05", {"optim.name": "adamw", "optim.weight_decay": 0.05}),
+    ("+ warm-up and cosine decay", {"optim.schedule": "warmup_cosine"}),
+    ("+ SpecAugment, time masks only", {"augment.spec_augment": True,
+                                        "augment.freq_masks": 0}),
+    ("+ SpecAugment, half widths", {"augment.spec_augment": True,
+                                    "augment.freq_mask_fraction": 0.0625,
+                                    "augment.time_mask_fraction": 0.03125}),
+    (RECIPE, {}),
+)
 
 
-def row_config(model: str, upto: int, seed: int, args) -> "base.config_dict.ConfigDict":
-    config = base.cell(model=model, feature="mel")
-    config.seed, config.data.seed = seed, 0
-    config.data.synthetic.update(variant="hard", clips_per_class=args.clips_per_class,
-                                 seconds=args.seconds)
-    config.data.update(clip_seconds=args.seconds,
-                       cache_dir=os.path.join(args.workdir, "cache"))
+def row_config(model: str, overrides, seed: int, args, *, recipe: bool = False):
+    config = (base.recipe if recipe else base.cell)(model=model, feature="mel")
+    config.seed = seed
+    if args.root:  # real music: each seed its own split
+        config.data.update(source="folder", root=args.root, seed=seed,
+                           fractions=tuple(float(f) for f in args.fractions.split(",")))
+    else:
+        config.data.seed = 0
+        config.data.synthetic.update(variant="hard", clips_per_class=args.clips_per_class,
+                                     seconds=args.seconds)
+        config.data.clip_seconds = args.seconds
+    config.data.cache_dir = os.path.join(args.workdir, "cache")
     config.train.epochs = args.epochs
+    config.train.keep = args.epochs  # every epoch, for ablation_eval (which then drops them)
     config.eval.plots = False
-    for _, overrides in ROWS[:upto + 1]:
-        for key, value in overrides.items():
-            section, name = key.split(".")
-            config[section][name] = value
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        config[section][name] = value
     return config
+
+
+def plan(args):
+    """[(label, name, {seed: config})] in table order."""
+    out, seeds = [], [int(s) for s in args.seeds.split(",")]
+    rows = (range(len(ROWS if args.rows == "cumulative" else SINGLE_ROWS)) if args.only is None
+            else [int(r) for r in args.only.split(",")])
+    for row in rows:
+        if args.rows == "cumulative":
+            label = ROWS[row][0] if args.only is None or row == 0 else (
+                f"rows 1-{row} together (up to '{ROWS[row][0]}')")
+            overrides = {k: v for _, o in ROWS[:row + 1] for k, v in o.items()}
+            configs = {s: row_config(args.model, overrides, s, args) for s in seeds}
+            name = f"row{row}"
+        else:
+            label, overrides = SINGLE_ROWS[row]
+            configs = {s: row_config(args.model, overrides, s, args, recipe=label == RECIPE)
+                       for s in seeds}
+            name = f"single{row}"
+        out.append((label, name, configs))
+    return out
+
+
+def own_eval(config) -> str:
+    """The ablation_eval.EVALS entry a config's own test windows are."""
+    key = (float(config.eval.window_overlap or 0.0), config.eval.clip_mean)
+    return next(name for name, overlap, mean in ablation_eval.EVALS if (overlap, mean) == key)
+
+
+def stat_line(label: str, per_seed: dict, reference: dict = None) -> str:
+    """One table row: accuracy over seeds (mean ± std [t interval]) and, against
+    `reference` (the same seeds' study recipe), the pooled paired difference."""
+    acc = np.array([np.mean(list(c.values())) for c in per_seed.values()])
+    low, high = stats.t_interval(acc)
+    cells = [label, f"{acc.mean():.3f} ± {acc.std(ddof=1) if acc.size > 1 else 0:.3f} "
+                    f"[{low:.3f}, {high:.3f}]"]
+    if reference is None:
+        return "| " + " | ".join(cells + ["", ""]) + " |"
+    a, b = [], []
+    for seed, clips in per_seed.items():
+        common = sorted(set(clips) & set(reference[seed]))
+        a += [reference[seed][c] for c in common]
+        b += [clips[c] for c in common]
+    a, b = np.array(a, float), np.array(b, float)
+    d = b - a
+    lo, hi = stats.bootstrap_interval(lambda i: d[i].mean(-1), d.size, seed=0)
+    test = stats.mcnemar(a.astype(bool), b.astype(bool))
+    cells += [f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]",
+              f"{test['b_only']} vs {test['a_only']}, p = {test['p_value']:.2f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def tables(args, planned, evaluations) -> str:
+    n_seeds = len(args.seeds.split(","))
+    head = [f"| {args.model}, mel, {n_seeds} seed(s) | test clip accuracy, mean ± std "
+            "[95% t interval] | Δ vs the study's recipe [95% bootstrap] | clips only this / "
+            "only the study's right, exact McNemar |", "|---|---|---|---|"]
+    reference = {s: ablation_eval.correct(evaluations[planned[0][1]][s], "accuracy",
+                                          ablation_eval.EVALS[0][0]) for s in planned[0][2]}
+    lines = list(head)
+    for label, name, configs in planned:
+        own = own_eval(next(iter(configs.values())))
+        per_seed = {s: ablation_eval.correct(evaluations[name][s], "accuracy", own)
+                    for s in configs}
+        lines.append(stat_line(label, per_seed, None if name == planned[0][1] else reference))
+    # Test windows and their mean, after the fact, on the study recipe's runs.
+    label0, name0, configs0 = planned[0]
+    for eval_name, _, _ in ablation_eval.EVALS[1:]:
+        per_seed = {s: ablation_eval.correct(evaluations[name0][s], "accuracy", eval_name)
+                    for s in configs0}
+        lines.append(stat_line(f"+ test windows: {eval_name}", per_seed, reference))
+    # Each selection rule on the first and the last row, against the study's rule.
+    lines += ["", f"| selection rule ({args.model}) | test clip accuracy | Δ vs the study's "
+                  "rule on the same runs | only this / only the study's rule right |",
+              "|---|---|---|---|"]
+    for label, name, configs in (planned[0], planned[-1]):
+        own = own_eval(next(iter(configs.values())))
+        base_rule = {s: ablation_eval.correct(evaluations[name][s], "accuracy", own)
+                     for s in configs}
+        for rule in ("accuracy", "accuracy_loss", "loss", "last"):
+            per_seed = {s: ablation_eval.correct(evaluations[name][s], rule, own)
+                        for s in configs}
+            epochs = [evaluations[name][s]["epochs"][rule] for s in configs]
+            lines.append(stat_line(f"{label}: {rule} (epochs {epochs})", per_seed,
+                                   None if rule == "accuracy" else base_rule))
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="spectral_cnn")
+    parser.add_argument("--rows", choices=("cumulative", "single"), default="cumulative")
+    parser.add_argument("--root", default=None, help="a GTZAN-layout folder of real music "
+                        "(default: the built-in hard synthetic set)")
+    parser.add_argument("--fractions", default="0.5,0.1,0.4")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--clips_per_class", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--only", default=None,
-                        help="train these rows only, e.g. 0,5 (each still has every earlier "
-                             "row's switches): the study recipe against the full recipe")
+                        help="train these rows only, e.g. 0,5 (cumulative: each still has "
+                             "every earlier row's switches)")
     parser.add_argument("--workdir", default="runs/ablation")
+    parser.add_argument("--table_only", action="store_true",
+                        help="print the tables of the runs already finished, train nothing")
     parser.add_argument("--prepare_only", action="store_true",
                         help="only build the feature cache every row shares, then stop "
                              "(so that rows can then train in parallel processes)")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    planned = plan(args)
     if args.prepare_only:
-        data = prepare.prepare_data(row_config(args.model, 0, seeds[0], args),
-                                    os.path.join(args.workdir, "prepare"))
-        print(prepare.describe(data))
+        config = next(iter(planned[0][2].values()))
+        print(prepare.describe(prepare.prepare_data(config, os.path.join(args.workdir,
+                                                                          "prepare"))))
         return
     out = os.path.join(args.workdir, args.model)
-    table = {}
-    rows = range(len(ROWS)) if args.only is None else [int(r) for r in args.only.split(",")]
-    for row in rows:
-        label = ROWS[row][0] if args.only is None or row == 0 else (
-            f"rows 1-{row} together (up to '{ROWS[row][0]}')")
-        runs = []
-        for seed in seeds:
-            run_dir = os.path.join(out, f"row{row}_seed{seed}")
-            if not os.path.isfile(os.path.join(run_dir, "results.json")):
+    evaluations = {}
+    seeds = list(planned[0][2])
+    for seed in seeds:  # seed by seed, so that a partial ablation already has whole seeds
+        for label, name, configs in planned:
+            run_dir = os.path.join(out, f"{name}_seed{seed}")
+            done = os.path.isfile(os.path.join(run_dir, "results.json"))
+            if not done and args.table_only:
+                continue
+            if not done:
                 writer.announce(f"{args.model}: {label}, seed {seed}")
-                experiments.run_one(row_config(args.model, row, seed, args), run_dir)
-            runs.append(run_dir)
-        table[label] = [json.load(open(os.path.join(r, "results.json")))["test"]["clips"]
-                        for r in runs]
-        last_runs = runs
-    ensembled = ensemble.run_ensemble(last_runs, os.path.join(out, "seed_ensemble"),
-                                      plots_on=False)["test"]["clips"]
-    lines = [f"| {args.model}, mel | clip accuracy | clip macro F1 |", "|---|---|---|"]
-    for label, clips in table.items():
-        acc, f1 = (np.array([c[k] for c in clips]) for k in ("accuracy", "macro_f1"))
-        lines.append(f"| {label} | {acc.mean():.3f} ± {acc.std():.3f} | "
-                     f"{f1.mean():.3f} ± {f1.std():.3f} |")
-    lines.append(f"| seed ensemble of the row above ({len(seeds)} runs) | "
-                 f"{ensembled['accuracy']:.3f} | {ensembled['macro_f1']:.3f} |")
-    text = "\n".join(lines)
-    with open(os.path.join(out, "ablation.md"), "w") as f:
+                experiments.run_one(configs[seed], run_dir)
+            evaluations.setdefault(name, {})[seed] = ablation_eval.evaluate_run(
+                configs[seed], run_dir)
+    complete = [p for p in planned if len(evaluations.get(p[1], {})) == len(seeds)]
+    if not complete or complete[0] is not planned[0]:
+        print("no complete row yet (the study's recipe on every seed)")
+        return
+    text = tables(args, complete, evaluations)
+    if args.rows == "cumulative" and not args.root:
+        last = complete[-1]
+        ensembled = ensemble.run_ensemble(
+            [os.path.join(out, f"{last[1]}_seed{s}") for s in seeds],
+            os.path.join(out, "seed_ensemble"), plots_on=False)["test"]["clips"]
+        text += (f"\n\nseed ensemble of '{last[0]}' ({len(seeds)} runs): clip accuracy "
+                 f"{ensembled['accuracy']:.3f}, macro F1 {ensembled['macro_f1']:.3f}")
+    name = "ablation.md" if args.rows == "cumulative" else "ablation_single.md"
+    with open(os.path.join(out, name), "w") as f:
         f.write(text + "\n")
     print(text)
 

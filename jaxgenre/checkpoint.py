@@ -195,6 +195,19 @@ class Checkpoints:
         """(state, record) of the newest readable checkpoint, or None."""
         return self._restore(self.last, abstract_state)
 
+    def restore_step(self, step: int, abstract_state) -> Tuple[Any, Dict]:
+        """(state, record) of `step` as kept in `last` (or `best`), checked first: for
+        looking back at one epoch of a finished run (`benchmarks/ablation_eval.py` keeps
+        every epoch). A step in neither folder is a `UserError`."""
+        with self._writes_reported():
+            self.last.wait_until_finished()
+            self.best.wait_until_finished()
+        for manager in (self.last, self.best):
+            if step in manager.all_steps():
+                return self._read(manager, step, abstract_state)
+        raise UserError(f"checkpoint {step} is not kept under {self.root} (steps there: "
+                        f"{sorted(set(self.last.all_steps()) | set(self.best.all_steps()))})")
+
     def restore_best(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
         """(state, record) of the best readable checkpoint, or None. A damaged best step
         is read from `last` when that still holds it (every best step was saved to both).

@@ -49,6 +49,21 @@ def test_last_k_best_and_fallback_from_a_damaged_checkpoint(tmp_path):
     ckpt.close()
 
 
+def test_restore_step_reads_one_kept_epoch_from_last_or_best_and_names_a_missing_one(tmp_path):
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=2)
+    for step in (1, 2, 3, 4):  # last keeps 3 and 4; best keeps 1 and 2 (ranked by epoch)
+        ckpt.save(_state(step, 10.0 + step), {"epoch": step, "best_valid_accuracy": 0.5},
+                  best=step <= 2, rank=step)
+    template = checkpoint.abstract(_state(0, 0.0))
+    for step in (2, 3, 4):
+        state, record = ckpt.restore_step(step, template)
+        assert int(state.step) == step and record["epoch"] == step
+        np.testing.assert_array_equal(state.params["w"], [10.0 + step] * 3)
+    with pytest.raises(errors.UserError, match=r"checkpoint 7 is not kept .*\[1, 2, 3, 4\]"):
+        ckpt.restore_step(7, template)
+    ckpt.close()
+
+
 def _damage(folder):
     for path in folder.rglob("*"):
         if path.is_file():

@@ -1,0 +1,120 @@
+"""Looking back at one finished ablation run: which epoch each rule of
+`config.train.select` keeps (replayed from the run's metrics.jsonl, as training compares
+them), and that epoch's test clips under each way of cutting and combining test windows
+— without training again. Needs every epoch's checkpoint (the ablation sets
+`train.keep` to the number of epochs); writes `<run>/selection_eval.json` and then drops
+the checkpoints no rule keeps.
+
+The study's rule and windows are what `results.json` already holds; the other rules
+and windows are what the same training would have given under them, with one
+difference from a run configured with them: validation (and so the rule's choice) used
+the run's own windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Dict, List
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxgenre import augment, checkpoint, evaluate, experiments, metrics, models, parallel
+from jaxgenre import selection
+from jaxgenre import steps as steps_lib
+from jaxgenre import train as train_lib
+from jaxgenre.data import prepare
+from jaxgenre.models import adapter
+
+# (name, window overlap, clip mean): the study's tiles first, the recipe's windows last.
+EVALS = (("tiles, mean probability", 0.0, "probability"),
+         ("overlap 0.5, mean probability", 0.5, "probability"),
+         ("overlap 0.5, mean log-probability", 0.5, "log_probability"))
+FILE = "selection_eval.json"
+
+
+def chosen_epochs(lines: List[Dict]) -> Dict[str, int]:
+    """The epoch (1-based) each selection rule keeps, replaying `selection` over the
+    epochs' validation accuracy and loss in order, as `train.train` does."""
+    out = {}
+    for rule in selection.RULES:
+        best, epoch = None, None
+        for line in lines:
+            k = selection.key(rule, accuracy=line["valid_accuracy"], loss=line.get("valid_loss"))
+            if selection.improves(rule, k, best):
+                best, epoch = k, line["epoch"]
+        out[rule] = epoch
+    return out
+
+
+def _with(config, **eval_overrides) -> ml_collections.ConfigDict:
+    copy = ml_collections.ConfigDict(config.to_dict())
+    copy.eval.update(eval_overrides)
+    return copy
+
+
+def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict:
+    """Writes and returns `<run_dir>/selection_eval.json`: {"epochs": {rule: epoch},
+    "test": {epoch: {eval name: {"clip_ids", "labels", "predictions"}}}}. Reuses the
+    file when it is already there."""
+    path = os.path.join(run_dir, FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    epochs = chosen_epochs(lines)
+    step_of = {line["epoch"]: line["step"] for line in lines}
+    mesh = parallel.data_mesh()
+    parts = {overlap: prepare.prepare_data(_with(config, window_overlap=overlap), run_dir,
+                                           progress=False)
+             for overlap in sorted({e[1] for e in EVALS})}
+    data = parts[0.0]
+    model = models.create(config.model.name, len(data.class_names),
+                          **experiments.model_options(config))
+    adapt = adapter.for_model(config.model)
+    segs = train_lib.epoch_segments(config, data, 0)
+    tx = steps_lib.create_optimizer(config.optim, len(segs) // config.train.batch_size
+                                    * train_lib.resolve_epochs(config))
+    sample = jnp.zeros((1,) + data.store.features.shape[1:-1] + (segs.length,))
+    state = jax.device_put(
+        steps_lib.create_train_state(jax.random.PRNGKey(config.seed), model, tx, adapt(sample)),
+        parallel.replicated(mesh))
+    predict = steps_lib.compile_steps(model, None, adapt, mesh,
+                                      augment.from_config(config)).predict
+    ckpt = checkpoint.Checkpoints(run_dir, keep=len(lines))
+    test = {}
+    for epoch in sorted(set(epochs.values())):
+        restored, _ = ckpt.restore_step(step_of[epoch], checkpoint.abstract(state))
+        test[str(epoch)] = {}
+        for name, overlap, mean in EVALS:
+            prepared = parts[overlap]
+            probs, labels, clips = evaluate.segment_probabilities(
+                predict, restored, prepared.store, prepared.parts["test"],
+                batch_size=config.eval.batch_size, mesh=mesh)
+            ids, clip_probs, clip_labels = metrics.vote(probs, clips, labels, mean=mean)
+            test[str(epoch)][name] = {
+                "clip_ids": [str(prepared.store.clip_ids[i]) for i in ids],
+                "labels": np.asarray(clip_labels).tolist(),
+                "predictions": np.asarray(clip_probs).argmax(axis=1).tolist()}
+    ckpt.close()
+    out = {"epochs": epochs, "test": test}
+    with open(path, "w") as f:
+        json.dump(out, f)
+    if drop_checkpoints:  # ~12 MB an epoch for SpectralCNN: keep what a rule keeps
+        keep = {str(step_of[e]) for e in epochs.values()}
+        last = os.path.join(run_dir, "checkpoints", "last")
+        for step in checkpoint.steps_in(last):
+            if str(step) not in keep:
+                shutil.rmtree(os.path.join(last, str(step)))
+    return out
+
+
+def correct(evaluation: Dict, rule: str, eval_name: str) -> Dict[str, bool]:
+    """{clip id: right?} for the epoch `rule` keeps, under the test windows `eval_name`."""
+    test = evaluation["test"][str(evaluation["epochs"][rule])][eval_name]
+    return {c: y == p for c, y, p in zip(test["clip_ids"], test["labels"], test["predictions"])}
