@@ -71,6 +71,7 @@ SINGLE_ROWS = (
     ("+ SpecAugment, half widths", {"augment.spec_augment": True,
                                     "augment.freq_mask_fraction": 0.0625,
                                     "augment.time_mask_fraction": 0.03125}),
+    ("+ weight average (optim.ema_decay 0.99)", {"optim.ema_decay": 0.99}),
     (RECIPE, {}),
 )
 

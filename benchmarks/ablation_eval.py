@@ -91,11 +91,14 @@ def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict
     for epoch in sorted(set(epochs.values())):
         restored, _ = ckpt.restore_step(step_of[epoch], checkpoint.abstract(state))
         test[str(epoch)] = {}
-        for name, overlap, mean in EVALS:
-            prepared = parts[overlap]
-            probs, labels, clips = evaluate.segment_probabilities(
+        segment_results = {  # once per way of cutting: both means vote on the same windows
+            overlap: evaluate.segment_probabilities(
                 predict, restored, prepared.store, prepared.parts["test"],
                 batch_size=config.eval.batch_size, mesh=mesh)
+            for overlap, prepared in parts.items()}
+        for name, overlap, mean in EVALS:
+            prepared = parts[overlap]
+            probs, labels, clips = segment_results[overlap]
             ids, clip_probs, clip_labels = metrics.vote(probs, clips, labels, mean=mean)
             test[str(epoch)][name] = {
                 "clip_ids": [str(prepared.store.clip_ids[i]) for i in ids],

@@ -120,6 +120,9 @@ def get_config() -> config_dict.ConfigDict:
     config.optim.weight_decay = 0.0
     config.optim.schedule = "constant"  # constant | cosine | warmup_cosine
     config.optim.warmup_fraction = 0.05  # warmup_cosine: linear warm-up over this share of steps
+    # > 0: validation, test and predict use an exponential moving average of the weights
+    # with this decay (jaxgenre/weight_average.py; e.g. 0.99 averages over ~100 steps).
+    config.optim.ema_decay = 0.0
 
     config.train = config_dict.ConfigDict()
     config.train.batch_size = 32

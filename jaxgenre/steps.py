@@ -26,7 +26,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxgenre import augment as augment_lib
-from jaxgenre import parallel
+from jaxgenre import parallel, weight_average
 from jaxgenre.errors import UserError
 
 Batch = Dict[str, jax.Array]
@@ -51,7 +51,8 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     """`config.optim` → optax: adam (adamw when weight_decay > 0) / adamw / sgd (momentum
     0.9), with a 'constant', 'cosine' or 'warmup_cosine' learning rate (a linear warm-up
     over `optim.warmup_fraction` of the steps, default 5%, then cosine decay to 0). Weight
-    decay skips biases and BatchNorm parameters (`decay_mask`)."""
+    decay skips biases and BatchNorm parameters (`decay_mask`). `optim.ema_decay` > 0
+    chains a moving average of the weights (`weight_average`), which evaluation uses."""
     lr = optim.learning_rate
     total_steps = max(int(total_steps), 1)
     warmup = max(1, int(total_steps * optim.get("warmup_fraction", 0.05)))
@@ -67,13 +68,17 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     schedule = schedules[optim.schedule]()
     if optim.name in ("adam", "adamw"):
         if optim.weight_decay or optim.name == "adamw":
-            return optax.adamw(schedule, weight_decay=optim.weight_decay, mask=decay_mask)
-        return optax.adam(schedule)
-    if optim.name == "sgd":
-        return optax.chain(optax.masked(optax.add_decayed_weights(optim.weight_decay),
-                                        decay_mask),
-                           optax.sgd(schedule, momentum=0.9))
-    raise UserError(f"optim.name must be 'adam', 'adamw' or 'sgd', got {optim.name!r}")
+            tx = optax.adamw(schedule, weight_decay=optim.weight_decay, mask=decay_mask)
+        else:
+            tx = optax.adam(schedule)
+    elif optim.name == "sgd":
+        tx = optax.chain(optax.masked(optax.add_decayed_weights(optim.weight_decay),
+                                      decay_mask),
+                         optax.sgd(schedule, momentum=0.9))
+    else:
+        raise UserError(f"optim.name must be 'adam', 'adamw' or 'sgd', got {optim.name!r}")
+    ema_decay = optim.get("ema_decay", 0.0) or 0.0  # run.json files from before it: off
+    return optax.chain(tx, weight_average.params_ema(ema_decay)) if ema_decay else tx
 
 
 def create_train_state(key: jax.Array, model, tx: optax.GradientTransformation,
@@ -120,8 +125,10 @@ def train_step(state: TrainState, batch: Batch, *, model, tx, adapt: Callable,
 
 
 def predict_step(state: TrainState, batch: Batch, *, model, adapt: Callable) -> jax.Array:
-    """Class probabilities (batch, classes), float32, BatchNorm on running statistics."""
-    logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+    """Class probabilities (batch, classes), float32, BatchNorm on running statistics;
+    with the weights' moving average when the optimiser keeps one (`optim.ema_decay`)."""
+    params = weight_average.evaluation_params(state.params, state.opt_state)
+    logits = model.apply({"params": params, "batch_stats": state.batch_stats},
                          adapt(batch["inputs"]), train=False)
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 

@@ -86,7 +86,8 @@ def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> No
 
 
 def _check_recipe(config, kind: str) -> None:
-    """`augment.*`, `train.label_smoothing`, `optim.warmup_fraction`, `eval.*` windows."""
+    """`augment.*`, `train.label_smoothing`, `optim.warmup_fraction` / `ema_decay`, `eval.*`
+    windows."""
     aug = config.get("augment", None)
     if aug is not None:
         if aug.get("spec_augment", False):
@@ -109,6 +110,7 @@ def _check_recipe(config, kind: str) -> None:
                                 f"got {value!r}")
     _fraction("train.label_smoothing", config.train.get("label_smoothing", 0.0), closed=False)
     _fraction("optim.warmup_fraction", config.optim.get("warmup_fraction", 0.05), closed=False)
+    _fraction("optim.ema_decay", config.optim.get("ema_decay", 0.0), closed=False)
     _fraction("eval.window_overlap", config.eval.get("window_overlap", 0.0), closed=False)
     _one_of("eval.clip_mean", config.eval.get("clip_mean", "probability"), metrics.CLIP_MEANS)
     _one_of("train.select", config.train.get("select", "accuracy"), selection.RULES)
