@@ -118,6 +118,24 @@ def plan(args):
     return out
 
 
+def check_same_run(config, run_dir: str, label: str) -> None:
+    """Exits naming the folder when `run_dir` holds a run of another config than the
+    row's (rows are numbered: a row added in the middle renumbers the ones after it)."""
+    run_file = os.path.join(run_dir, "run.json")
+    if not os.path.isfile(run_file):
+        return
+    with open(run_file) as f:
+        there = {**experiments.ADDED_LATER,
+                 **experiments.flat_config(json.load(f).get("config", {}))}
+    here = experiments.flat_config(json.loads(config.to_json()))
+    changed = [k for k in sorted(set(there) & set(here)) if there[k] != here[k]]
+    if changed:
+        print(f"{run_dir} holds another run than row '{label}' ("
+              + "; ".join(f"{k}: {there[k]!r} there, {here[k]!r} here" for k in changed[:3])
+              + "): move it away or give another --workdir", file=sys.stderr)
+        sys.exit(2)
+
+
 def own_eval(config) -> str:
     """The ablation_eval.EVALS entry a config's own test windows are."""
     key = (float(config.eval.window_overlap or 0.0), config.eval.clip_mean)
@@ -125,59 +143,83 @@ def own_eval(config) -> str:
 
 
 def stat_line(label: str, per_seed: dict, reference: dict = None) -> str:
-    """One table row: accuracy over seeds (mean ± std [t interval]) and, against
-    `reference` (the same seeds' study recipe), the pooled paired difference."""
+    """One table row: accuracy over seeds (mean ± std [t interval over seeds]) and,
+    against `reference` (the same seeds' study recipe: the same splits), the paired
+    difference seed by seed (mean [t interval over seeds]: run-to-run variation
+    included), and the discordant clips over all seeds with their exact McNemar test
+    (conditional on these runs: it ignores that another seed would train other models).
+    n/a where one seed leaves nothing to spread, or where a run lacks the figure."""
+    if any(c is None for c in per_seed.values()):
+        return "| " + " | ".join([label, "n/a (the runs lack it)", "", ""]) + " |"
     acc = np.array([np.mean(list(c.values())) for c in per_seed.values()])
-    low, high = stats.t_interval(acc)
-    cells = [label, f"{acc.mean():.3f} ± {acc.std(ddof=1) if acc.size > 1 else 0:.3f} "
-                    f"[{low:.3f}, {high:.3f}]"]
+    spread = lambda x: ("± n/a [n/a]" if x.size < 2 else
+                        "± {:.3f} [{:.3f}, {:.3f}]".format(x.std(ddof=1), *stats.t_interval(x)))
+    cells = [label, f"{acc.mean():.3f} {spread(acc)}"]
     if reference is None:
         return "| " + " | ".join(cells + ["", ""]) + " |"
-    a, b = [], []
+    if any(r is None for r in reference.values()):
+        return "| " + " | ".join(cells + ["n/a", "n/a"]) + " |"
+    a, b, deltas = [], [], []
     for seed, clips in per_seed.items():
-        common = sorted(set(clips) & set(reference[seed]))
+        if set(clips) != set(reference[seed]):
+            raise ValueError(f"{label}, seed {seed}: its test clips are not the study "
+                             f"recipe's on that seed (another split?)")
+        common = sorted(clips)
         a += [reference[seed][c] for c in common]
         b += [clips[c] for c in common]
-    a, b = np.array(a, float), np.array(b, float)
-    d = b - a
-    lo, hi = stats.bootstrap_interval(lambda i: d[i].mean(-1), d.size, seed=0)
-    test = stats.mcnemar(a.astype(bool), b.astype(bool))
-    cells += [f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]",
-              f"{test['b_only']} vs {test['a_only']}, p = {test['p_value']:.2f}"]
+        deltas.append(np.mean([clips[c] for c in common]) - np.mean(
+            [reference[seed][c] for c in common]))
+    deltas = np.array(deltas)
+    test = stats.mcnemar(np.array(a, bool), np.array(b, bool))
+    if deltas.size > 1:
+        low, high = stats.t_interval(deltas)
+        delta = f"{deltas.mean():+.3f} (sd {deltas.std(ddof=1):.3f}) [{low:+.3f}, {high:+.3f}]"
+    else:
+        delta = f"{deltas.mean():+.3f} (one seed)"
+    cells += [delta, f"{test['b_only']} vs {test['a_only']}, p = {test['p_value']:.2f}"]
     return "| " + " | ".join(cells) + " |"
+
+
+def _correct(evaluation, rule, eval_name):
+    try:
+        return ablation_eval.correct(evaluation, rule, eval_name)
+    except KeyError:
+        return None
 
 
 def tables(args, planned, evaluations) -> str:
     n_seeds = len(args.seeds.split(","))
-    head = [f"| {args.model}, mel, {n_seeds} seed(s) | test clip accuracy, mean ± std "
-            "[95% t interval] | Δ vs the study's recipe [95% bootstrap] | clips only this / "
-            "only the study's right, exact McNemar |", "|---|---|---|---|"]
+    head = [f"| {args.model}, mel, {n_seeds} seed(s) | test clip accuracy, mean ± sd "
+            "[95% t interval over seeds] | Δ vs the study's recipe, seed by seed: mean (sd) "
+            "[95% t interval] | clips only this / only the study's right (all seeds), "
+            "exact McNemar |", "|---|---|---|---|"]
     reference = {s: ablation_eval.correct(evaluations[planned[0][1]][s], "accuracy",
                                           ablation_eval.EVALS[0][0]) for s in planned[0][2]}
     lines = list(head)
     for label, name, configs in planned:
         own = own_eval(next(iter(configs.values())))
-        per_seed = {s: ablation_eval.correct(evaluations[name][s], "accuracy", own)
-                    for s in configs}
+        per_seed = {s: _correct(evaluations[name][s], "accuracy", own) for s in configs}
         lines.append(stat_line(label, per_seed, None if name == planned[0][1] else reference))
     # Test windows and their mean, after the fact, on the study recipe's runs.
     label0, name0, configs0 = planned[0]
     for eval_name, _, _ in ablation_eval.EVALS[1:]:
-        per_seed = {s: ablation_eval.correct(evaluations[name0][s], "accuracy", eval_name)
+        per_seed = {s: _correct(evaluations[name0][s], "accuracy", eval_name)
                     for s in configs0}
-        lines.append(stat_line(f"+ test windows: {eval_name}", per_seed, reference))
+        lines.append(stat_line(f"+ test windows: {eval_name} †", per_seed, reference))
+    lines.append("")
+    lines.append("† the study recipe's runs, each tested again on the epoch it kept (chosen on "
+                 "validation tiles, not on these windows).")
     # Each selection rule on the first and the last row, against the study's rule.
     lines += ["", f"| selection rule ({args.model}) | test clip accuracy | Δ vs the study's "
-                  "rule on the same runs | only this / only the study's rule right |",
+                  "rule on the same runs, seed by seed | only this / only the study's rule "
+                  "right |",
               "|---|---|---|---|"]
     for label, name, configs in (planned[0], planned[-1]):
         own = own_eval(next(iter(configs.values())))
-        base_rule = {s: ablation_eval.correct(evaluations[name][s], "accuracy", own)
-                     for s in configs}
+        base_rule = {s: _correct(evaluations[name][s], "accuracy", own) for s in configs}
         for rule in ("accuracy", "accuracy_loss", "loss", "last"):
-            per_seed = {s: ablation_eval.correct(evaluations[name][s], rule, own)
-                        for s in configs}
-            epochs = [evaluations[name][s]["epochs"][rule] for s in configs]
+            per_seed = {s: _correct(evaluations[name][s], rule, own) for s in configs}
+            epochs = [evaluations[name][s]["epochs"].get(rule) for s in configs]
             lines.append(stat_line(f"{label}: {rule} (epochs {epochs})", per_seed,
                                    None if rule == "accuracy" else base_rule))
     return "\n".join(lines)
@@ -204,6 +246,8 @@ def main(argv=None) -> None:
                         help="only build the feature cache every row shares, then stop "
                              "(so that rows can then train in parallel processes)")
     args = parser.parse_args(argv)
+    if args.only is not None and 0 not in [int(r) for r in args.only.split(",")]:
+        parser.error("--only must include row 0, the study's recipe every row is compared with")
     planned = plan(args)
     if args.prepare_only:
         config = next(iter(planned[0][2].values()))
@@ -219,11 +263,12 @@ def main(argv=None) -> None:
             done = os.path.isfile(os.path.join(run_dir, "results.json"))
             if not done and args.table_only:
                 continue
+            check_same_run(configs[seed], run_dir, label)
             if not done:
                 writer.announce(f"{args.model}: {label}, seed {seed}")
                 experiments.run_one(configs[seed], run_dir)
-            evaluations.setdefault(name, {})[seed] = ablation_eval.evaluate_run(
-                configs[seed], run_dir)
+            evaluations.setdefault(name, {})[seed] = ablation_eval.load(
+                configs[seed], run_dir, evaluate_missing=not args.table_only)
     complete = [p for p in planned if len(evaluations.get(p[1], {})) == len(seeds)]
     if not complete or complete[0] is not planned[0]:
         print("no complete row yet (the study's recipe on every seed)")

@@ -117,7 +117,44 @@ def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict
     return out
 
 
+def from_results(config, run_dir: str) -> Dict:
+    """What a finished run without its epochs' checkpoints still tells (one copied back
+    from a GPU, or run before ablation_eval existed): its own rule's epoch under its own
+    test windows, from results.json's record and test_predictions.csv; other rules and
+    windows are missing (the tables print n/a)."""
+    from jaxgenre import clip_table
+
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    rule = config.train.get("select", "accuracy")
+    epoch = chosen_epochs(lines)[rule]
+    table = clip_table.read(os.path.join(run_dir, "test_predictions.csv"))
+    own = next(name for name, overlap, mean in EVALS
+               if (overlap, mean) == (float(config.eval.window_overlap or 0.0),
+                                      config.eval.clip_mean))
+    return {"epochs": {rule: epoch}, "partial": True,
+            "test": {str(epoch): {own: {"clip_ids": list(table.clip_ids),
+                                        "labels": table.labels.tolist(),
+                                        "predictions": table.probabilities.argmax(1).tolist()}}}}
+
+
+def load(config, run_dir: str, *, evaluate_missing: bool = True) -> Dict:
+    """selection_eval.json when there; else evaluated now (when `evaluate_missing` and
+    the run kept its epochs), else `from_results`."""
+    if os.path.isfile(os.path.join(run_dir, FILE)):
+        return evaluate_run(config, run_dir)  # reads it
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    step_of = {line["epoch"]: line["step"] for line in lines}
+    needed = {step_of[e] for e in chosen_epochs(lines).values()}
+    kept = set(checkpoint.steps_in(os.path.join(run_dir, "checkpoints", "last")))
+    if evaluate_missing and needed <= kept:
+        return evaluate_run(config, run_dir)
+    return from_results(config, run_dir)
+
+
 def correct(evaluation: Dict, rule: str, eval_name: str) -> Dict[str, bool]:
-    """{clip id: right?} for the epoch `rule` keeps, under the test windows `eval_name`."""
+    """{clip id: right?} for the epoch `rule` keeps, under the test windows `eval_name`;
+    a `KeyError` when the evaluation does not have them (`from_results`)."""
     test = evaluation["test"][str(evaluation["epochs"][rule])][eval_name]
     return {c: y == p for c, y, p in zip(test["clip_ids"], test["labels"], test["predictions"])}

@@ -48,7 +48,7 @@ mkdir -p "$work/gathered/$model"
 for row in ${rows//,/ }; do
   echo "== row $row ==" >> "$out/logs.txt"
   tr '\r' '\n' < "$work/row$row.log" | grep -v -E '^\s*$' | tail -30 >> "$out/logs.txt"
-  for run in "$work/row$row/$model"/row*_seed*; do
+  for run in "$work/row$row/$model"/*_seed*; do
     [ -f "$run/results.json" ] || continue  # unfinished: ablation.py would retrain it
     mkdir -p "$work/gathered/$model/$(basename "$run")"
     find "$run" -maxdepth 1 -type f -exec cp {} "$work/gathered/$model/$(basename "$run")/" \;

@@ -121,7 +121,10 @@ def get_config() -> config_dict.ConfigDict:
     config.optim.schedule = "constant"  # constant | cosine | warmup_cosine
     config.optim.warmup_fraction = 0.05  # warmup_cosine: linear warm-up over this share of steps
     # > 0: validation, test and predict use an exponential moving average of the weights
-    # with this decay (jaxgenre/weight_average.py; e.g. 0.99 averages over ~100 steps).
+    # (jaxgenre/weight_average.py). The decay warms up as min(ema_decay, (1+n)/(10+n))
+    # after n steps, so it binds only after ~9/(1-ema_decay) steps (0.99: 891); before
+    # that the average spans about the last n/9 steps. BatchNorm's running statistics
+    # are the current weights', not averaged.
     config.optim.ema_decay = 0.0
 
     config.train = config_dict.ConfigDict()

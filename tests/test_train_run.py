@@ -260,3 +260,23 @@ def test_a_run_resumed_with_another_model_or_features_is_refused(whole, tmp_path
     assert (workdir / "metrics.jsonl").read_text() == metrics  # untouched
     assert not (workdir / "checkpoints" / "damaged").exists()
     experiments.check_resumable(_config(5), str(workdir))  # more epochs: resumable
+
+
+def test_a_run_written_before_a_state_key_existed_still_resumes_and_its_value_is_checked(
+        whole, tmp_path):
+    """run.json files from before `optim.ema_decay` lack the key: they ran without the
+    average, so an unchanged config resumes them and one that turns it on is refused."""
+    import shutil
+
+    from jaxgenre import errors
+
+    workdir = tmp_path / "run"
+    shutil.copytree(whole["dir"], workdir, ignore=shutil.ignore_patterns("cache"))
+    run = json.loads((workdir / "run.json").read_text())
+    del run["config"]["optim"]["ema_decay"]
+    (workdir / "run.json").write_text(json.dumps(run))
+    experiments.check_resumable(_config(5), str(workdir))
+    averaged = _config(5)
+    averaged.optim.ema_decay = 0.9
+    with pytest.raises(errors.UserError, match=r"optim\.ema_decay: 0\.0 there, 0\.9 here"):
+        experiments.check_resumable(averaged, str(workdir))
