@@ -269,6 +269,12 @@ def main(argv=None) -> None:
                 experiments.run_one(configs[seed], run_dir)
             evaluations.setdefault(name, {})[seed] = ablation_eval.load(
                 configs[seed], run_dir, evaluate_missing=not args.table_only)
+    checked = [ablation_eval.reproduces_results(configs[s], os.path.join(out, f"{n}_seed{s}"),
+                                                evaluations[n][s])
+               for _, n, configs in planned for s in evaluations.get(n, {})
+               if not evaluations[n][s].get("partial")]
+    print(f"re-evaluated from kept epochs: {sum(checked)} of {len(checked)} runs reproduce "
+          f"their results.json test clip accuracy")
     complete = [p for p in planned if len(evaluations.get(p[1], {})) == len(seeds)]
     if not complete or complete[0] is not planned[0]:
         print("no complete row yet (the study's recipe on every seed)")

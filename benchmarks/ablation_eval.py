@@ -158,3 +158,16 @@ def correct(evaluation: Dict, rule: str, eval_name: str) -> Dict[str, bool]:
     a `KeyError` when the evaluation does not have them (`from_results`)."""
     test = evaluation["test"][str(evaluation["epochs"][rule])][eval_name]
     return {c: y == p for c, y, p in zip(test["clip_ids"], test["labels"], test["predictions"])}
+
+
+def reproduces_results(config, run_dir: str, evaluation: Dict) -> bool:
+    """Whether the replayed rule of the run's own config, under its own test windows,
+    gives the test clip accuracy its results.json holds (a check on the replay and the
+    re-evaluation from kept checkpoints)."""
+    own = next(name for name, overlap, mean in EVALS
+               if (overlap, mean) == (float(config.eval.window_overlap or 0.0),
+                                      config.eval.clip_mean))
+    right = correct(evaluation, config.train.get("select", "accuracy"), own)
+    with open(os.path.join(run_dir, "results.json")) as f:
+        recorded = json.load(f)["test"]["clips"]["accuracy"]
+    return abs(sum(right.values()) / len(right) - recorded) < 1e-12
