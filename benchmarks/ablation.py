@@ -21,8 +21,9 @@ seeds vary initialisation, batches and augmentation, so one row's runs can be
 ensembled); on a folder each seed is also its own split (`data.seed=seed`), so the test
 clips differ between seeds and a row is compared with the study's recipe seed by seed.
 Intervals: the mean over seeds with its t interval; the difference from the study's
-recipe over every (seed, test clip) pair with a bootstrap interval over those pairs and
-the exact McNemar test on them (`jaxgenre.stats`).
+recipe seed by seed (same split) with its t interval over seeds, so that run-to-run
+variation counts; and the clips only one of the two gets right over all seeds with the
+exact McNemar test (conditional on these runs: `jaxgenre.stats`).
 """
 
 from __future__ import annotations
