@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 
-from configs import base
 from jaxgenre import experiments, selection
 
 # Four epochs: accuracy saturates at epoch 2 and again at 4; the loss falls throughout
@@ -67,15 +66,12 @@ def _config(select):
     """A tiny run whose validation figures make the four rules choose four epochs
     (measured here: accuracy 0.1, 0.1, 0.1, 0, 0 and loss 32.4, 25.6, 13.6, 4.17, 4.18,
     so 1, 3, 4 and 5); the test reads the choice off metrics.jsonl whatever they are."""
-    config = base.get_config()
-    config.data.synthetic.update(clips_per_class=4, seconds=4.0)
-    config.data.update(clip_seconds=4.0, segment_seconds=1.0)
-    config.features.update(n_mels=32)
-    config.model.update(name="spectral_cnn", pretrained=False)
+    from tests.test_train_run import _config as tiny_run
+
+    config = tiny_run(5)  # the resume tests' tiny run, with a faster learning rate
     config.optim.learning_rate = 3e-2
-    config.train.update(batch_size=16, epochs=5, log_every=2, checkpoint_every=1, keep=2,
-                        select=select)
-    config.eval.update(batch_size=16, plots=False)
+    config.train.select = select
+    config.eval.plots = False
     return config
 
 
