@@ -137,12 +137,6 @@ def check_same_run(config, run_dir: str, label: str) -> None:
         sys.exit(2)
 
 
-def own_eval(config) -> str:
-    """The ablation_eval.EVALS entry a config's own test windows are."""
-    key = (float(config.eval.window_overlap or 0.0), config.eval.clip_mean)
-    return next(name for name, overlap, mean in ablation_eval.EVALS if (overlap, mean) == key)
-
-
 def stat_line(label: str, per_seed: dict, reference: dict = None) -> str:
     """One table row: accuracy over seeds (mean ± std [t interval over seeds]) and,
     against `reference` (the same seeds' study recipe: the same splits), the paired
@@ -198,7 +192,7 @@ def tables(args, planned, evaluations) -> str:
                                           ablation_eval.EVALS[0][0]) for s in planned[0][2]}
     lines = list(head)
     for label, name, configs in planned:
-        own = own_eval(next(iter(configs.values())))
+        own = ablation_eval.own_eval(next(iter(configs.values())))
         per_seed = {s: _correct(evaluations[name][s], "accuracy", own) for s in configs}
         lines.append(stat_line(label, per_seed, None if name == planned[0][1] else reference))
     # Test windows and their mean, after the fact, on the study recipe's runs.
@@ -216,7 +210,7 @@ def tables(args, planned, evaluations) -> str:
                   "right |",
               "|---|---|---|---|"]
     for label, name, configs in (planned[0], planned[-1]):
-        own = own_eval(next(iter(configs.values())))
+        own = ablation_eval.own_eval(next(iter(configs.values())))
         base_rule = {s: _correct(evaluations[name][s], "accuracy", own) for s in configs}
         for rule in ("accuracy", "accuracy_loss", "loss", "last"):
             per_seed = {s: _correct(evaluations[name][s], rule, own) for s in configs}

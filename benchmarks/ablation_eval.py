@@ -37,6 +37,18 @@ EVALS = (("tiles, mean probability", 0.0, "probability"),
 FILE = "selection_eval.json"
 
 
+def epoch_lines(run_dir: str) -> List[Dict]:
+    """The run's metrics.jsonl, one dict per epoch."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def own_eval(config) -> str:
+    """The EVALS entry that is a config's own test windows."""
+    key = (float(config.eval.window_overlap or 0.0), config.eval.clip_mean)
+    return next(name for name, overlap, mean in EVALS if (overlap, mean) == key)
+
+
 def chosen_epochs(lines: List[Dict]) -> Dict[str, int]:
     """The epoch (1-based) each selection rule keeps, replaying `selection` over the
     epochs' validation accuracy and loss in order, as `train.train` does."""
@@ -65,8 +77,7 @@ def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict
     if os.path.isfile(path):
         with open(path) as f:
             return json.load(f)
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        lines = [json.loads(line) for line in f if line.strip()]
+    lines = epoch_lines(run_dir)
     epochs = chosen_epochs(lines)
     step_of = {line["epoch"]: line["step"] for line in lines}
     mesh = parallel.data_mesh()
@@ -124,14 +135,11 @@ def from_results(config, run_dir: str) -> Dict:
     windows are missing (the tables print n/a)."""
     from jaxgenre import clip_table
 
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        lines = [json.loads(line) for line in f if line.strip()]
+    lines = epoch_lines(run_dir)
     rule = config.train.get("select", "accuracy")
     epoch = chosen_epochs(lines)[rule]
     table = clip_table.read(os.path.join(run_dir, "test_predictions.csv"))
-    own = next(name for name, overlap, mean in EVALS
-               if (overlap, mean) == (float(config.eval.window_overlap or 0.0),
-                                      config.eval.clip_mean))
+    own = own_eval(config)
     return {"epochs": {rule: epoch}, "partial": True,
             "test": {str(epoch): {own: {"clip_ids": list(table.clip_ids),
                                         "labels": table.labels.tolist(),
@@ -143,8 +151,7 @@ def load(config, run_dir: str, *, evaluate_missing: bool = True) -> Dict:
     the run kept its epochs), else `from_results`."""
     if os.path.isfile(os.path.join(run_dir, FILE)):
         return evaluate_run(config, run_dir)  # reads it
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        lines = [json.loads(line) for line in f if line.strip()]
+    lines = epoch_lines(run_dir)
     step_of = {line["epoch"]: line["step"] for line in lines}
     needed = {step_of[e] for e in chosen_epochs(lines).values()}
     kept = set(checkpoint.steps_in(os.path.join(run_dir, "checkpoints", "last")))
@@ -164,10 +171,7 @@ def reproduces_results(config, run_dir: str, evaluation: Dict) -> bool:
     """Whether the replayed rule of the run's own config, under its own test windows,
     gives the test clip accuracy its results.json holds (a check on the replay and the
     re-evaluation from kept checkpoints)."""
-    own = next(name for name, overlap, mean in EVALS
-               if (overlap, mean) == (float(config.eval.window_overlap or 0.0),
-                                      config.eval.clip_mean))
-    right = correct(evaluation, config.train.get("select", "accuracy"), own)
+    right = correct(evaluation, config.train.get("select", "accuracy"), own_eval(config))
     with open(os.path.join(run_dir, "results.json")) as f:
         recorded = json.load(f)["test"]["clips"]["accuracy"]
     return abs(sum(right.values()) / len(right) - recorded) < 1e-12
