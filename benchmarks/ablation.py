@@ -10,9 +10,11 @@ seeds, with intervals.
 `--rows=cumulative` (the default): the study's recipe, then one piece added at a time
 (each row keeps every earlier row's switches), the last row the seed ensemble of the
 row before it. `--rows=single`: the study's recipe plus one switch per row, against the
-study's recipe on the same seed, and the shipped recipe (`configs/base.recipe`) as the
-last row; test windows and their mean, and every rule of `config.train.select`, are
-looked at after the fact on the same runs (`benchmarks/ablation_eval.py`).
+study's recipe on the same seed, then the shipped recipe (`configs/base.recipe`, row 9)
+and the recipe as it was before issue 22 (row 10); each row is tested under its own
+selection rule and test windows, and the test windows and every rule of
+`config.train.select` are also looked at after the fact on the same runs
+(`benchmarks/ablation_eval.py`).
 
 Every run is a normal run folder (`<workdir>/<model>/<row>_seed<k>/`), so an interrupted
 ablation resumes; the tables are printed and written to `<workdir>/<model>/ablation.md`
@@ -74,6 +76,11 @@ SINGLE_ROWS = (
                                     "augment.time_mask_fraction": 0.03125}),
     ("+ weight average (optim.ema_decay 0.99)", {"optim.ema_decay": 0.99}),
     (RECIPE, {}),
+    ("the recipe before issue 22", {"augment.random_crop": True, "augment.spec_augment": True,
+                                    "optim.name": "adamw", "optim.weight_decay": 0.05,
+                                    "optim.schedule": "warmup_cosine",
+                                    "train.label_smoothing": 0.1, "eval.window_overlap": 0.5,
+                                    "eval.clip_mean": "log_probability"}),
 )
 
 
@@ -192,8 +199,10 @@ def tables(args, planned, evaluations) -> str:
                                           ablation_eval.EVALS[0][0]) for s in planned[0][2]}
     lines = list(head)
     for label, name, configs in planned:
-        own = ablation_eval.own_eval(next(iter(configs.values())))
-        per_seed = {s: _correct(evaluations[name][s], "accuracy", own) for s in configs}
+        config = next(iter(configs.values()))
+        own = ablation_eval.own_eval(config)  # each row under its own rule and windows
+        per_seed = {s: _correct(evaluations[name][s], config.train.select, own)
+                    for s in configs}
         lines.append(stat_line(label, per_seed, None if name == planned[0][1] else reference))
     # Test windows and their mean, after the fact, on the study recipe's runs.
     label0, name0, configs0 = planned[0]
@@ -209,7 +218,8 @@ def tables(args, planned, evaluations) -> str:
                   "rule on the same runs, seed by seed | only this / only the study's rule "
                   "right |",
               "|---|---|---|---|"]
-    for label, name, configs in (planned[0], planned[-1]):
+    recipe_rows = [p for p in planned[1:] if p[0] == RECIPE] or planned[-1:]
+    for label, name, configs in (planned[0], *recipe_rows):
         own = ablation_eval.own_eval(next(iter(configs.values())))
         base_rule = {s: _correct(evaluations[name][s], "accuracy", own) for s in configs}
         for rule in ("accuracy", "accuracy_loss", "loss", "last"):

@@ -12,7 +12,7 @@ from jaxgenre import experiments, validation
 
 RECIPES = {"recipe_spectralcnn_mel": "spectral_cnn", "recipe_resnet_mel": "resnet18",
            "recipe_efficientnet_mel": "efficientnet_v2_s"}
-RECIPE_SECTIONS = {"augment", "optim", "train", "eval"}
+RECIPE_SECTIONS = {"augment", "optim", "train"}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -24,7 +24,12 @@ def test_a_recipe_is_its_study_cell_plus_the_recipe_switches(name):
     theirs = experiments.flat_config(study.to_dict())
     changed = {k for k in ours if ours[k] != theirs[k]}
     assert {k.split(".")[0] for k in changed} == RECIPE_SECTIONS
-    assert {"augment.random_crop", "optim.schedule", "eval.window_overlap"} <= changed
+    assert {"augment.spec_augment", "optim.schedule", "train.label_smoothing",
+            "train.select"} <= changed
+    # Left out because they lost on real music (issue 22): random crops, full-width
+    # SpecAugment, overlapping test windows.
+    assert not changed & {"augment.random_crop", "eval.window_overlap", "eval.clip_mean"}
+    assert config.augment.freq_mask_fraction < study.augment.freq_mask_fraction
     # Same budget: epochs, batch size and learning rate as the study's.
     assert not changed & {"train.epochs", "train.batch_size", "optim.learning_rate"}
 
@@ -41,8 +46,8 @@ def test_the_spectralcnn_recipe_trains_from_its_config(tmp_path):
     assert (tmp_path / "test_predictions.csv").is_file()
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"]["augment"]["spec_augment"] is True
-    # predict cuts and combines a clip as testing did (overlapping windows, log mean):
-    # a test clip's audio gets the probabilities test_predictions.csv holds for it.
+    # predict cuts and combines a clip as testing did: a test clip's audio gets the
+    # probabilities test_predictions.csv holds for it.
     import numpy as np
 
     from jaxgenre import clip_table, predict
