@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxgenre import (clip_table, errors, evaluate, models, parallel, stats, strict_json,
                       study, train, writer as writer_lib)
-from jaxgenre.data import prepare
+from jaxgenre.data import download, prepare
 
 
 def model_options(config) -> Dict:
@@ -67,7 +67,9 @@ def run_one(config, workdir: str) -> Dict:
     out.results(results, test, model=name, feature=feature, data_source=config.data.source)
     if config.eval.plots:
         out.figures(test, title=f"{name} / {feature}", source=data.source,
-                    feature_params=dict(config.features))
+                    feature_params=dict(config.features),
+                    figure_dir=os.path.join(download.data_home(config.data.home),
+                                            "figures"))
     return {"results": results, "test": test, "state": trained.best_state,
             "history": trained.history}
 

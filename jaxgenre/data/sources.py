@@ -76,19 +76,19 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
             raise DataSourceError("data.source='folder' needs a root: pass "
                                   "--config.data.root=PATH. " + GTZAN_HELP)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
-                            progress=progress)
+                            progress=progress, home=home)
     if name == "gtzan":
         root = gtzan.fetch_gtzan(home=home, urls=gtzan_urls, sha256=gtzan_sha256,
                                  progress=progress, limits=archive_limits, transfer=transfer)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
-                            progress=progress)
+                            progress=progress, home=home)
     if name == "fma":
         tracks_csv, audio_dir = fma.fetch_fma(fma_subset, home=home, mirrors=fma_mirrors,
                                               sha1=fma_sha1, progress=progress,
                                               limits=archive_limits, transfer=transfer)
         return fma.FmaSource(tracks_csv, audio_dir, subset=fma_subset, sr=sr,
                              min_seconds=min_seconds, clip_seconds=clip_seconds,
-                             progress=progress)
+                             progress=progress, home=home)
     if name == "tfds":
         return tfds_gtzan.TfdsSource(tfds_dir, sr=sr, min_seconds=min_seconds,
                                      clip_seconds=clip_seconds, progress=progress)
