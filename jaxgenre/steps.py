@@ -47,6 +47,10 @@ def decay_mask(params) -> Any:
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+
 def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     """`config.optim` → optax: adam (adamw when weight_decay > 0) / adamw / sgd (momentum
     0.9), with a 'constant', 'cosine' or 'warmup_cosine' learning rate (a linear warm-up
@@ -62,9 +66,10 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
         "warmup_cosine": lambda: optax.warmup_cosine_decay_schedule(
             0.0, lr, min(warmup, total_steps - 1) if total_steps > 1 else 0, total_steps),
     }
+    assert tuple(schedules) == SCHEDULES  # validation checks the config against these
     if optim.schedule not in schedules:
-        raise UserError(f"optim.schedule must be one of {sorted(schedules)}, "
-                         f"got {optim.schedule!r}")
+        raise UserError(f"config.optim.schedule must be one of {', '.join(SCHEDULES)}; "
+                        f"got {optim.schedule!r}")
     schedule = schedules[optim.schedule]()
     if optim.name in ("adam", "adamw"):
         if optim.weight_decay or optim.name == "adamw":
@@ -76,7 +81,8 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
                                       decay_mask),
                          optax.sgd(schedule, momentum=0.9))
     else:
-        raise UserError(f"optim.name must be 'adam', 'adamw' or 'sgd', got {optim.name!r}")
+        raise UserError(f"config.optim.name must be one of {', '.join(OPTIMIZERS)}; "
+                        f"got {optim.name!r}")
     ema_decay = optim.get("ema_decay", 0.0) or 0.0  # run.json files from before it: off
     return optax.chain(tx, weight_average.params_ema(ema_decay)) if ema_decay else tx
 

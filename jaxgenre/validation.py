@@ -6,7 +6,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 
 from __future__ import annotations
 
-from jaxgenre import features, metrics, models, selection
+from jaxgenre import features, metrics, models, selection, steps
 from jaxgenre.data import archive, cache, download, sources, splits
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
@@ -41,6 +41,9 @@ def check_config(config) -> None:
     if config.data.split is not None:
         _one_of("data.split", config.data.split, splits.SPLITS)
     _one_of("model.dtype", config.model.dtype, tuple(models.DTYPES))
+    # Before the data are opened and cached: steps.create_optimizer runs only after that.
+    _one_of("optim.name", config.optim.name, steps.OPTIMIZERS)
+    _one_of("optim.schedule", config.optim.schedule, steps.SCHEDULES)
     _one_of("data.cache_dtype", config.data.get("cache_dtype", "float32"), cache.DTYPES)
     if config.model.get("normalisation") is not None:
         _one_of("model.normalisation", config.model.normalisation, adapter.NORMALISATIONS)
