@@ -59,7 +59,7 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     chains a moving average of the weights (`weight_average`), which evaluation uses."""
     lr = optim.learning_rate
     total_steps = max(int(total_steps), 1)
-    warmup = max(1, int(total_steps * optim.get("warmup_fraction", 0.05)))
+    warmup = max(1, int(total_steps * optim.warmup_fraction))
     schedules = {
         "constant": lambda: lr,
         "cosine": lambda: optax.cosine_decay_schedule(lr, total_steps),
@@ -83,7 +83,7 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     else:
         raise UserError(f"config.optim.name must be one of {', '.join(OPTIMIZERS)}; "
                         f"got {optim.name!r}")
-    ema_decay = optim.get("ema_decay", 0.0) or 0.0  # run.json files from before it: off
+    ema_decay = optim.ema_decay
     return optax.chain(tx, weight_average.params_ema(ema_decay)) if ema_decay else tx
 
 

@@ -98,7 +98,7 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
 def data_seed(config) -> int:
     """The seed of the data — the synthetic set and the split: `config.data.seed`, or
     when None `config.seed`. Fix it to train several seeds on one split (seed ensembles)."""
-    seed = config.data.get("seed", None)
+    seed = config.data.seed
     return config.seed if seed is None else seed
 
 
@@ -110,8 +110,8 @@ def create_source(config, progress: bool = True) -> Source:
                        clip_seconds=data.clip_seconds,
                        clips_per_class=data.synthetic.clips_per_class,
                        synthetic_seconds=data.synthetic.seconds, seed=data_seed(config),
-                       synthetic_variant=data.synthetic.get("variant", "standard"),
-                       home=data.get("home"), gtzan_urls=tuple(data.gtzan.urls),
+                       synthetic_variant=data.synthetic.variant,
+                       home=data.home, gtzan_urls=tuple(data.gtzan.urls),
                        gtzan_sha256=data.gtzan.sha256, fma_subset=data.fma.subset,
                        fma_mirrors=tuple(data.fma.mirrors), fma_sha1=dict(data.fma.sha1),
                        progress=progress, archive_limits=archive.Limits.from_config(data),
