@@ -1,6 +1,8 @@
 """The one full jaxgenre config. Every other config file derives from it and states
 only what differs. Names follow librosa (audio) and optax (optimisation)."""
 
+import copy
+
 from ml_collections import config_dict
 
 
@@ -174,6 +176,27 @@ def get_config() -> config_dict.ConfigDict:
     config.eval.window_overlap = 0.0
     config.eval.clip_mean = "probability"
     return config
+
+
+def with_defaults(config) -> config_dict.ConfigDict:
+    """`config` (a ConfigDict, or the dict a run.json holds) with every key of
+    `get_config()` it lacks set to that default, so the code reads each setting as
+    `config.section.key` and never restates a default: a run.json written before a key
+    existed, and a config file not derived from this one, read like any other. Keys it
+    has keep their values; a new ConfigDict is returned."""
+    out = config_dict.ConfigDict(config.to_dict() if isinstance(config, config_dict.ConfigDict)
+                                 else config)
+
+    def fill(given: config_dict.ConfigDict, full: config_dict.ConfigDict) -> None:
+        for key in full.keys():
+            if key not in given:
+                given[key] = copy.deepcopy(full[key])
+            elif isinstance(full[key], config_dict.ConfigDict) and \
+                    isinstance(given[key], config_dict.ConfigDict):
+                fill(given[key], full[key])
+
+    fill(out, get_config())
+    return out
 
 
 def cell(*, model: str, feature: str) -> config_dict.ConfigDict:

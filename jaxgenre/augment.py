@@ -46,26 +46,18 @@ class Augmentation:
         return self.mixup_alpha > 0 or self.label_smoothing > 0
 
 
-def settings(config):
-    """`config.augment`, or an empty dict for configs written before it (all off)."""
-    section = config.get("augment", None)
-    return {} if section is None else section
-
-
 def from_config(config) -> Augmentation:
-    """`config.augment` / `config.train.label_smoothing` → `Augmentation` (all off if the
-    config has no `augment` section, as configs written before it)."""
-    aug = settings(config)
-    spec_augment = bool(aug.get("spec_augment", False))
+    """`config.augment` / `config.train.label_smoothing` → `Augmentation`."""
+    aug = config.augment
     return Augmentation(
-        gain_db=float(aug.get("gain_db", 0.0)), kind=config.features.kind,
+        gain_db=float(aug.gain_db), kind=config.features.kind,
         n_mels=int(config.features.n_mels),
-        freq_masks=int(aug.get("freq_masks", 2)) if spec_augment else 0,
-        freq_mask_fraction=float(aug.get("freq_mask_fraction", 0.125)),
-        time_masks=int(aug.get("time_masks", 2)) if spec_augment else 0,
-        time_mask_fraction=float(aug.get("time_mask_fraction", 0.0625)),
-        mixup_alpha=float(aug.get("mixup_alpha", 0.0)),
-        label_smoothing=float(config.train.get("label_smoothing", 0.0)))
+        freq_masks=int(aug.freq_masks) if aug.spec_augment else 0,
+        freq_mask_fraction=float(aug.freq_mask_fraction),
+        time_masks=int(aug.time_masks) if aug.spec_augment else 0,
+        time_mask_fraction=float(aug.time_mask_fraction),
+        mixup_alpha=float(aug.mixup_alpha),
+        label_smoothing=float(config.train.label_smoothing))
 
 
 def random_gain(key: jax.Array, features: jax.Array, *, max_db: float, kind: str,

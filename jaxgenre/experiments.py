@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import jax
 import numpy as np
 
+from configs import base
 from jaxgenre import (clip_table, errors, evaluate, models, parallel, stats, strict_json,
                       study, train, writer as writer_lib)
 from jaxgenre.data import prepare
@@ -30,17 +31,19 @@ def model_options(config) -> Dict:
     spec = models.get_spec(config.model.name)
     options = {"dtype": config.model.dtype}
     if "depthwise" in spec.options:
-        choice = config.model.get("depthwise", "auto")
+        choice = config.model.depthwise
         options["depthwise"] = (("shifted" if jax.default_backend() == "cpu" else "xla")
                                 if choice == "auto" else choice)
     return options
 
 
-def run_one(config, workdir: str) -> Dict:
+def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     """Trains `config.model` on `config.data` / `config.features`, keeps the best
     validation checkpoint, tests it, and writes every output into `workdir` (see
     `writer.RunWriter`). Re-running with the same workdir resumes. In a multi-process
-    run, call `parallel.initialize_distributed` first (launch.py does)."""
+    run, call `parallel.initialize_distributed` first (launch.py does). `figure_dir`: where
+    the per-class feature figure is kept for the other runs of a grid, seeds or folds."""
+    config = base.with_defaults(config)  # every setting read as config.section.key
     check_resumable(config, workdir)
     out = writer_lib.RunWriter(workdir)
     data = prepare.prepare_data(config, workdir, on_report=out.data_report)
@@ -50,7 +53,7 @@ def run_one(config, workdir: str) -> Dict:
     test = evaluate.evaluate_part(trained.steps.predict, trained.best_state, data.store,
                                   data.parts["test"], batch_size=config.eval.batch_size,
                                   mesh=parallel.data_mesh(),
-                                  clip_mean=config.eval.get("clip_mean", "probability"))
+                                  clip_mean=config.eval.clip_mean)
     per_clip = test.pop("per_clip")
     out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
                                                       data.class_names))
@@ -67,7 +70,7 @@ def run_one(config, workdir: str) -> Dict:
     out.results(results, test, model=name, feature=feature, data_source=config.data.source)
     if config.eval.plots:
         out.figures(test, title=f"{name} / {feature}", source=data.source,
-                    feature_params=dict(config.features))
+                    feature_params=dict(config.features), figure_dir=figure_dir)
     return {"results": results, "test": test, "state": trained.best_state,
             "history": trained.history}
 
@@ -115,15 +118,16 @@ def check_resumable(config, workdir: str) -> None:
             f"settings to resume it")
 
 
-def run(config, workdir: str) -> None:
+def run(config, workdir: str, figure_dir: Optional[str] = None) -> None:
     """One run; with `config.seeds` one per seed; for `data.split='kfold'` with no
     `data.fold`, one per fold."""
-    if config.get("seeds", None):
-        run_seeds(config, workdir)
+    config = base.with_defaults(config)
+    if config.seeds:
+        run_seeds(config, workdir, figure_dir)
     elif config.data.split == "kfold" and config.data.fold is None:
-        run_kfold(config, workdir)
+        run_kfold(config, workdir, figure_dir)
     else:
-        run_one(config, workdir)
+        run_one(config, workdir, figure_dir)
 
 
 def _results(run_dir: str, title: str, start) -> Dict:
@@ -135,7 +139,7 @@ def _results(run_dir: str, title: str, start) -> Dict:
     return strict_json.load(path, what=f"{run_dir}'s results.json")
 
 
-def run_kfold(config, workdir: str) -> Dict:
+def run_kfold(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     """Trains fold 0 .. folds-1 in `<workdir>/fold_<k>/` (finished folds are kept) and
     writes `<workdir>/results.json` with every clip-level test metric's mean and std."""
     def fold_config(fold):
@@ -148,7 +152,8 @@ def run_kfold(config, workdir: str) -> Dict:
     for fold in range(config.data.folds):
         fold_dir = os.path.join(workdir, f"fold_{fold}")
         per_fold.append(_results(fold_dir, f"fold {fold + 1} of {config.data.folds}",
-                                 lambda: run_one(fold_config(fold), fold_dir)))
+                                 lambda: run_one(fold_config(fold), fold_dir,
+                                                 figure_dir or workdir)))
     # Every clip is tested in exactly one fold: the folds' predictions together are one
     # test_predictions.csv over the whole set, which comparisons of cells can pair.
     tables = [clip_table.read(os.path.join(workdir, f"fold_{k}", clip_table.FILE_NAME))
@@ -186,7 +191,7 @@ def _summary(runs: List[Dict], name: str) -> Dict:
     return summary
 
 
-def run_seeds(config, workdir: str) -> Dict:
+def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     """`config.seeds` runs of one cell, seeds config.seed, config.seed + 1, ..., each in
     `<workdir>/seed_<k>/` (finished ones kept) on one split (`data.seed`, default the
     first seed), then `<workdir>/results.json` with each metric's mean and std over the
@@ -209,7 +214,8 @@ def run_seeds(config, workdir: str) -> Dict:
         seed_dir = os.path.join(workdir, f"seed_{seed}")
         dirs.append(seed_dir)
         per_seed.append(_results(seed_dir, f"seed {seed} ({i + 1} of {len(seeds)})",
-                                 lambda: run_one(seed_config(seed), seed_dir)))
+                                 lambda: run_one(seed_config(seed), seed_dir,
+                                                 figure_dir or workdir)))
     combined = ensemble.run_ensemble(dirs, workdir, plots_on=bool(config.eval.plots),
                                      results_name="seed_ensemble.json")
     results = {**{k: per_seed[0][k] for k in ("model", "feature", "data")}, "seeds": seeds,
@@ -251,7 +257,7 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
         cell_dir = os.path.join(workdir, f"{model}_{feature}")
         results[(model, feature)] = _results(
             cell_dir, f"grid cell {model} x {feature}",
-            lambda: run(cell_config(config, model, feature), cell_dir))
+            lambda: run(cell_config(config, model, feature), cell_dir, workdir))
     md, rows = study.grid_tables(results, config.data.source)
     md += _compare_grid(config, workdir, cells, results)
     shown = [(m, f) for m in study.MODELS for f in study.FEATURES]  # "not run" if absent

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Sequence
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -53,20 +55,43 @@ def feature_panel(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
     plt.close(fig)
 
 
-def class_panel(source, feature_params: Dict, path: str) -> None:
-    """The four features of the first usable clip of every class of a data source."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def class_panel(source, feature_params: Dict, path: str, *,
+                figure_dir: Optional[str] = None) -> None:
+    """The four features of the first usable clip of every class of a data source.
+    With `figure_dir` it is drawn once per data set and feature parameters (every cell
+    of a grid, every seed, fold and rerun shows the same clips) and copied from there."""
     from jaxgenre import features
+    from jaxgenre.data import cache
 
     params = {k: v for k, v in feature_params.items() if k != "kind"}
     firsts = {}
     for ref in source.clips:
         firsts.setdefault(ref.label, ref)
     refs = [firsts[label] for label in sorted(firsts)]
+    kept = (os.path.join(figure_dir, "features_per_class-"
+                         f"{cache.cache_key(source, params, refs)}.png") if figure_dir else None)
+    if kept and os.path.isfile(kept):
+        with open(kept, "rb") as f:
+            if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:  # else drawn again, below
+                shutil.copyfile(kept, path)
+                return
     audio = np.stack([source.load(ref) for ref in refs])
     outputs = {kind: np.asarray(features.compute(audio, kind=kind, **params))
                for kind in features.KINDS}
     feature_panel(outputs, [ref.clip_id for ref in refs], path, sr=params["sr"],
                   hop_length=params["hop_length"])
+    if kept:
+        try:  # another process may write it at the same time: whole files only
+            os.makedirs(figure_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=figure_dir, suffix=".png.tmp")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, kept)
+        except OSError:
+            pass  # it is drawn again next time
 
 
 def _row_shares(counts: np.ndarray) -> np.ndarray:

@@ -28,8 +28,8 @@ from typing import Dict, List
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ml_collections import config_dict
 
+from configs import base
 from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, features, metrics,
                       models, parallel, strict_json)
 from jaxgenre import steps as steps_lib
@@ -53,7 +53,8 @@ class Predictor:
         if not (isinstance(run.get("config"), dict) and isinstance(run.get("class_names"), list)):
             raise errors.UserError(f"'{run_file}' lacks 'config' or 'class_names': not the "
                                    f"run.json of a `python launch.py` training run")
-        self.config = config_dict.ConfigDict(run["config"])
+        # A run.json written before a key existed ran with that key's default.
+        self.config = base.with_defaults(run["config"])
         self.class_names = run["class_names"]
         self.segment_frames = run.get("segment_frames", run.get("segment_steps"))
         self.feature_params = dict(self.config.features)
@@ -89,14 +90,14 @@ class Predictor:
         store = FeatureStore(path="", features=feat[None], clip_ids=("clip",),
                              labels=np.zeros(1, np.int32), class_names=tuple(self.class_names),
                              hit=False)
-        overlap = self.config.eval.get("window_overlap", 0.0) or 0.0  # as the run's test
+        overlap = self.config.eval.window_overlap  # as the run's test
         segs = pipeline.segments(np.zeros(1, np.int64), feat.shape[-1], segment_frames=frames,
                                  hop_frames=pipeline.overlap_hop(frames, overlap))
         probs, labels, clips = evaluate.segment_probabilities(
             self.steps.predict, self.state, store, segs, batch_size=self.batch_size,
             mesh=self.mesh)
         return metrics.vote(probs, clips, labels,
-                            mean=self.config.eval.get("clip_mean", "probability"))[1][0]
+                            mean=self.config.eval.clip_mean)[1][0]
 
 
 def expand(paths: List[str]) -> List[str]:

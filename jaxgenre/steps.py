@@ -47,6 +47,10 @@ def decay_mask(params) -> Any:
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+
 def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     """`config.optim` → optax: adam (adamw when weight_decay > 0) / adamw / sgd (momentum
     0.9), with a 'constant', 'cosine' or 'warmup_cosine' learning rate (a linear warm-up
@@ -55,16 +59,17 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     chains a moving average of the weights (`weight_average`), which evaluation uses."""
     lr = optim.learning_rate
     total_steps = max(int(total_steps), 1)
-    warmup = max(1, int(total_steps * optim.get("warmup_fraction", 0.05)))
+    warmup = max(1, int(total_steps * optim.warmup_fraction))
     schedules = {
         "constant": lambda: lr,
         "cosine": lambda: optax.cosine_decay_schedule(lr, total_steps),
         "warmup_cosine": lambda: optax.warmup_cosine_decay_schedule(
             0.0, lr, min(warmup, total_steps - 1) if total_steps > 1 else 0, total_steps),
     }
+    assert tuple(schedules) == SCHEDULES  # validation checks the config against these
     if optim.schedule not in schedules:
-        raise UserError(f"optim.schedule must be one of {sorted(schedules)}, "
-                         f"got {optim.schedule!r}")
+        raise UserError(f"config.optim.schedule must be one of {', '.join(SCHEDULES)}; "
+                        f"got {optim.schedule!r}")
     schedule = schedules[optim.schedule]()
     if optim.name in ("adam", "adamw"):
         if optim.weight_decay or optim.name == "adamw":
@@ -76,8 +81,9 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
                                       decay_mask),
                          optax.sgd(schedule, momentum=0.9))
     else:
-        raise UserError(f"optim.name must be 'adam', 'adamw' or 'sgd', got {optim.name!r}")
-    ema_decay = optim.get("ema_decay", 0.0) or 0.0  # run.json files from before it: off
+        raise UserError(f"config.optim.name must be one of {', '.join(OPTIMIZERS)}; "
+                        f"got {optim.name!r}")
+    ema_decay = optim.ema_decay
     return optax.chain(tx, weight_average.params_ema(ema_decay)) if ema_decay else tx
 
 

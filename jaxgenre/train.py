@@ -61,7 +61,7 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
     name = config.model.name
     if not config.model.pretrained or models.get_spec(name).imagenet is None:
         return None, "random initialisation", ""
-    own, own_sha256 = config.model.get("checkpoint"), config.model.get("checkpoint_sha256")
+    own, own_sha256 = config.model.checkpoint, config.model.checkpoint_sha256
     try:
         path = torchvision_port.checkpoint_file(name, own, sha256=own_sha256)
         variables = torchvision_port.load_imagenet(name, num_classes, path if own else None,
@@ -79,11 +79,11 @@ def epoch_segments(config, data: PreparedData, epoch: int) -> pipeline.Segments:
     """The training windows of `epoch`: the fixed tiles, or with `augment.random_crop`
     windows at random positions (`pipeline.random_crops`, drawn from (seed, epoch))."""
     tiles = data.parts["train"]
-    aug = augment.settings(config)
-    if not aug.get("random_crop", False):
+    aug = config.augment
+    if not aug.random_crop:
         return tiles
     return pipeline.random_crops(tiles, data.store.features.shape[-1], seed=config.seed,
-                                 epoch=epoch, per_clip=aug.get("crops_per_clip"))
+                                 epoch=epoch, per_clip=aug.crops_per_clip)
 
 
 def best_key(record: Dict, select: str) -> Optional[list]:
@@ -106,7 +106,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     adapt = adapter.for_model(config.model)
     train_segs, batch_size = epoch_segments(config, data, 0), config.train.batch_size
     steps_per_epoch = len(train_segs) // batch_size
-    clip_mean = config.eval.get("clip_mean", "probability")
+    clip_mean = config.eval.clip_mean
     key = jax.random.PRNGKey(config.seed)
     n_epochs = resolve_epochs(config)
     tx = steps_lib.create_optimizer(config.optim, steps_per_epoch * n_epochs)
@@ -118,9 +118,9 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                            parallel.replicated(mesh))
     steps = steps_lib.compile_steps(model, tx, adapt, mesh, augment.from_config(config))
     ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep, warn=writer.warn,
-                                  use_async=config.train.get("async_checkpoints", True))
+                                  use_async=config.train.async_checkpoints)
     record = {"epoch": 0, "best_valid_accuracy": -1.0}
-    select = config.train.get("select", "accuracy")  # selection.RULES
+    select = config.train.select  # selection.RULES
     restored = ckpt.restore_latest(checkpoint.abstract(state))
     if restored:
         state, record = restored
@@ -132,7 +132,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
             pipeline.iterate_batches(data.store, epoch_segments(config, data, epoch),
                                      batch_size=batch_size,
                                      seed=config.seed, epoch=epoch, train=True),
-            mesh, size=config.train.get("prefetch", 2))
+            mesh, size=config.train.prefetch)
         with writer.progress(batches, total=steps_per_epoch, unit="step",
                              desc=f"epoch {epoch + 1}/{n_epochs}") as bar:
             for i, batch in enumerate(bar):

@@ -6,7 +6,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 
 from __future__ import annotations
 
-from jaxgenre import features, metrics, models, selection
+from jaxgenre import features, metrics, models, selection, steps
 from jaxgenre.data import archive, cache, download, sources, splits
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
@@ -41,10 +41,13 @@ def check_config(config) -> None:
     if config.data.split is not None:
         _one_of("data.split", config.data.split, splits.SPLITS)
     _one_of("model.dtype", config.model.dtype, tuple(models.DTYPES))
-    _one_of("data.cache_dtype", config.data.get("cache_dtype", "float32"), cache.DTYPES)
-    if config.model.get("normalisation") is not None:
+    # Before the data are opened and cached: steps.create_optimizer runs only after that.
+    _one_of("optim.name", config.optim.name, steps.OPTIMIZERS)
+    _one_of("optim.schedule", config.optim.schedule, steps.SCHEDULES)
+    _one_of("data.cache_dtype", config.data.cache_dtype, cache.DTYPES)
+    if config.model.normalisation is not None:
         _one_of("model.normalisation", config.model.normalisation, adapter.NORMALISATIONS)
-    _one_of("model.depthwise", config.model.get("depthwise", "auto"),
+    _one_of("model.depthwise", config.model.depthwise,
             ("auto",) + layers.DEPTHWISE)
     for key in ("train.batch_size", "eval.batch_size", "train.epochs", "train.keep",
                 "train.checkpoint_every", "train.log_every", "data.folds"):
@@ -58,7 +61,7 @@ def check_config(config) -> None:
                         f"clips); got {config.data.segment_seconds!r}")
     _check_recipe(config, kind)
     _check_fetch_limits(config.data)
-    if config.get("seeds", None) is not None:
+    if config.seeds is not None:
         _positive("seeds", config.seeds)
         if config.data.split == "kfold" and config.data.fold is None:
             raise UserError("config.seeds with data.split='kfold' would train folds x seeds "
@@ -88,29 +91,28 @@ def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> No
 def _check_recipe(config, kind: str) -> None:
     """`augment.*`, `train.label_smoothing`, `optim.warmup_fraction` / `ema_decay`, `eval.*`
     windows."""
-    aug = config.get("augment", None)
-    if aug is not None:
-        if aug.get("spec_augment", False):
-            if kind == "waveform":
-                raise UserError("config.augment.spec_augment masks frequency bands and frames "
-                                "of a spectral feature; features.kind='waveform' has none: "
-                                "turn it off")
-            for key in ("freq_masks", "time_masks"):
-                if not isinstance(aug[key], int) or aug[key] < 0:
-                    raise UserError(f"config.augment.{key} must be a whole number >= 0; "
-                                    f"got {aug[key]!r}")
-            for key in ("freq_mask_fraction", "time_mask_fraction"):
-                _fraction(f"augment.{key}", aug[key])
-        if aug.get("crops_per_clip") is not None:
-            _positive("augment.crops_per_clip", aug.crops_per_clip)
-        for key in ("mixup_alpha", "gain_db"):
-            value = aug.get(key, 0.0)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise UserError(f"config.augment.{key} must be a number >= 0 (0 is off); "
-                                f"got {value!r}")
-    _fraction("train.label_smoothing", config.train.get("label_smoothing", 0.0), closed=False)
-    _fraction("optim.warmup_fraction", config.optim.get("warmup_fraction", 0.05), closed=False)
-    _fraction("optim.ema_decay", config.optim.get("ema_decay", 0.0), closed=False)
-    _fraction("eval.window_overlap", config.eval.get("window_overlap", 0.0), closed=False)
-    _one_of("eval.clip_mean", config.eval.get("clip_mean", "probability"), metrics.CLIP_MEANS)
-    _one_of("train.select", config.train.get("select", "accuracy"), selection.RULES)
+    aug = config.augment
+    if aug.spec_augment:
+        if kind == "waveform":
+            raise UserError("config.augment.spec_augment masks frequency bands and frames "
+                            "of a spectral feature; features.kind='waveform' has none: "
+                            "turn it off")
+        for key in ("freq_masks", "time_masks"):
+            if not isinstance(aug[key], int) or aug[key] < 0:
+                raise UserError(f"config.augment.{key} must be a whole number >= 0; "
+                                f"got {aug[key]!r}")
+        for key in ("freq_mask_fraction", "time_mask_fraction"):
+            _fraction(f"augment.{key}", aug[key])
+    if aug.crops_per_clip is not None:
+        _positive("augment.crops_per_clip", aug.crops_per_clip)
+    for key in ("mixup_alpha", "gain_db"):
+        value = aug[key]
+        if not isinstance(value, (int, float)) or value < 0:
+            raise UserError(f"config.augment.{key} must be a number >= 0 (0 is off); "
+                            f"got {value!r}")
+    _fraction("train.label_smoothing", config.train.label_smoothing, closed=False)
+    _fraction("optim.warmup_fraction", config.optim.warmup_fraction, closed=False)
+    _fraction("optim.ema_decay", config.optim.ema_decay, closed=False)
+    _fraction("eval.window_overlap", config.eval.window_overlap, closed=False)
+    _one_of("eval.clip_mean", config.eval.clip_mean, metrics.CLIP_MEANS)
+    _one_of("train.select", config.train.select, selection.RULES)

@@ -99,13 +99,14 @@ class RunWriter:
         if self.files:
             clip_table.write(self._path(clip_table.FILE_NAME), table)
 
-    def figures(self, test: Dict, *, title: str, source, feature_params: Dict) -> None:
+    def figures(self, test: Dict, *, title: str, source, feature_params: Dict,
+                figure_dir: Optional[str] = None) -> None:
         """Confusion matrices, ROC curves, training curves and one feature image per
-        class (process 0)."""
+        class (process 0; that one kept in `figure_dir` and drawn once per data set)."""
         if not self.files:
             return
         panel = self._path("features_per_class.png")
-        plots.class_panel(source, feature_params, panel)
+        plots.class_panel(source, feature_params, panel, figure_dir=figure_dir)
         for path in plots.run_figures(test, self.workdir, title) + [panel]:
             self.say(f"wrote {path}")
 

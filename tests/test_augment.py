@@ -3,7 +3,6 @@ louder audio, masks as whole bands of bounded width, mixup as a convex combinati
 smoothing by hand, random crops inside their clips, and the optimiser's decay mask and
 warm-up by hand."""
 
-import types
 
 import jax
 import jax.numpy as jnp
@@ -171,8 +170,8 @@ def test_random_crops_start_anywhere_in_their_clips_and_depend_on_seed_and_epoch
 def test_weight_decay_skips_biases_and_batchnorm_by_hand():
     params = {"conv": {"kernel": jnp.full((3, 3, 1, 2), 2.0), "bias": jnp.full((2,), 2.0)},
               "bn": {"scale": jnp.full((2,), 2.0), "bias": jnp.full((2,), 2.0)}}
-    optim = types.SimpleNamespace(name="adamw", learning_rate=0.1, weight_decay=0.5,
-                                  schedule="constant", get=lambda k, d=None: d)
+    optim = base.with_defaults({"optim": dict(name="adamw", learning_rate=0.1, weight_decay=0.5,
+                                              schedule="constant")}).optim
     tx = steps.create_optimizer(optim, 10)
     zero = jax.tree.map(jnp.zeros_like, params)
     updates, _ = tx.update(zero, tx.init(params), params)
@@ -183,9 +182,9 @@ def test_weight_decay_skips_biases_and_batchnorm_by_hand():
 
 
 def test_warmup_then_cosine_schedule_by_hand():
-    optim = types.SimpleNamespace(name="adam", learning_rate=1.0, weight_decay=0.0,
-                                  schedule="warmup_cosine",
-                                  get=lambda k, d=None: 0.1 if k == "warmup_fraction" else d)
+    optim = base.with_defaults({"optim": dict(name="adam", learning_rate=1.0, weight_decay=0.0,
+                                              schedule="warmup_cosine",
+                                              warmup_fraction=0.1)}).optim
     tx = steps.create_optimizer(optim, 100)
     params = {"w": jnp.zeros(())}
     state = tx.init(params)

@@ -76,7 +76,11 @@ USER_ERRORS = [
     (["--config.features.kind=waveform"],
      "'resnet18' takes mel, spec, mfcc features, not features.kind='waveform'"),
     (["--config.model.name=vgg16"], "unknown model 'vgg16': config.model.name must be one of"),
-    (["--config.optim.name=lion"], "optim.name must be 'adam', 'adamw' or 'sgd'"),
+    (["--config.optim.name=lion"], "config.optim.name must be one of adam, adamw, sgd"),
+    # Refused before the data are opened (the missing root would be the error after).
+    (["--config.optim.schedule=step", "--config.data.source=folder",
+      "--config.data.root={missing}"],
+     "config.optim.schedule must be one of constant, cosine, warmup_cosine; got 'step'"),
     (["--config.model.name=sample_cnn", "--config.features.kind=waveform",
       "--config.augment.spec_augment=True"], "config.augment.spec_augment masks frequency"),
     (["--config.eval.clip_mean=median"], "config.eval.clip_mean must be one of probability, "

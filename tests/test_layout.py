@@ -96,3 +96,54 @@ def test_configs_import_nothing_from_the_library():
 def test_modules_stay_small(module):
     with open(_modules()[module]) as f:
         assert sum(1 for _ in f) <= 300, f"{module}: split it by concern"
+
+
+# --- every default once (issue 23, item 3) ------------------------------------------------
+
+CONFIG_RECEIVER = ("config", "cfg", "optim", "aug", "data")  # names a config (section) goes by
+
+
+def restated_defaults(source: str, keys: Set[str]) -> List[str]:
+    """`<config ...>.get("key", ...)` calls on a key configs/base.py defines: each one
+    states the key's default a second time (or None in its place)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get" and node.args
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in keys):
+            continue
+        receiver = ast.unparse(node.func.value)
+        if any(part in CONFIG_RECEIVER or part.endswith("_config")
+               for part in receiver.split(".")):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def _base_keys() -> Set[str]:
+    from configs import base
+
+    keys, todo = set(), [base.get_config()]
+    while todo:
+        section = todo.pop()
+        for key in section.keys():
+            keys.add(key)
+            if hasattr(section[key], "keys"):
+                todo.append(section[key])
+    return keys
+
+
+def test_the_restated_default_finder_finds_planted_ones():
+    keys = {"clip_mean", "seed"}
+    planted = ("a = config.eval.get('clip_mean', 'probability')\n"
+               "b = self.config.data.get('seed')\n"
+               "c = results.get('clip_mean', 0)\n"  # not a config: fine
+               "d = config.eval.clip_mean\n")
+    assert [f.split(":")[0] for f in restated_defaults(planted, keys)] == ["line 1", "line 2"]
+
+
+def test_no_default_is_restated_outside_configs_base():
+    keys = _base_keys()
+    assert {"clip_mean", "ema_decay", "select"} <= keys  # the key set is real
+    files = list(_modules().values()) + [os.path.join(ROOT, "launch.py")]
+    found = {os.path.relpath(p, ROOT): restated_defaults(open(p).read(), keys) for p in files}
+    assert {p: f for p, f in found.items() if f} == {}

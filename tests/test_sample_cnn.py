@@ -73,14 +73,14 @@ def test_sample_cnn_learns_two_tones():
     step) learns: on 64 held-out clips its loss falls from chance's ln 2 to under 60 %
     of it within 16 steps of 16 clips, and it gets at least 58 of 64 right (chance: 32;
     P(≥ 58 | p = 0.5) < 1e-11). Measured: loss 0.69 → 0.34, 64 of 64, after 12 steps."""
-    from ml_collections import config_dict
-
+    
     from jaxgenre import parallel
     from jaxgenre import steps as steps_lib
 
     model = models.create("sample_cnn", 2)
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 2e-3, "weight_decay": 0.0,
-                                    "schedule": "constant"})
+    optim = base.with_defaults({"optim": {
+        "name": "adam", "learning_rate": 2e-3, "weight_decay": 0.0,
+        "schedule": "constant"}}).optim
     tx = steps_lib.create_optimizer(optim, total_steps=16)
     mesh = parallel.data_mesh()
     state = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, jnp.zeros((1, 729, 1)))

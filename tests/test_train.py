@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ml_collections import config_dict
+
+from configs import base
 
 from jaxgenre import augment, models, parallel
 from jaxgenre import steps as steps_lib
@@ -20,8 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _setup(n_devices=None, seed=0, augmentation=None):
     model = models.create("spectral_cnn", 4, widths=(8, 16, 16, 16, 16), dense_widths=(16, 8))
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
-                                    "schedule": "constant"})
+    optim = base.with_defaults({"optim": {
+        "name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
+        "schedule": "constant"}}).optim
     tx = steps_lib.create_optimizer(optim, total_steps=10)
     adapt = lambda x: adapter.adapt(x, channels=1)
     mesh = parallel.data_mesh(jax.devices()[:n_devices] if n_devices else None)
@@ -72,8 +74,9 @@ def test_masked_rows_do_not_count():
 
 
 def test_unknown_optimiser_settings_are_named():
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
-                                    "schedule": "linear"})
+    optim = base.with_defaults({"optim": {
+        "name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
+        "schedule": "linear"}}).optim
     with pytest.raises(ValueError, match="optim.schedule"):
         steps_lib.create_optimizer(optim, 10)
     optim.schedule, optim.name = "cosine", "lion"

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from ml_collections import config_dict
 
 from configs import base
 from jaxgenre import checkpoint, errors, models, parallel, validation, weight_average
@@ -16,8 +15,9 @@ from jaxgenre.models import adapter
 
 
 def _optim(ema_decay):
-    return config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
-                                   "schedule": "constant", "ema_decay": ema_decay})
+    return base.with_defaults({"optim": {
+        "name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
+        "schedule": "constant", "ema_decay": ema_decay}}).optim
 
 
 @pytest.mark.parametrize("decay", [0.9, 0.5])  # 0.5: the cap binds from the 8th update

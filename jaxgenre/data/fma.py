@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from jaxgenre import audio
 from jaxgenre.data import archive, download
-from jaxgenre.data.folder import check_audio
+from jaxgenre.data.audio_checks import CheckedAudio
 from jaxgenre.data.types import (ClipRef, DataReport, DataSourceError, Source,
                                  duplicate_reason)
 
@@ -139,9 +139,11 @@ class FmaSource(Source):
 
     def __init__(self, tracks_csv: str, audio_dir: str, *, subset: str = "small",
                  sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
-                 progress: bool = True):
+                 progress: bool = True, home: Optional[str] = None):
         super().__init__(sr=sr, clip_seconds=clip_seconds)
         self.subset, self.audio_dir = subset, audio_dir
+        self._checks = CheckedAudio(audio_dir, sr=sr, min_seconds=min_seconds,
+                                    clip_seconds=clip_seconds, home=home)
         rank = SUBSETS.index(subset)
         tracks = [t for t in read_tracks(tracks_csv)
                   if t.subset in SUBSETS and SUBSETS.index(t.subset) <= rank and t.genre_top]
@@ -172,12 +174,12 @@ class FmaSource(Source):
             self.report.accept(t.genre_top, seconds)
             self.official_split[clip_id] = OFFICIAL_PARTS.get(t.split, "")
         self.clips = tuple(clips)
+        self._checks.finish(self.report)
 
     def _validate(self, path: str, min_seconds: float) -> Tuple[Optional[str], float]:
         if not os.path.isfile(path):
             return "listed in tracks.csv but not in the archive", 0.0
-        return check_audio(path, sr=self.sr, min_seconds=min_seconds,
-                           clip_seconds=self.clip_seconds)
+        return self._checks.check(path)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
         return audio.load_clip(ref.locator, self.clip_seconds, sr=self.sr)  # the clip only

@@ -1,6 +1,7 @@
 """A local folder of audio as a source: GTZAN in any of its layouts (the Kaggle copy's
 `genres_original/`, the original tarball's `genres/`), or any `<root>/<class>/<files>`.
-Every file is decoded once to validate it; the unusable ones go into the report.
+Every file is decoded once to validate it (and again only when it changed: `audio_checks`);
+the unusable ones go into the report.
 
 A clip id is `<class>/<file stem>`, so `jazz.00001.wav` and `jazz.00001.au` in one class
 folder are the same clip, and so are `Jazz.00001.WAV` and `jazz.00001.wav`: stems that
@@ -24,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxgenre import audio
+from jaxgenre.data.audio_checks import CheckedAudio
 from jaxgenre.data.types import (ClipRef, DataReport, DataSourceError, Source,
                                  duplicate_reason)
 
@@ -35,15 +37,6 @@ GTZAN_HELP = (
     "<genre>.000NN.au (the original marsyas.info tarball genres.tar.gz), or any "
     "<root>/<class>/<audio files> folder. Download GTZAN, unpack it, and pass the folder "
     "with --config.data.root=PATH.")
-
-
-def check_audio(path: str, *, sr: int, min_seconds: float,
-                clip_seconds: float = 30.0) -> Tuple[Optional[str], float]:
-    """(why the file cannot be used or None, its duration in seconds): it must last at
-    least `min_seconds` and the part a clip uses must decode (`audio.check_clip`: a
-    header answers where it can, and no more than a clip is decoded). Every source that
-    reads files validates with it."""
-    return audio.check_clip(path, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds)
 
 
 def find_class_root(root: str) -> str:
@@ -80,10 +73,13 @@ class FolderSource(Source):
     name = "folder"
 
     def __init__(self, root: str, *, sr: int = 22050, min_seconds: float = 10.0,
-                 clip_seconds: float = 30.0, progress: bool = True):
+                 clip_seconds: float = 30.0, progress: bool = True,
+                 home: Optional[str] = None):
         super().__init__(sr=sr, clip_seconds=clip_seconds)
         self.root = os.path.abspath(os.path.expanduser(root))
         self.class_root = find_class_root(self.root)
+        self._checks = CheckedAudio(self.class_root, sr=sr, min_seconds=min_seconds,
+                                    clip_seconds=clip_seconds, home=home)
         self.class_names = tuple(sorted(
             d for d in _list(self.class_root, "data folder")
             if os.path.isdir(os.path.join(self.class_root, d)) and not d.startswith(".")))
@@ -119,6 +115,7 @@ class FolderSource(Source):
             found.append((i, ClipRef(clip_id, self.class_names.index(class_name), path)))
             self.report.accept(class_name, seconds)
         self.clips = tuple(ref for _, ref in sorted(found, key=lambda f: f[0]))
+        self._checks.finish(self.report)
 
     def _validate(self, path: str, min_seconds: float) -> Tuple[Optional[str], float]:
         if os.path.isdir(path):
@@ -128,8 +125,7 @@ class FolderSource(Source):
             return "its name holds a control character (a newline or tab?): rename it", 0.0
         if not path.lower().endswith(AUDIO_EXTENSIONS):
             return f"not an audio file (extension '{os.path.splitext(path)[1]}')", 0.0
-        return check_audio(path, sr=self.sr, min_seconds=min_seconds,
-                           clip_seconds=self.clip_seconds)
+        return self._checks.check(path)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
         return audio.load_clip(ref.locator, self.clip_seconds, sr=self.sr)  # the clip only

@@ -38,15 +38,15 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
         raise DataSourceError(
             f"no usable clip for class(es) {', '.join(report.empty_classes())}; see "
             f"{os.path.join(workdir, 'data_report.json')}")
-    cache_dir = config.data.get("cache_dir") or os.path.join(workdir, "cache")
+    cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
     store = cache.build_features(source, dict(config.features), cache_dir, progress=progress,
-                                 dtype=config.data.get("cache_dtype", "float32"))
+                                 dtype=config.data.cache_dtype)
     n_frames = store.features.shape[-1]
     feats = config.features
     to_frames = lambda s: pipeline.seconds_to_frames(s, sr=feats.sr, hop_length=feats.hop_length,
                                                      kind=feats.kind)
     segment = to_frames(config.data.segment_seconds)
-    overlap = config.get("eval", {}).get("window_overlap", 0.0) or 0.0
+    overlap = config.eval.window_overlap
     train_hop = to_frames(config.data.segment_hop_seconds)
     # Validation and test windows overlap by eval.window_overlap (0: as training's).
     eval_hop = pipeline.overlap_hop(segment, overlap) if overlap and segment else train_hop

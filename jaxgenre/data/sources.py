@@ -76,19 +76,19 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
             raise DataSourceError("data.source='folder' needs a root: pass "
                                   "--config.data.root=PATH. " + GTZAN_HELP)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
-                            progress=progress)
+                            progress=progress, home=home)
     if name == "gtzan":
         root = gtzan.fetch_gtzan(home=home, urls=gtzan_urls, sha256=gtzan_sha256,
                                  progress=progress, limits=archive_limits, transfer=transfer)
         return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
-                            progress=progress)
+                            progress=progress, home=home)
     if name == "fma":
         tracks_csv, audio_dir = fma.fetch_fma(fma_subset, home=home, mirrors=fma_mirrors,
                                               sha1=fma_sha1, progress=progress,
                                               limits=archive_limits, transfer=transfer)
         return fma.FmaSource(tracks_csv, audio_dir, subset=fma_subset, sr=sr,
                              min_seconds=min_seconds, clip_seconds=clip_seconds,
-                             progress=progress)
+                             progress=progress, home=home)
     if name == "tfds":
         return tfds_gtzan.TfdsSource(tfds_dir, sr=sr, min_seconds=min_seconds,
                                      clip_seconds=clip_seconds, progress=progress)
@@ -98,7 +98,7 @@ def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str
 def data_seed(config) -> int:
     """The seed of the data — the synthetic set and the split: `config.data.seed`, or
     when None `config.seed`. Fix it to train several seeds on one split (seed ensembles)."""
-    seed = config.data.get("seed", None)
+    seed = config.data.seed
     return config.seed if seed is None else seed
 
 
@@ -110,8 +110,8 @@ def create_source(config, progress: bool = True) -> Source:
                        clip_seconds=data.clip_seconds,
                        clips_per_class=data.synthetic.clips_per_class,
                        synthetic_seconds=data.synthetic.seconds, seed=data_seed(config),
-                       synthetic_variant=data.synthetic.get("variant", "standard"),
-                       home=data.get("home"), gtzan_urls=tuple(data.gtzan.urls),
+                       synthetic_variant=data.synthetic.variant,
+                       home=data.home, gtzan_urls=tuple(data.gtzan.urls),
                        gtzan_sha256=data.gtzan.sha256, fma_subset=data.fma.subset,
                        fma_mirrors=tuple(data.fma.mirrors), fma_sha1=dict(data.fma.sha1),
                        progress=progress, archive_limits=archive.Limits.from_config(data),

@@ -79,7 +79,7 @@ def for_model(model_config) -> Callable[[jax.Array], jax.Array]:
     spec = models.get_spec(model_config.name)
     return functools.partial(adapt, input_size=model_config.input_size,
                              channels=spec.channels,
-                             normalisation=model_config.get("normalisation") or spec.normalisation)
+                             normalisation=model_config.normalisation or spec.normalisation)
 
 
 def _size(input_size: Sequence[int]) -> Tuple[int, int]:
