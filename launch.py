@@ -50,7 +50,10 @@ def main(argv):
     from jaxgenre import errors
 
     errors.shorten_library_logs()  # orbax's failed-write tracebacks: one line each
-    config = _CONFIG.value
+    from configs import base
+
+    # Every key a config file (or one not derived from configs/base.py) leaves out.
+    config = base.with_defaults(_CONFIG.value)
     if config.cpu_xla_flags:
         # Chosen here, visibly, before JAX starts: XLA's own CPU convolutions instead of
         # YNNPACK's (ResNet-18 train step 1.6x faster on the CPU, BUILD_NOTES "Speed
@@ -69,10 +72,8 @@ def main(argv):
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(config_file))[0])
-    from configs import base
     from jaxgenre import experiments, validation, workdir_lock
 
-    config = base.with_defaults(config)  # a config file not derived from configs/base.py
     try:
         validation.check_config(config)
         # One run per work directory (`workdir_lock`): process 0 takes the lock and every

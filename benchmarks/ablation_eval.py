@@ -136,7 +136,7 @@ def from_results(config, run_dir: str) -> Dict:
     from jaxgenre import clip_table
 
     lines = epoch_lines(run_dir)
-    rule = config.train.get("select", "accuracy")
+    rule = config.train.select
     epoch = chosen_epochs(lines)[rule]
     table = clip_table.read(os.path.join(run_dir, "test_predictions.csv"))
     own = own_eval(config)
@@ -171,7 +171,7 @@ def reproduces_results(config, run_dir: str, evaluation: Dict) -> bool:
     """Whether the replayed rule of the run's own config, under its own test windows,
     gives the test clip accuracy its results.json holds (a check on the replay and the
     re-evaluation from kept checkpoints)."""
-    right = correct(evaluation, config.train.get("select", "accuracy"), own_eval(config))
+    right = correct(evaluation, config.train.select, own_eval(config))
     with open(os.path.join(run_dir, "results.json")) as f:
         recorded = json.load(f)["test"]["clips"]["accuracy"]
     return abs(sum(right.values()) / len(right) - recorded) < 1e-12

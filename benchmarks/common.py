@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
-from ml_collections import config_dict
 
+from configs import base
 from jaxgenre import augment, models, parallel, steps as steps_lib
 from jaxgenre.models import adapter
 
@@ -39,8 +39,8 @@ def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
     given, which the steps then apply to every batch) and the steps compiled for `mesh`,
     with `augmentation` in the train step if given."""
     model = models.create(model_name, 10, dtype=dtype, **cpu_model_options(model_name))
-    optim = config_dict.ConfigDict({"name": "adam", "learning_rate": 1e-3, "weight_decay": 0.0,
-                                    "schedule": "constant"})
+    optim = base.with_defaults({"optim": {"name": "adam", "learning_rate": 1e-3,
+                                          "weight_decay": 0.0, "schedule": "constant"}}).optim
     tx = steps_lib.create_optimizer(optim, 100)
     adapt = adapt or (lambda x: x)
     sample = adapt(jnp.zeros((1, *input_shape)))

@@ -183,9 +183,10 @@ def with_defaults(config) -> config_dict.ConfigDict:
     `get_config()` it lacks set to that default, so the code reads each setting as
     `config.section.key` and never restates a default: a run.json written before a key
     existed, and a config file not derived from this one, read like any other. Keys it
-    has keep their values; a new ConfigDict is returned."""
-    out = config_dict.ConfigDict(config.to_dict() if isinstance(config, config_dict.ConfigDict)
-                                 else config)
+    has keep their values. A ConfigDict is copied whole (its lock, field types and
+    references kept); a plain dict becomes one."""
+    out = (copy.deepcopy(config) if isinstance(config, config_dict.ConfigDict)
+           else config_dict.ConfigDict(config))
 
     def fill(given: config_dict.ConfigDict, full: config_dict.ConfigDict) -> None:
         for key in full.keys():
@@ -195,7 +196,8 @@ def with_defaults(config) -> config_dict.ConfigDict:
                     isinstance(given[key], config_dict.ConfigDict):
                 fill(given[key], full[key])
 
-    fill(out, get_config())
+    with out.unlocked():
+        fill(out, get_config())
     return out
 
 

@@ -78,9 +78,7 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
 # What the saved train state is made of: a run resumed with other values here cannot
 # restore it (or would silently be another run), so that is refused, naming them.
 STATE_SECTIONS = ("model", "features", "optim")
-# State keys added after runs were already written: a run.json without one ran with
-# the value here (the feature off), so its checkpoints still resume.
-ADDED_LATER = {"optim.ema_decay": 0.0}
+
 
 
 def flat_config(tree: Dict, prefix: str = "") -> Dict:
@@ -104,10 +102,12 @@ def check_resumable(config, workdir: str) -> None:
             and any(d.isdigit() for d in os.listdir(last))):
         return
     before = strict_json.load(run_file, what="the run's run.json").get("config", {})
+    # A key added since that run.json was written: the run had its default (every
+    # new setting's default is the behaviour from before it), so it still resumes.
+    before = json.loads(base.with_defaults(before).to_json()) if isinstance(before, dict) else {}
     now = json.loads(config.to_json())
     keys = tuple(f"{section}." for section in STATE_SECTIONS) + ("data.segment_seconds",)
-    old = {k: v for k, v in {**ADDED_LATER, **flat_config(before)}.items()
-           if k.startswith(keys)}
+    old = {k: v for k, v in flat_config(before).items() if k.startswith(keys)}
     new = {k: v for k, v in flat_config(now).items() if k.startswith(keys)}
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if changed:

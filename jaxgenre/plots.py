@@ -67,31 +67,33 @@ def class_panel(source, feature_params: Dict, path: str, *,
     from jaxgenre.data import cache
 
     params = {k: v for k, v in feature_params.items() if k != "kind"}
-    firsts = {}
-    for ref in source.clips:
-        firsts.setdefault(ref.label, ref)
-    refs = [firsts[label] for label in sorted(firsts)]
+    refs = [next(r for r in source.clips if r.label == label)  # each class's first clip
+            for label in sorted({r.label for r in source.clips})]
     kept = (os.path.join(figure_dir, "features_per_class-"
                          f"{cache.cache_key(source, params, refs)}.png") if figure_dir else None)
-    if kept and os.path.isfile(kept):
-        with open(kept, "rb") as f:
-            if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:  # else drawn again, below
+    try:  # a kept file that is unreadable or no PNG is drawn again
+        with open(kept or "", "rb") as f:
+            if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
                 shutil.copyfile(kept, path)
                 return
+    except OSError:
+        pass
     audio = np.stack([source.load(ref) for ref in refs])
     outputs = {kind: np.asarray(features.compute(audio, kind=kind, **params))
                for kind in features.KINDS}
     feature_panel(outputs, [ref.clip_id for ref in refs], path, sr=params["sr"],
                   hop_length=params["hop_length"])
     if kept:
+        tmp = None
         try:  # another process may write it at the same time: whole files only
             os.makedirs(figure_dir, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=figure_dir, suffix=".png.tmp")
             os.close(fd)
             shutil.copyfile(path, tmp)
             os.replace(tmp, kept)
-        except OSError:
-            pass  # it is drawn again next time
+        except OSError:  # it is drawn again next time
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def _row_shares(counts: np.ndarray) -> np.ndarray:

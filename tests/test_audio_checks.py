@@ -125,7 +125,7 @@ def test_hostile_entries_are_dropped_one_by_one(tmp_path, monkeypatch):
     path = _verdict_file(home)
     empty = os.path.join(root, "genres_original", "blues", "blues.00099.wav")
     stamp = audio_checks._stamp(os.stat(empty))
-    for seconds in ("NaN", "5.0", "true", '"30"', "1e999"):
+    for seconds in ("NaN", "5.0", "true", '"30"', "1e999", "1e308"):
         with open(path) as f:
             text = f.read()
         body = json.loads(text)
@@ -190,3 +190,45 @@ def test_the_feature_figure_is_drawn_once_per_data_set(tmp_path, monkeypatch):
                       figure_dir=str(figures))
     assert len(computed) == len(features.KINDS)
     assert (tmp_path / "d.png").read_bytes() == (tmp_path / "a.png").read_bytes()
+
+
+def test_a_verdict_file_that_is_no_regular_file_is_ignored_without_blocking(tmp_path):
+    root = write_gtzan_folder(tmp_path / "gtzan")
+    home = str(tmp_path / "home")
+    first, _ = _open(root, home)
+    path = _verdict_file(home)
+    os.unlink(path)
+    os.mkfifo(path)  # reading it would block the run forever
+    again, report = _open(root, home)
+    assert again.clips == first.clips
+    assert any("not a regular file" in n for n in report["notes"])
+    os.unlink(path)
+    os.symlink("/dev/zero", path)  # endless: reading it would exhaust memory
+    again, report = _open(root, home)
+    assert again.clips == first.clips
+    assert any("not a regular file" in n for n in report["notes"])
+
+
+def test_a_remembered_file_that_fails_to_load_is_named_and_checked_again(tmp_path):
+    """A hostile (or stale) entry that accepts the empty file with its real stamp: the
+    load fails in one line that says so, and the next open checks and rejects it."""
+    import pytest
+
+    from jaxgenre.audio_read import AudioDecodeError
+
+    root = write_gtzan_folder(tmp_path / "gtzan")
+    home = str(tmp_path / "home")
+    _open(root, home)
+    path = _verdict_file(home)
+    empty = os.path.join(root, "genres_original", "blues", "blues.00099.wav")
+    body = json.loads(open(path).read())
+    body["files"][empty] = audio_checks._stamp(os.stat(empty)) + [30.0]
+    with open(path, "w") as f:
+        json.dump(body, f)
+    fooled, _ = _open(root, home)
+    ref = next(r for r in fooled.clips if r.clip_id == "blues/blues.00099")
+    with pytest.raises(AudioDecodeError, match="passed an earlier check"):
+        fooled.load(ref)
+    again, report = _open(root, home)
+    assert "blues/blues.00099" not in [r.clip_id for r in again.clips]
+    assert any(r["file"].endswith("blues.00099.wav") for r in report["rejected"])

@@ -146,3 +146,19 @@ def test_import_jaxgenre_does_not_import_torch_or_tensorflow():
             "print(bad); sys.exit(1 if bad else 0)")
     result = _run("-c", code)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_config_file_not_derived_from_base_gets_every_default(tmp_path):
+    """A config file that sets only what it cares about: launch fills the rest from
+    configs/base.py (no AttributeError on a key it left out) and validates it before
+    any work, so its one bad value is the one-line error."""
+    (tmp_path / "mine.py").write_text(
+        "from ml_collections import config_dict\n\n\n"
+        "def get_config():\n"
+        "    return config_dict.ConfigDict({'model': {'name': 'spectral_cnn'},\n"
+        "                                   'optim': {'schedule': 'step'}})\n")
+    result = _run("launch.py", f"--config={tmp_path / 'mine.py'}", f"--workdir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1 and "config.optim.schedule must be one of" in lines[0]

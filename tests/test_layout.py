@@ -100,21 +100,32 @@ def test_modules_stay_small(module):
 
 # --- every default once (issue 23, item 3) ------------------------------------------------
 
-CONFIG_RECEIVER = ("config", "cfg", "optim", "aug", "data")  # names a config (section) goes by
+# Names a config (section) goes by: config, cfg, optim, aug, data, feats, run["config"]...
+CONFIG_RECEIVER = ("config", "cfg", "optim", "aug", "data", "feats", "'config'", '"config"')
+
+
+def _config_like(receiver: ast.AST) -> bool:
+    text = ast.unparse(receiver)
+    parts = text.replace("[", ".").replace("]", "").replace("(", ".").replace(")", "").split(".")
+    return any(p in CONFIG_RECEIVER or p.endswith(("_config", "_cfg")) for p in parts)
 
 
 def restated_defaults(source: str, keys: Set[str]) -> List[str]:
-    """`<config ...>.get("key", ...)` calls on a key configs/base.py defines: each one
-    states the key's default a second time (or None in its place)."""
+    """`<config ...>.get("key", ...)` and `getattr(<config ...>, "key", ...)` on a key
+    configs/base.py defines: each one states the key's default a second time (or None
+    in its place)."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "get" and node.args
-                and isinstance(node.args[0], ast.Constant) and node.args[0].value in keys):
+        if not isinstance(node, ast.Call):
             continue
-        receiver = ast.unparse(node.func.value)
-        if any(part in CONFIG_RECEIVER or part.endswith("_config")
-               for part in receiver.split(".")):
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "get" and node.args:
+            receiver, key = node.func.value, node.args[0]
+        elif isinstance(node.func, ast.Name) and node.func.id == "getattr" \
+                and len(node.args) == 3:
+            receiver, key = node.args[0], node.args[1]
+        else:
+            continue
+        if isinstance(key, ast.Constant) and key.value in keys and _config_like(receiver):
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
     return found
 
@@ -137,13 +148,20 @@ def test_the_restated_default_finder_finds_planted_ones():
     planted = ("a = config.eval.get('clip_mean', 'probability')\n"
                "b = self.config.data.get('seed')\n"
                "c = results.get('clip_mean', 0)\n"  # not a config: fine
-               "d = config.eval.clip_mean\n")
-    assert [f.split(":")[0] for f in restated_defaults(planted, keys)] == ["line 1", "line 2"]
+               "d = config.eval.clip_mean\n"
+               "e = getattr(config.eval, 'clip_mean', 'probability')\n"
+               "f = run['config']['eval'].get('clip_mean', 'probability')\n"
+               "g = model_cfg.get('seed', 0)\n"
+               "h = dict(config.eval).get('clip_mean')\n")
+    assert [f.split(":")[0] for f in restated_defaults(planted, keys)] == [
+        "line 1", "line 2", "line 5", "line 6", "line 7", "line 8"]
 
 
 def test_no_default_is_restated_outside_configs_base():
     keys = _base_keys()
     assert {"clip_mean", "ema_decay", "select"} <= keys  # the key set is real
-    files = list(_modules().values()) + [os.path.join(ROOT, "launch.py")]
+    files = list(_modules().values()) + [os.path.join(ROOT, "launch.py")] + [
+        os.path.join(ROOT, "benchmarks", n) for n in os.listdir(os.path.join(ROOT, "benchmarks"))
+        if n.endswith(".py")]
     found = {os.path.relpath(p, ROOT): restated_defaults(open(p).read(), keys) for p in files}
     assert {p: f for p, f in found.items() if f} == {}

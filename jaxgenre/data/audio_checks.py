@@ -23,18 +23,32 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
+import threading
 from typing import Dict, List, Optional, Tuple
 
 from jaxgenre import audio
+from jaxgenre.audio_read import AudioDecodeError
 from jaxgenre.data import download
 
 VERSION = 1
 MAX_BYTES = 256 * 2**20  # FMA-large's ~106,000 entries take ~20 MB
 
 
-def _stamp(stat: os.stat_result) -> List[int]:
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+MAX_SECONDS = 1e7  # a verdict's length above this is not a real file's (and sums to inf)
+
+
+def _stamp(st: os.stat_result) -> List[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _decoders() -> List[str]:
+    """The decoders' versions: another libsndfile or soxr may judge a file otherwise."""
+    import soundfile
+    import soxr
+
+    return [VERSION, soundfile.__libsndfile_version__, soxr.__version__]
 
 
 class CheckedAudio:
@@ -45,13 +59,14 @@ class CheckedAudio:
                  home: Optional[str] = None):
         self.sr, self.min_seconds, self.clip_seconds = sr, min_seconds, clip_seconds
         key = json.dumps([os.path.abspath(location), sr, float(min_seconds),
-                          float(clip_seconds)])
+                          float(clip_seconds), _decoders()])
         digest = hashlib.sha256(key.encode()).hexdigest()[:20]
         self.path = os.path.join(download.data_home(home), "audio_checks", f"{digest}.json")
         self.reused = self.decoded = 0
         self.problems: List[str] = []  # for the data report
         self._known = self._read()
         self._accepted: Dict[str, list] = {}
+        self._lock = threading.Lock()
 
     def check(self, path: str) -> Tuple[Optional[str], float]:
         """(why the file cannot be a clip or None, its length in seconds)."""
@@ -71,6 +86,24 @@ class CheckedAudio:
         if reason is None and stamp is not None:
             self._accepted[path] = stamp + [float(seconds)]
         return reason, seconds
+
+    def forget(self, path: str) -> str:
+        """Drops a file whose load failed after a remembered verdict (changed in a way its
+        stamp does not show, or a hostile entry), so the next open checks it again;
+        returns the words for the error."""
+        with self._lock:  # loads run in decoding threads
+            self._accepted.pop(os.path.abspath(path), None)
+            self._known = {}  # whatever was read, this open's verdicts are what is saved
+            self.save()
+        return (f"it had passed an earlier check (remembered in {self.path}); the next "
+                f"run checks it again and lists it as rejected")
+
+    def load(self, path: str, seconds: float):
+        """`audio.load_clip` of an accepted file; when it fails, `forget`s it and says so."""
+        try:
+            return audio.load_clip(path, seconds, sr=self.sr)
+        except AudioDecodeError as e:
+            raise AudioDecodeError(path, f"{e.reason}; {self.forget(path)}") from None
 
     def summary(self) -> str:
         return (f"audio checks: {self.reused} file(s) unchanged since an earlier check, "
@@ -109,12 +142,19 @@ class CheckedAudio:
         """The remembered verdicts, each entry checked; {} when there is no file or it
         cannot be used (with the reason in `problems`)."""
         try:
-            if os.path.getsize(self.path) > MAX_BYTES:
-                return self._ignore(f"larger than {MAX_BYTES // 2**20} MB")
-            with open(self.path, "rb") as f:
-                body = json.loads(f.read().decode("utf-8"))
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block
         except (FileNotFoundError, NotADirectoryError):
             return {}
+        except OSError as e:
+            return self._ignore(f"unreadable ({e.strerror or e})")
+        try:
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return self._ignore("not a regular file")
+                text = f.read(MAX_BYTES + 1)
+                if len(text) > MAX_BYTES:
+                    return self._ignore(f"larger than {MAX_BYTES // 2**20} MB")
+            body = json.loads(text.decode("utf-8"))
         except (OSError, ValueError, RecursionError) as e:
             return self._ignore(f"unreadable ({type(e).__name__})")
         if not isinstance(body, dict) or body.get("version") != VERSION \
@@ -136,7 +176,7 @@ class CheckedAudio:
                 and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:3])
                 and entry[0] >= 0 and isinstance(entry[3], (int, float))
                 and not isinstance(entry[3], bool) and math.isfinite(entry[3])
-                and entry[3] >= self.min_seconds)
+                and self.min_seconds <= entry[3] <= MAX_SECONDS)
 
     def _ignore(self, why: str) -> Dict[str, list]:
         self.problems.append(f"{self.path} ignored: {why}; every file was checked again "

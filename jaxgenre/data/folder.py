@@ -24,7 +24,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from jaxgenre import audio
 from jaxgenre.data.audio_checks import CheckedAudio
 from jaxgenre.data.types import (ClipRef, DataReport, DataSourceError, Source,
                                  duplicate_reason)
@@ -128,7 +127,7 @@ class FolderSource(Source):
         return self._checks.check(path)
 
     def _load(self, ref: ClipRef) -> np.ndarray:
-        return audio.load_clip(ref.locator, self.clip_seconds, sr=self.sr)  # the clip only
+        return self._checks.load(ref.locator, self.clip_seconds)  # the clip only
 
     def identity(self) -> dict:
         return {"source": "folder", "root": self.class_root}
