@@ -39,14 +39,18 @@ def get_config() -> config_dict.ConfigDict:
     config.data.segment_hop_seconds = config_dict.placeholder(float)
     config.data.min_seconds = 10.0
     # data.source='gtzan': mirrors tried in order (URLs, file:// URLs or paths) and the
-    # tarball's sha256 (jaxgenre/data/gtzan.py says where the pins come from).
+    # tarball's sha256: the digest torchaudio's datasets/gtzan.py pins for genres.tar.gz
+    # (mirdata's datasets/gtzan_genre.py pins its md5, 5b3d6dddb579ab49814ab86dba69e7c7;
+    # BUILD_NOTES, "Real data"). The original host (opihi.cs.uvic.ca) has been dead since
+    # 2023; the Hugging Face dataset marsyas/gtzan serves the same file.
     config.data.gtzan = config_dict.ConfigDict()
     config.data.gtzan.urls = (
         "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz",
         "http://opihi.cs.uvic.ca/sound/genres.tar.gz")
     config.data.gtzan.sha256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"
     # data.source='fma': the subset, the folders (URLs, file:// URLs or paths) holding
-    # fma_metadata.zip and fma_<subset>.zip, and their sha1 from the FMA README.
+    # fma_metadata.zip and fma_<subset>.zip, and their sha1 from the FMA README
+    # (github.com/mdeff/fma).
     config.data.fma = config_dict.ConfigDict()
     config.data.fma.subset = "small"  # small | medium | large
     config.data.fma.mirrors = ("https://os.unil.cloud.switch.ch/fma/",)

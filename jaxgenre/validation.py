@@ -74,6 +74,9 @@ def _check_fetch_limits(data) -> None:
                             ("download", download.TransferLimits.from_config(data))):
         for key, value in vars(limits).items():
             if key.startswith("max_") and key != "max_ratio":
+                if value is None:  # _positive lets None (unset) through; these are caps
+                    raise UserError(f"config.data.{section}.{key} must be a whole number of "
+                                    f"at least 1; got None")
                 _positive(f"data.{section}.{key}", value)
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise UserError(f"config.data.{section}.{key} must be a number above 0; "

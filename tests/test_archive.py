@@ -23,6 +23,15 @@ from jaxgenre.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+def _caps(**caps):
+    """configs/base.py's archive caps with `caps` changed."""
+    import dataclasses
+
+    from jaxgenre.data.archive import Limits
+
+    return dataclasses.replace(Limits.from_config(), **caps)
+
+
 
 def _tar(path, members, mode="w:gz"):
     """A tar of (name, kind, data): kind file (data: bytes), dir, symlink or hardlink
@@ -120,16 +129,16 @@ def test_total_bytes_and_member_count_are_capped(tmp_path):
 
     archive = _tar(tmp_path / "many.tar.gz", [(f"f{i}", "file", os.urandom(600)) for i in range(5)])
     _refused(archive, str(tmp_path / "out"), "more than 1000 bytes.*archive.max_bytes",
-             limits=Limits(max_bytes=1000))
+             limits=_caps(max_bytes=1000))
     _refused(archive, str(tmp_path / "out"), "more than 3 members.*archive.max_members",
-             limits=Limits(max_members=3))
+             limits=_caps(max_members=3))
     z = tmp_path / "many.zip"
     with zipfile.ZipFile(z, "w") as f:
         for i in range(5):
             f.writestr(f"f{i}", os.urandom(600))
-    _refused(str(z), str(tmp_path / "out"), "more than 1000 bytes", limits=Limits(max_bytes=1000))
-    _refused(str(z), str(tmp_path / "out"), "5 members, more than 3", limits=Limits(max_members=3))
-    download.extract(str(z), str(tmp_path / "out"), limits=Limits(max_bytes=3000, max_members=5))
+    _refused(str(z), str(tmp_path / "out"), "more than 1000 bytes", limits=_caps(max_bytes=1000))
+    _refused(str(z), str(tmp_path / "out"), "5 members, more than 3", limits=_caps(max_members=3))
+    download.extract(str(z), str(tmp_path / "out"), limits=_caps(max_bytes=3000, max_members=5))
     assert len(os.listdir(tmp_path / "out")) == 5
 
 
@@ -226,14 +235,15 @@ def test_the_configs_limits_reach_the_fma_source(tmp_path):
         sources.create_source(config, progress=False)
 
 
-def test_the_configs_defaults_are_the_modules():
+def test_the_caps_come_from_the_config_or_configs_base():
     from jaxgenre.data.archive import Limits
 
     config = base.get_config()
-    assert Limits.from_config(config.data) == Limits()
-    assert config.data.archive.to_dict() == {"max_bytes": 200 * 2**30, "max_members": 250_000,
-                                         "max_ratio": 100.0}
-    assert Limits.from_config(None) == Limits()  # callers without config: the same caps
+    config.data.archive.max_members = 7
+    assert Limits.from_config(config.data) == Limits(200 * 2**30, 7, 100.0)
+    # Callers without a config: configs/base.py's caps, the one place they are written.
+    assert Limits.from_config(None) == Limits(max_bytes=200 * 2**30, max_members=250_000,
+                                              max_ratio=100.0)
 
 
 @pytest.mark.parametrize("key,value", [("archive.max_ratio", 0.0), ("archive.max_members", 0),

@@ -26,6 +26,15 @@ from jaxgenre.data import archive
 from jaxgenre.data.archive import Limits
 from jaxgenre.errors import UserError
 
+def _caps(**caps):
+    """configs/base.py's archive caps with `caps` changed."""
+    import dataclasses
+
+    from jaxgenre.data.archive import Limits
+
+    return dataclasses.replace(Limits.from_config(), **caps)
+
+
 
 def _info(name, data=b"", type=tarfile.REGTYPE, linkname="", pax=None):
     info = tarfile.TarInfo(name)
@@ -207,11 +216,11 @@ def test_implied_folders_count_as_members_and_as_4096_bytes(tmp_path, kind):
     path = _three_in_two_folders(tmp_path, kind)
     # 3 files + folders g and h: 5 members; 30 bytes + 2 x 4096 for the folders: 8222
     _refused(path, tmp_path, "more than 4 members.*max_members.*'h/c'",
-             limits=Limits(max_members=4))
+             limits=_caps(max_members=4))
     _refused(path, tmp_path, "more than 8221 bytes.*max_bytes.*'h/c'",
-             limits=Limits(max_bytes=8221))
+             limits=_caps(max_bytes=8221))
     out = archive.extract(path, str(tmp_path / "out"), say=lambda _: None,
-                          limits=Limits(max_members=5, max_bytes=8222))
+                          limits=_caps(max_members=5, max_bytes=8222))
     assert open(os.path.join(out, "h", "c"), "rb").read() == b"3" * 10
 
 
@@ -220,7 +229,7 @@ def test_deep_empty_files_stop_at_the_member_cap(tmp_path):
     raw = _tar_bytes([_info(f"{m}/" + "a/" * 59 + "f") for m in range(200)])
     path = _write(tmp_path / "dirs.tar.gz", gzip.compress(raw))
     start = time.monotonic()
-    _refused(path, tmp_path, "more than 200 members", limits=Limits(max_members=200,
+    _refused(path, tmp_path, "more than 200 members", limits=_caps(max_members=200,
                                                                   max_bytes=10**6))
     assert time.monotonic() - start < 5
 
@@ -271,7 +280,7 @@ def test_tarfile_is_fed_only_what_it_should_be_reading(tmp_path):
     from jaxgenre.data import tar_stream
 
     raw = _tar_bytes([_info("a", b"A" * 100), _info("b", os.urandom(1 << 20))])
-    u = SimpleNamespace(archive="x.tar", ratio_cap=1 << 30, limits=Limits(),
+    u = SimpleNamespace(archive="x.tar", ratio_cap=1 << 30, limits=Limits.from_config(),
                         damaged=lambda where, e: UserError(f"{where}: {e}"))
     stream = tar_stream.TarStream(io.BytesIO(raw), u)
     with tarfile.open(fileobj=stream, mode="r|", bufsize=tar_stream.BUFSIZE) as tar:

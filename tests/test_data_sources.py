@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import BAD_FILES, GENRES, SR, write_gtzan_folder
+from configs import base
 from jaxgenre.data import inventory, sources, synthetic
 
 
@@ -68,6 +69,28 @@ def test_report_cli_prints_and_writes_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["usable_clips"] == 7 and len(data["rejected"]) == len(BAD_FILES)
     assert data["clip_counts"] == {"blues": 2, "jazz": 2, "rock": 3}
+
+
+def test_report_cli_opens_the_source_a_run_of_its_config_would(tmp_path, capsys):
+    """--config: the config file's data section decides (here min_seconds=1, so the 2 s
+    clip counts); the report equals the one the run's own create_source makes."""
+    root = write_gtzan_folder(tmp_path / "g", "kaggle")
+    (tmp_path / "mine.py").write_text(
+        "from configs import base\n\n\ndef get_config():\n"
+        "    config = base.get_config()\n"
+        f"    config.data.update(source='folder', root={root!r}, min_seconds=1.0)\n"
+        "    return config\n")
+    out = tmp_path / "report.json"
+    assert inventory.main([f"--config={tmp_path / 'mine.py'}", f"--json={out}"]) == 0
+    config = base.get_config()
+    config.data.update(source="folder", root=root, min_seconds=1.0)
+    run_report = sources.create_source(config, progress=False).report.to_dict()
+    data = json.loads(out.read_text())
+    assert data["usable_clips"] == 8  # the 2 s clip too
+    assert {k: v for k, v in data.items() if k != "notes"} == \
+        {k: v for k, v in run_report.items() if k != "notes"}
+    assert inventory.main([f"--config={tmp_path / 'missing.py'}"]) == 2
+    assert "cannot read a get_config() from it" in capsys.readouterr().err
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):

@@ -116,12 +116,6 @@ def test_a_tracks_csv_that_is_no_csv_is_one_line_naming_it(tmp_path, content, re
         fma.read_tracks(str(path))
 
 
-def test_the_configs_pins_are_the_modules():
-    config = base.get_config()
-    assert dict(config.data.fma.sha1) == fma.SHA1
-    assert tuple(config.data.fma.mirrors) == fma.MIRRORS
-
-
 def test_fma_is_fetched_labelled_split_and_trained_on(tmp_path, served):
     mirror, sha1 = served
     result = subprocess.run(

@@ -19,15 +19,8 @@ import pytest
 
 from configs import base
 from conftest import write_gtzan_folder
-from jaxgenre.data import gtzan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def test_the_configs_pins_are_the_modules():
-    config = base.get_config()
-    assert tuple(config.data.gtzan.urls) == gtzan.URLS
-    assert config.data.gtzan.sha256 == gtzan.SHA256
 
 
 @pytest.fixture(scope="module")

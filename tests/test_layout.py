@@ -165,3 +165,16 @@ def test_no_default_is_restated_outside_configs_base():
         if n.endswith(".py")]
     found = {os.path.relpath(p, ROOT): restated_defaults(open(p).read(), keys) for p in files}
     assert {p: f for p, f in found.items() if f} == {}
+
+
+def test_the_data_pins_live_only_in_configs_base():
+    """Every mirror URL and digest of config.data (GTZAN's, FMA's) is written once, in
+    configs/base.py: no module of the package states one again."""
+    from configs import base
+
+    data = base.get_config().data
+    pins = [*data.gtzan.urls, data.gtzan.sha256, *data.fma.mirrors, *data.fma.sha1.values()]
+    assert len(pins) == 8 and all(len(p) >= 32 for p in pins)  # the pins are real
+    sources = {path: open(path).read() for path in _modules().values()}
+    assert {os.path.relpath(path, ROOT): [p for p in pins if p in text]
+            for path, text in sources.items() if any(p in text for p in pins)} == {}

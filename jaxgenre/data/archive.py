@@ -51,25 +51,25 @@ _DATA_FILTER = getattr(tarfile, "data_filter", None)  # Python >= 3.11.4
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """Caps on one archive: bytes written, members, unpacked/packed size ratio."""
-    max_bytes: int = 200 * 2**30
-    max_members: int = 250_000
-    max_ratio: float = 100.0
+    max_bytes: int
+    max_members: int
+    max_ratio: float
 
     @classmethod
-    def from_config(cls, data) -> "Limits":
-        """From `config.data.archive` (`data` is `config.data`)."""
+    def from_config(cls, data=None) -> "Limits":
+        """From `config.data.archive` (`data` is `config.data`; None: configs/base.py's)."""
         return from_section(cls, data, "archive")
 
 
 def from_section(cls, data, name: str):
-    """The dataclass `cls` from `config.data.<name>` (`data` is `config.data`, or None):
-    each field the section sets, the class's default for the rest, so a config written
-    before these keys is as safe (`Limits`, `download.TransferLimits`)."""
-    section = data.get(name, None) if data is not None else None
-    if not section:
-        return cls()
-    return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)
-                  if section.get(f.name, None) is not None})
+    """The dataclass `cls` from `config.data.<name>` (`data` is `config.data`, or None
+    for configs/base.py's: the one home of these caps) — `Limits`,
+    `download.TransferLimits`."""
+    if data is None:
+        from configs import base
+
+        data = base.get_config().data
+    return cls(**{f.name: data[name][f.name] for f in dataclasses.fields(cls)})
 
 
 def _say(text: str) -> None:
@@ -190,7 +190,7 @@ def extract(archive: str, target: str, *, limits: Optional[Limits] = None,
     target = os.path.abspath(target)
     if os.path.isdir(target):
         return target
-    limits = limits or Limits()
+    limits = limits or Limits.from_config()
     parent = os.path.dirname(target)
     lock = target + ".lock"
     try:

@@ -54,11 +54,6 @@ from jaxgenre.data.http_transfer import SafeRedirectHandler  # noqa: F401
 from jaxgenre.errors import UserError
 
 ENV_HOME = "JAXGENRE_DATA"
-# When an asset's size is not pinned (GTZAN's and FMA's are not): the biggest asset,
-# fma_large.zip, is ~93 GiB. The deadline lets that through at ~2.5 MB/s; a cut-off
-# transfer resumes where it stopped when run again.
-MAX_BYTES = 128 * 2**30
-DEADLINE_SECONDS = 12 * 3600.0
 KEY = http_transfer.KEY
 _Refused = http_transfer.Refused
 
@@ -71,12 +66,12 @@ class DownloadError(UserError):
 class TransferLimits:
     """`config.data.download`: the cap on an asset of unknown size, and the deadline of
     one transfer."""
-    max_bytes: int = MAX_BYTES
-    deadline_seconds: float = DEADLINE_SECONDS
+    max_bytes: int
+    deadline_seconds: float
 
     @classmethod
-    def from_config(cls, data) -> "TransferLimits":
-        """From `config.data.download` (`data` is `config.data`); defaults for what is absent."""
+    def from_config(cls, data=None) -> "TransferLimits":
+        """From `config.data.download` (`data` is `config.data`; None: configs/base.py's)."""
         return archive.from_section(cls, data, "download")
 
 
@@ -121,10 +116,15 @@ def _problem(path: str, asset: Asset) -> Optional[str]:
 
 
 def fetch(asset: Asset, home: str, *, timeout: float = 30.0, attempts: int = 3,
-          progress: bool = True, max_bytes: int = MAX_BYTES,
-          deadline: float = DEADLINE_SECONDS, say: Callable[[str], None] = _say) -> str:
+          progress: bool = True, max_bytes: Optional[int] = None,
+          deadline: Optional[float] = None, say: Callable[[str], None] = _say) -> str:
     """The verified asset's path under `home`, fetched from the first mirror that works;
-    `max_bytes` caps an asset of unknown size, `deadline` each mirror's transfer."""
+    `max_bytes` caps an asset of unknown size, `deadline` each mirror's transfer (None:
+    configs/base.py's `config.data.download`)."""
+    if max_bytes is None or deadline is None:
+        limits = TransferLimits.from_config()
+        max_bytes = limits.max_bytes if max_bytes is None else max_bytes
+        deadline = limits.deadline_seconds if deadline is None else deadline
     if (asset.file in ("", ".", "..") or "/" in asset.file or "\\" in asset.file
             or "\0" in asset.file):
         raise DownloadError(f"cannot fetch {asset.name}: {asset.file!r} is not a file name to "

@@ -30,12 +30,7 @@ from jaxgenre.data.types import (ClipRef, DataReport, DataSourceError, Source,
                                  duplicate_reason)
 
 SUBSETS = ("small", "medium", "large")
-MIRRORS = ("https://os.unil.cloud.switch.ch/fma/",)
-# sha1 of each archive, as published in the FMA README (github.com/mdeff/fma).
-SHA1 = {"metadata": "f0df49ffe5f2a6008d7dc83c6915b31835dfe733",
-        "small": "ade154f733639d52e35e32f5593efe5be76c6d70",
-        "medium": "c67b69ea232021025fca9231fc1c7c1a063ab50b",
-        "large": "497109f4dd721066b5ce5e5f250ec604dc78939e"}
+# The mirrors and each archive's sha1 live in configs/base.py (`config.data.fma`).
 OFFICIAL_PARTS = {"training": "train", "validation": "valid", "test": "test"}
 
 
@@ -98,8 +93,8 @@ def _asset(part: str, mirrors: Sequence[str], sha1: Optional[str]) -> download.A
     return download.Asset(name=f"FMA {part} ({file})", file=file, urls=urls, sha1=sha1)
 
 
-def fetch_fma(subset: str, *, home: Optional[str] = None, mirrors: Sequence[str] = MIRRORS,
-              sha1: Optional[Dict[str, Optional[str]]] = None, progress: bool = True,
+def fetch_fma(subset: str, *, home: Optional[str] = None, mirrors: Sequence[str],
+              sha1: Dict[str, Optional[str]], progress: bool = True,
               limits: Optional[archive.Limits] = None,
               transfer: Optional[download.TransferLimits] = None) -> Tuple[str, str]:
     """(tracks.csv path, audio folder) of FMA `subset`, fetched and unpacked if needed.
@@ -109,9 +104,8 @@ def fetch_fma(subset: str, *, home: Optional[str] = None, mirrors: Sequence[str]
     if subset not in SUBSETS:
         raise DataSourceError(f"config.data.fma.subset must be one of {', '.join(SUBSETS)}; "
                               f"got {subset!r}")
-    sha1 = {**SHA1, **(sha1 or {})}
     home = download.data_home(home)
-    transfer = transfer or download.TransferLimits()
+    transfer = transfer or download.TransferLimits.from_config()
     unpacked = {}
     for part in ("metadata", subset):
         target = os.path.join(home, "fma", part)

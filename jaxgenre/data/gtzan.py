@@ -8,10 +8,8 @@ read as a folder source (every file validated, the unusable ones listed in the d
 report). Every process of a multi-process run calls this: one fetches and unpacks, the
 others wait for it (`filelock`).
 
-The pin: sha256 24347e02…ef2c6 is the digest torchaudio's `datasets/gtzan.py` pins for
-this tarball; mirdata's `datasets/gtzan_genre.py` pins its md5, 5b3d6ddd…e7c7
-(BUILD_NOTES.md, "Real data"). The original host (opihi.cs.uvic.ca) has been dead since
-2023; the Hugging Face dataset `marsyas/gtzan` serves the same file name first.
+The mirrors and the pin live in configs/base.py (`config.data.gtzan`), which says where
+they come from.
 """
 
 from __future__ import annotations
@@ -21,15 +19,11 @@ from typing import Optional, Sequence
 
 from jaxgenre.data import archive, download
 
-SHA256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"
-MD5 = "5b3d6dddb579ab49814ab86dba69e7c7"  # mirdata's pin of the same tarball (not checked)
-URLS = ("https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz",
-        "http://opihi.cs.uvic.ca/sound/genres.tar.gz")
 ARCHIVE = "genres.tar.gz"
 
 
-def fetch_gtzan(*, home: Optional[str] = None, urls: Sequence[str] = URLS,
-                sha256: Optional[str] = SHA256, progress: bool = True,
+def fetch_gtzan(*, home: Optional[str] = None, urls: Sequence[str],
+                sha256: Optional[str], progress: bool = True,
                 limits: Optional[archive.Limits] = None,
                 transfer: Optional[download.TransferLimits] = None) -> str:
     """The folder GTZAN is unpacked in (`<home>/gtzan`), fetching and unpacking it
@@ -41,7 +35,7 @@ def fetch_gtzan(*, home: Optional[str] = None, urls: Sequence[str] = URLS,
         return target
     asset = download.Asset(name="GTZAN (genres.tar.gz)", file=ARCHIVE, urls=tuple(urls),
                            sha256=sha256)
-    transfer = transfer or download.TransferLimits()
+    transfer = transfer or download.TransferLimits.from_config()
     path = download.fetch(asset, home, progress=progress, max_bytes=transfer.max_bytes,
                           deadline=transfer.deadline_seconds)
     return archive.extract(path, target, limits=limits)

@@ -2,6 +2,7 @@
 that cannot be used, with why (the `DataReport` every run also writes).
 
     python -m jaxgenre.data.inventory --root=/path/to/gtzan [--json=report.json]
+    python -m jaxgenre.data.inventory --config=my_config.py   # the source a run of it opens
     python -m jaxgenre.data.inventory --source=tfds --tfds_dir=~/tensorflow_datasets
 
 It exits 0 when every class has at least one usable clip, 1 (with the reason) when one
@@ -11,11 +12,28 @@ has none, and 2 on a usage error (a missing folder, no audio in it), with one li
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from typing import Optional, Sequence
 
+from configs import base
 from jaxgenre import errors
 from jaxgenre.data import sources
+
+
+def _config(path: Optional[str]):
+    """The config a run would get from `--config=path` (configs/base.py's when None)."""
+    if path is None:
+        return base.get_config()
+    spec = importlib.util.spec_from_file_location("inventory_config", path)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return base.with_defaults(module.get_config())
+    except (OSError, AttributeError, SyntaxError) as e:
+        raise errors.UserError(f"--config={path}: cannot read a get_config() from it "
+                               f"({type(e).__name__}: {e}); pass a config file such as "
+                               f"configs/resnet_mel.py") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -23,16 +41,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python -m jaxgenre.data.inventory",
         description="Check a data set: classes, clip counts, duration, and every rejected "
                     "file with its reason.")
-    parser.add_argument("--source", default="folder", choices=sources.SOURCES)
+    parser.add_argument("--config", help="a run's config file: open exactly the source it "
+                                         "would (its config.data and features.sr)")
+    parser.add_argument("--source", choices=sources.SOURCES,
+                        help="default: the config's, or 'folder' without --config")
     parser.add_argument("--root", help="GTZAN folder (or any <class>/<files> folder)")
     parser.add_argument("--tfds_dir", help="TFDS data_dir holding a prepared gtzan")
-    parser.add_argument("--min_seconds", type=float, default=10.0)
-    parser.add_argument("--sr", type=int, default=22050)
+    parser.add_argument("--min_seconds", type=float, help="default: the config's")
+    parser.add_argument("--sr", type=int, help="default: the config's features.sr")
     parser.add_argument("--json", help="also write the report here as JSON")
     args = parser.parse_args(argv)
     try:
-        source = sources.open_source(args.source, root=args.root, tfds_dir=args.tfds_dir,
-                                     sr=args.sr, min_seconds=args.min_seconds)
+        config = _config(args.config)
+        config.data.source = args.source or (config.data.source if args.config else "folder")
+        for key in ("root", "tfds_dir", "min_seconds"):
+            if getattr(args, key) is not None:
+                config.data[key] = getattr(args, key)
+        if args.sr is not None:
+            config.features.sr = args.sr
+        source = sources.create_source(config)
     except (errors.UserError, FileNotFoundError) as e:
         return errors.report(e)
     print(source.report.format())

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from configs import base
 from jaxgenre.data import archive, download, fma, gtzan, synthetic, tfds_gtzan
 from jaxgenre.data.folder import GTZAN_HELP, FolderSource  # noqa: F401 (re-exported)
 from jaxgenre.data.types import ClipRef, DataReport, DataSourceError, Source  # noqa: F401
@@ -55,44 +56,28 @@ class SyntheticSource(Source):
         return identity
 
 
-def open_source(name: str, *, root: Optional[str] = None, tfds_dir: Optional[str] = None,
-                sr: int = 22050, min_seconds: float = 10.0, clip_seconds: float = 30.0,
-                clips_per_class: int = 20, synthetic_seconds: float = 30.0, seed: int = 0,
-                synthetic_variant: str = "standard", home: Optional[str] = None,
-                gtzan_urls: Sequence[str] = gtzan.URLS,
-                gtzan_sha256: Optional[str] = gtzan.SHA256, fma_subset: str = "small",
-                fma_mirrors: Sequence[str] = fma.MIRRORS, fma_sha1: Optional[dict] = None,
-                progress: bool = True, archive_limits: Optional[archive.Limits] = None,
-                transfer: Optional[download.TransferLimits] = None) -> Source:
-    """Builds a source by name; `create_source(config)` is the config-driven form.
-    'gtzan' fetches and unpacks GTZAN into the data home first (`gtzan.fetch_gtzan`);
-    `archive_limits` / `transfer` cap that unpacking and fetching (None: the defaults)."""
-    if name == "synthetic":
-        return SyntheticSource(clips_per_class=clips_per_class, seconds=synthetic_seconds,
-                               variant=synthetic_variant,
-                               seed=seed, sr=sr, clip_seconds=clip_seconds)
-    if name == "folder":
-        if not root:
-            raise DataSourceError("data.source='folder' needs a root: pass "
-                                  "--config.data.root=PATH. " + GTZAN_HELP)
-        return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
-                            progress=progress, home=home)
-    if name == "gtzan":
-        root = gtzan.fetch_gtzan(home=home, urls=gtzan_urls, sha256=gtzan_sha256,
-                                 progress=progress, limits=archive_limits, transfer=transfer)
-        return FolderSource(root, sr=sr, min_seconds=min_seconds, clip_seconds=clip_seconds,
-                            progress=progress, home=home)
-    if name == "fma":
-        tracks_csv, audio_dir = fma.fetch_fma(fma_subset, home=home, mirrors=fma_mirrors,
-                                              sha1=fma_sha1, progress=progress,
-                                              limits=archive_limits, transfer=transfer)
-        return fma.FmaSource(tracks_csv, audio_dir, subset=fma_subset, sr=sr,
-                             min_seconds=min_seconds, clip_seconds=clip_seconds,
-                             progress=progress, home=home)
-    if name == "tfds":
-        return tfds_gtzan.TfdsSource(tfds_dir, sr=sr, min_seconds=min_seconds,
-                                     clip_seconds=clip_seconds, progress=progress)
-    raise DataSourceError(f"unknown data source {name!r}; expected one of {SOURCES}")
+# open_source's keywords that are not `config.data.<same name>`.
+_SETTINGS = {"sr": ("features", "sr"), "clips_per_class": ("data", "synthetic", "clips_per_class"),
+             "synthetic_seconds": ("data", "synthetic", "seconds"),
+             "synthetic_variant": ("data", "synthetic", "variant")}
+
+
+def open_source(name: str, *, progress: bool = True, **settings) -> Source:
+    """`create_source` of configs/base.py's config with `data.source=name` and each of
+    `settings` set: a key of `config.data` (root, tfds_dir, min_seconds, clip_seconds,
+    seed, home, ...) or one of `_SETTINGS`' names. For tools and tests that open one
+    source without a config file; every default is configs/base.py's."""
+    config = base.get_config()
+    config.data.source = name
+    for key, value in settings.items():
+        *path, last = _SETTINGS.get(key, ("data", key))
+        section = config
+        for part in path:
+            section = section[part]
+        if last not in section:
+            raise TypeError(f"open_source() got an unknown setting {key!r}")
+        section[last] = value
+    return create_source(config, progress=progress)
 
 
 def data_seed(config) -> int:
@@ -103,19 +88,35 @@ def data_seed(config) -> int:
 
 
 def create_source(config, progress: bool = True) -> Source:
-    """The source `config.data` describes (features.sr sets the sample rate)."""
-    data = config.data
-    return open_source(data.source, root=data.root, tfds_dir=data.tfds_dir,
-                       sr=config.features.sr, min_seconds=data.min_seconds,
-                       clip_seconds=data.clip_seconds,
-                       clips_per_class=data.synthetic.clips_per_class,
-                       synthetic_seconds=data.synthetic.seconds, seed=data_seed(config),
-                       synthetic_variant=data.synthetic.variant,
-                       home=data.home, gtzan_urls=tuple(data.gtzan.urls),
-                       gtzan_sha256=data.gtzan.sha256, fma_subset=data.fma.subset,
-                       fma_mirrors=tuple(data.fma.mirrors), fma_sha1=dict(data.fma.sha1),
-                       progress=progress, archive_limits=archive.Limits.from_config(data),
-                       transfer=download.TransferLimits.from_config(data))
+    """The source `config.data` describes (features.sr sets the sample rate). 'gtzan'
+    and 'fma' are fetched and unpacked into the data home first, within
+    `config.data.archive` / `.download`'s caps."""
+    data, sr = config.data, config.features.sr
+    checks = dict(sr=sr, min_seconds=data.min_seconds, clip_seconds=data.clip_seconds,
+                  progress=progress)
+    fetch = dict(home=data.home, progress=progress, limits=archive.Limits.from_config(data),
+                 transfer=download.TransferLimits.from_config(data))
+    if data.source == "synthetic":
+        return SyntheticSource(clips_per_class=data.synthetic.clips_per_class,
+                               seconds=data.synthetic.seconds, variant=data.synthetic.variant,
+                               seed=data_seed(config), sr=sr, clip_seconds=data.clip_seconds)
+    if data.source == "folder":
+        if not data.root:
+            raise DataSourceError("data.source='folder' needs a root: pass "
+                                  "--config.data.root=PATH. " + GTZAN_HELP)
+        return FolderSource(data.root, home=data.home, **checks)
+    if data.source == "gtzan":
+        root = gtzan.fetch_gtzan(urls=tuple(data.gtzan.urls), sha256=data.gtzan.sha256,
+                                 **fetch)
+        return FolderSource(root, home=data.home, **checks)
+    if data.source == "fma":
+        tracks_csv, audio_dir = fma.fetch_fma(data.fma.subset, mirrors=tuple(data.fma.mirrors),
+                                              sha1=dict(data.fma.sha1), **fetch)
+        return fma.FmaSource(tracks_csv, audio_dir, subset=data.fma.subset, home=data.home,
+                             **checks)
+    if data.source == "tfds":
+        return tfds_gtzan.TfdsSource(data.tfds_dir, **checks)
+    raise DataSourceError(f"unknown data source {data.source!r}; expected one of {SOURCES}")
 
 
 def labels_of(clips: Sequence[ClipRef]) -> np.ndarray:
