@@ -47,9 +47,9 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:  # hide JAX's INFO lines (e.g. "no TPU")
         logging.set_verbosity(logging.WARNING)
     py_logging.captureWarnings(False)  # absl would swallow Python warnings: show them
-    from jaxgenre import errors
+    from jaxgenre import cli, errors
 
-    errors.shorten_library_logs()  # orbax's failed-write tracebacks: one line each
+    cli.shorten_library_logs()  # orbax's failed-write tracebacks: one line each
     from configs import base
 
     # Every key a config file (or one not derived from configs/base.py) leaves out.

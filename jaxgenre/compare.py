@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -190,4 +189,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxgenre import cli
+
+    cli.run(main)

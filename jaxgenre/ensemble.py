@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -132,4 +131,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxgenre import cli
+
+    cli.run(main)

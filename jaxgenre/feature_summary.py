@@ -105,6 +105,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
+    from jaxgenre import cli
 
-    sys.exit(main())
+    cli.run(main)

@@ -181,5 +181,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    errors.shorten_library_logs()  # a damaged checkpoint's orbax echoes: one line
-    sys.exit(main())
+    from jaxgenre import cli
+
+    cli.run(main)

@@ -127,7 +127,7 @@ def test_damaged_latest_and_best_checkpoints_and_a_truncated_cache(reference, tm
     again = _launch(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
     # One line per fault: orbax's echoes of the failed reads (tracebacks, TensorStore
-    # specs) are dropped or cut (errors.shorten_library_logs).
+    # specs) are dropped or cut (cli.shorten_library_logs).
     assert "Traceback" not in again.stderr and "'driver'" not in again.stderr, \
         again.stderr[-3000:]
     warnings = [line for line in again.stderr.splitlines() if line.startswith("WARNING")]
@@ -162,7 +162,7 @@ def test_writes_that_fail_are_one_line_errors_and_leave_the_previous_state(refer
     assert f"under {workdir / 'checkpoints'} (File too large)" in line
     assert "run the same command again" in line
     # No traceback: orbax's and TensorStore's echoes of the failed writes are dropped
-    # or cut to one line (errors.shorten_library_logs).
+    # or cut to one line (cli.shorten_library_logs).
     assert "Traceback" not in no_room.stderr, no_room.stderr[-3000:]
     finished = _launch(workdir)
     assert finished.returncode == 0, finished.stderr[-2000:]

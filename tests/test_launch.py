@@ -162,3 +162,15 @@ def test_a_config_file_not_derived_from_base_gets_every_default(tmp_path):
     assert "Traceback" not in result.stderr
     lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
     assert len(lines) == 1 and "config.optim.schedule must be one of" in lines[0]
+
+
+def test_a_tool_given_a_path_it_cannot_write_ends_in_one_line(tmp_path):
+    """cli.run: an OSError naming a file given on the command line is the user's to fix
+    (exit 2, one line), here feature_summary's --workdir that is a file."""
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = _run("-m", "jaxgenre.feature_summary", f"--workdir={tmp_path / 'taken'}",
+                  "--seconds=1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1 and str(tmp_path / "taken") in lines[0]

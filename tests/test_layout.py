@@ -178,3 +178,15 @@ def test_the_data_pins_live_only_in_configs_base():
     sources = {path: open(path).read() for path in _modules().values()}
     assert {os.path.relpath(path, ROOT): [p for p in pins if p in text]
             for path, text in sources.items() if any(p in text for p in pins)} == {}
+
+
+def test_every_entry_point_goes_through_the_one_command_line_edge():
+    """Each `python -m jaxgenre.<tool>` module's `__main__` block is `cli.run(main)`:
+    one-line errors, exit status 2 and shortened library logs for all of them."""
+    entries = {}
+    for module, path in _modules().items():
+        for node in ast.parse(open(path).read()).body:
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                entries[module] = ast.unparse(node)
+    assert len(entries) >= 6, sorted(entries)  # predict, compare, ensemble, inventory, ...
+    assert {m: e for m, e in entries.items() if "cli.run(main)" not in e} == {}

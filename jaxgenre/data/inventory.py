@@ -74,4 +74,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxgenre import cli
+
+    cli.run(main)
