@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from jaxgenre import models  # noqa: E402
-from jaxgenre.models import torch_reference, torchvision_port  # noqa: E402
+from jaxgenre.models import torchvision_port
+from jaxgenre.testing import torch_reference  # noqa: E402
 
 torchvision = torch_reference.import_torchvision()
 

@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from jaxgenre import features, reference, signals  # noqa: E402
+from jaxgenre import features  # noqa: E402
+from jaxgenre.testing import reference, signals  # noqa: E402
 
 
 def main() -> None:

@@ -91,7 +91,7 @@ def torch_rate(name: str, shape, batch: int, steps: int, dtype: str,
     """Images per second of torchvision's model in torch eager mode, on JAX's platform."""
     import torch
 
-    from jaxgenre.models import torch_reference
+    from jaxgenre.testing import torch_reference
     torchvision = torch_reference.import_torchvision()
 
     on_gpu = jax.devices()[0].platform == "gpu" and torch.cuda.is_available()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxgenre import audio, signals
+from jaxgenre import audio
+from jaxgenre.testing import signals
 
 SR = 22050
 

@@ -15,7 +15,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxgenre import audio, features, signals
+from jaxgenre import audio, features
+from jaxgenre.testing import signals
 
 SR = 22050
 FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxgenre import audio, audio_read, signals
+from jaxgenre import audio, audio_read
+from jaxgenre.testing import signals
 
 SR = 22050
 FORMATS = [("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS"),

@@ -10,7 +10,8 @@ import librosa
 import numpy as np
 import pytest
 
-from jaxgenre import features, filters, signals, spectral
+from jaxgenre import features, filters, spectral
+from jaxgenre.testing import signals
 
 SR = 22050
 DB_TOL = 0.01
@@ -20,7 +21,7 @@ KINDS = ["spec", "mel", "mfcc"]
 
 def librosa_reference(y, kind, *, ref=1.0, center=True, top_db=80.0, n_fft=2048,
                       hop_length=512, **mel):
-    """librosa on one clip, called directly (independent of jaxgenre.reference)."""
+    """librosa on one clip, called directly (independent of jaxgenre.testing.reference)."""
     ref_value = np.max if ref == "max" else ref
     if kind == "spec":
         power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=center)) ** 2

@@ -190,3 +190,13 @@ def test_every_entry_point_goes_through_the_one_command_line_edge():
                 entries[module] = ast.unparse(node)
     assert len(entries) >= 6, sorted(entries)  # predict, compare, ensemble, inventory, ...
     assert {m: e for m, e in entries.items() if "cli.run(main)" not in e} == {}
+
+
+def test_only_the_feature_tour_uses_the_testing_package():
+    """jaxgenre.testing (librosa references, test signals, torchvision) is for tests,
+    benchmarks and the feature tour: no training, evaluation or predict module uses it."""
+    graph = import_graph(_modules())
+    users = {m for m, edges in graph.items() if any(e.startswith("jaxgenre.testing") for e in edges)
+             and not m.startswith("jaxgenre.testing")}
+    assert "jaxgenre.testing.signals" in graph  # the package is where it should be
+    assert users == {"jaxgenre.feature_summary"}

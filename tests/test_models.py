@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from jaxgenre import models
-from jaxgenre.models import adapter, torch_reference, torchvision_port
+from jaxgenre.models import adapter, torchvision_port
+from jaxgenre.testing import torch_reference
 
 torchvision = torch_reference.import_torchvision()
 KEY = jax.random.PRNGKey(0)

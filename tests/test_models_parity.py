@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from jaxgenre import models
-from jaxgenre.models import torch_reference, torchvision_port
+from jaxgenre.models import torchvision_port
+from jaxgenre.testing import torch_reference
 
 torchvision = torch_reference.import_torchvision()
 torch.set_num_threads(2)

@@ -14,7 +14,8 @@ up to 3.4e-9: far below the 0.01 dB checked here."""
 
 import numpy as np
 
-from jaxgenre import features, signals
+from jaxgenre import features
+from jaxgenre.testing import signals
 
 Y = signals.white_noise(n=22050 * 3, seed=3)
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgenre.models import pth, torch_reference, torchvision_port
+from jaxgenre.models import pth, torchvision_port
+from jaxgenre.testing import torch_reference
 
 torchvision = torch_reference.import_torchvision()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,7 +16,8 @@ import torch
 from ml_collections import config_dict
 
 from jaxgenre import models, train
-from jaxgenre.models import torch_reference, torchvision_port
+from jaxgenre.models import torchvision_port
+from jaxgenre.testing import torch_reference
 
 torchvision = torch_reference.import_torchvision()
 
