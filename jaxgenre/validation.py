@@ -7,7 +7,7 @@ folders are checked where they are opened (`data.sources`), with the same error 
 from __future__ import annotations
 
 from jaxgenre import features, metrics, models, selection, steps
-from jaxgenre.data import archive, cache, download, sources, splits
+from jaxgenre.data import archive, cache, download, fma, sources, splits, synthetic
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
 
@@ -35,6 +35,9 @@ def check_config(config) -> None:
             f"not features.kind={kind!r}; pick one of those kinds, or a model that takes "
             f"{kind!r} ({', '.join(takers) or 'none is registered yet'})")
     _one_of("data.source", config.data.source, sources.SOURCES)
+    # Values the sources check when they open, asked here before any download or decode.
+    _one_of("data.synthetic.variant", config.data.synthetic.variant, synthetic.VARIANTS)
+    _one_of("data.fma.subset", config.data.fma.subset, fma.SUBSETS)
     if config.data.source == "folder" and not config.data.root:
         raise UserError("data.source='folder' needs --config.data.root=PATH (a GTZAN folder "
                         "or any <root>/<class>/<audio files> folder)")

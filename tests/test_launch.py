@@ -90,6 +90,9 @@ USER_ERRORS = [
     (["--config.seeds=2", "--config.data.split=kfold"], "config.seeds with data.split='kfold'"),
     (["--config.data.synthetic.variant=extreme"],
      "data.synthetic.variant must be one of standard, hard"),
+    (["--config.data.source=fma", "--config.data.fma.subset=huge",
+      "--config.data.home={empty}"],
+     "config.data.fma.subset must be one of small, medium, large; got 'huge'"),
     (["--config.train.batch_size=0"], "config.train.batch_size must be a whole number"),
 ]
 
