@@ -87,16 +87,16 @@ def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict
     data = parts[0.0]
     model = models.create(config.model.name, len(data.class_names),
                           **experiments.model_options(config))
-    adapt = adapter.for_model(config.model)
+    adapt = adapter.for_model(config.model, data.feature)
     segs = train_lib.epoch_segments(config, data, 0)
     tx = steps_lib.create_optimizer(config.optim, len(segs) // config.train.batch_size
                                     * train_lib.resolve_epochs(config))
-    sample = jnp.zeros((1,) + data.store.features.shape[1:-1] + (segs.length,))
+    sample = jnp.zeros((1,) + data.feature.example_shape(segs.length))
     state = jax.device_put(
         steps_lib.create_train_state(jax.random.PRNGKey(config.seed), model, tx, adapt(sample)),
         parallel.replicated(mesh))
     predict = steps_lib.compile_steps(model, None, adapt, mesh,
-                                      augment.from_config(config)).predict
+                                      augment.from_config(config, data.feature)).predict
     ckpt = checkpoint.Checkpoints(run_dir, keep=len(lines))
     test = {}
     for epoch in sorted(set(epochs.values())):

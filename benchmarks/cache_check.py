@@ -24,6 +24,7 @@ xla_cpu.apply_cpu_flags()
 
 from configs import base  # noqa: E402
 from jaxgenre.data import cache, sources  # noqa: E402
+from jaxgenre.features import FeatureSpec  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> float:
@@ -46,7 +47,7 @@ def main(argv=None) -> None:
                                  synthetic_seconds=30.0, clip_seconds=30.0, progress=False)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        store = cache.build_features(source, dict(config.features), folder, progress=False)
+        store = cache.build_features(source, FeatureSpec.from_config(config.features), folder, progress=False)
         build = time.perf_counter() - start
         n, size = len(store), store.features.nbytes
         sampled = best_of(lambda: cache.check_entry(store.path), args.repeats)

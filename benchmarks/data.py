@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from configs import base  # noqa: E402
 from jaxgenre import features  # noqa: E402
 from jaxgenre.data import cache, sources  # noqa: E402
+from jaxgenre.features import FeatureSpec  # noqa: E402
 
 
 def cross_validated(x: np.ndarray, y: np.ndarray, folds: int, seed: int):
@@ -64,10 +65,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        first = cache.build_features(source, dict(config.features), tmp, progress=False)
+        first = cache.build_features(source, FeatureSpec.from_config(config.features), tmp, progress=False)
         t_first = time.perf_counter() - start
         start = time.perf_counter()
-        second = cache.build_features(source, dict(config.features), tmp, progress=False)
+        second = cache.build_features(source, FeatureSpec.from_config(config.features), tmp, progress=False)
         np.asarray(second.features).sum()  # read every value back
         t_second = time.perf_counter() - start
         assert not first.hit and second.hit

@@ -30,6 +30,7 @@ import soundfile as sf  # noqa: E402
 from configs import base  # noqa: E402
 from jaxgenre import audio  # noqa: E402
 from jaxgenre.data import cache, folder  # noqa: E402
+from jaxgenre.features import FeatureSpec  # noqa: E402
 
 FORMATS = (("mp3", "MP3", None, 44100), ("au", "AU", "PCM_16", 22050),
            ("wav", "WAV", "PCM_16", 22050))
@@ -62,7 +63,7 @@ def main() -> None:
             start = time.perf_counter()
             source = folder.FolderSource(root, min_seconds=1.0, clip_seconds=args.seconds,
                                          progress=False)
-            cache.build_features(source, dict(base.get_config().features),
+            cache.build_features(source, FeatureSpec.from_config(base.get_config().features),
                                  os.path.join(root, "cache"), progress=False)
             built = len(source.clips) / (time.perf_counter() - start)
             print(f"{ext:<8} {rate:>9} {decode:>15.1f} {built:>14.1f}", flush=True)

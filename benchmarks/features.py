@@ -24,7 +24,8 @@ import jax.numpy as jnp  # noqa: E402
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxgenre import features, spectral  # noqa: E402
+from jaxgenre import features  # noqa: E402
+from jaxgenre.features import spectral  # noqa: E402
 
 SR = 22050
 
@@ -73,7 +74,7 @@ def breakdown(batch: jax.Array, repeats: int) -> None:
           f"{1e3 * (whole - t_fft) / n:6.2f} ms/clip")
     print(f"  scipy pocketfft rfft, same frames, 1 worker (reference) {1e3 * t_pocket / n:6.2f} ms/clip")
     banded = sum((hi - lo) * w.shape[1] for lo, hi, w in spectral.mel_blocks(p.mel, p.n_fft))
-    print(f"  banded mel product: {100 * banded / (p.mel[1] * (1 + p.n_fft // 2)):.1f}% of the "
+    print(f"  banded mel product: {100 * banded / (p.mel.n_mels * (1 + p.n_fft // 2)):.1f}% of the "
           f"dense product's multiply-adds")
 
 

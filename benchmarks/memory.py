@@ -37,6 +37,7 @@ from configs import base  # noqa: E402
 import common  # noqa: E402
 from jaxgenre import parallel  # noqa: E402
 from jaxgenre.data import cache, pipeline, prefetch, sources  # noqa: E402
+from jaxgenre.features import FeatureSpec  # noqa: E402
 
 
 def _status_kb(field: str) -> int:
@@ -94,7 +95,7 @@ def main() -> None:
               flush=True)
 
     start = time.perf_counter()
-    features = dict(base.get_config().features, kind="mel")
+    features = FeatureSpec.from_config(dict(base.get_config().features, kind="mel"))
     source = sources.SyntheticSource(clips_per_class=args.clips_per_class,
                                      seconds=args.seconds, seed=0)
     store = cache.build_features(source, features, cache_dir, progress=False,

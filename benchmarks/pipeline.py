@@ -38,6 +38,7 @@ from configs import base  # noqa: E402
 import common  # noqa: E402
 from jaxgenre import audio, parallel  # noqa: E402
 from jaxgenre.data import cache, pipeline, prefetch, sources  # noqa: E402
+from jaxgenre.features import FeatureSpec  # noqa: E402
 
 
 def write_wavs(root: str, clips_per_class: int) -> sources.FolderSource:
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--steps", type=int, default=12)
     args = parser.parse_args()
-    features = dict(base.get_config().features)
+    features = FeatureSpec.from_config(base.get_config().features)
     features["kind"] = "mel"
     mesh = parallel.data_mesh()
     print(f"input path, {10 * args.clips_per_class} clips of 30 s, mel features, "

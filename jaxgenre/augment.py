@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
+
+from jaxgenre.features import FeatureSpec
 
 AUGMENT_STREAM = 0x5A  # fold_in constant separating augmentation keys from dropout's
 
@@ -31,8 +33,8 @@ AUGMENT_STREAM = 0x5A  # fold_in constant separating augmentation keys from drop
 class Augmentation:
     """What `config.augment` (and `train.label_smoothing`) turns on; zeros mean off."""
     gain_db: float = 0.0  # a per-example shift drawn from U(-gain_db, +gain_db) dB
-    kind: str = "mel"  # the feature kind (how a gain acts on it)
-    n_mels: int = 128  # MFCC: a dB shift moves coefficient 0 by shift * sqrt(n_mels)
+    # The feature (how a gain acts on it); None: a dB image such as the mel default.
+    feature: Optional[FeatureSpec] = None
     freq_masks: int = 0
     freq_mask_fraction: float = 0.125  # widest band: this fraction of the frequency axis
     time_masks: int = 0
@@ -46,12 +48,11 @@ class Augmentation:
         return self.mixup_alpha > 0 or self.label_smoothing > 0
 
 
-def from_config(config) -> Augmentation:
-    """`config.augment` / `config.train.label_smoothing` → `Augmentation`."""
+def from_config(config, feature: FeatureSpec) -> Augmentation:
+    """`config.augment` / `config.train.label_smoothing` → `Augmentation` of `feature`."""
     aug = config.augment
     return Augmentation(
-        gain_db=float(aug.gain_db), kind=config.features.kind,
-        n_mels=int(config.features.n_mels),
+        gain_db=float(aug.gain_db), feature=feature,
         freq_masks=int(aug.freq_masks) if aug.spec_augment else 0,
         freq_mask_fraction=float(aug.freq_mask_fraction),
         time_masks=int(aug.time_masks) if aug.spec_augment else 0,
@@ -60,8 +61,8 @@ def from_config(config) -> Augmentation:
         label_smoothing=float(config.train.label_smoothing))
 
 
-def random_gain(key: jax.Array, features: jax.Array, *, max_db: float, kind: str,
-                n_mels: int = 128) -> jax.Array:
+def random_gain(key: jax.Array, features: jax.Array, *, max_db: float,
+                feature: Optional[FeatureSpec] = None) -> jax.Array:
     """Each example as if its audio were `g ~ U(-max_db, max_db)` dB louder: a waveform is
     scaled by 10^(g/20); a dB spectrogram (mel, spec) shifted by g; an MFCC (orthonormal
     DCT-II of dB mels) has coefficient 0 moved by g·sqrt(n_mels) and the others unchanged.
@@ -69,9 +70,10 @@ def random_gain(key: jax.Array, features: jax.Array, *, max_db: float, kind: str
     'standardise' normalisation removes any such shift again, so under it a gain changes
     nothing (tests/test_augment.py shows both)."""
     shift = jax.random.uniform(key, (features.shape[0],), minval=-max_db, maxval=max_db)
-    if kind == "waveform":
+    if feature is not None and feature.is_waveform:
         return features * (10.0 ** (shift / 20.0))[:, None]
-    if kind == "mfcc":
+    if feature is not None and feature.kind == "mfcc":
+        n_mels = int(feature.value("n_mels"))
         return features.at[:, 0, :].add(shift[:, None] * math.sqrt(n_mels))
     return features + shift[:, None, None]
 
@@ -125,8 +127,7 @@ def augment_batch(aug: Augmentation, key: jax.Array, features: jax.Array, labels
     then (batch, num_classes) distributions for `optax.softmax_cross_entropy`."""
     gain_key, mask_key, mix_key = jax.random.split(key, 3)
     if aug.gain_db:
-        features = random_gain(gain_key, features, max_db=aug.gain_db, kind=aug.kind,
-                               n_mels=aug.n_mels)
+        features = random_gain(gain_key, features, max_db=aug.gain_db, feature=aug.feature)
     inputs = adapt(features)
     if aug.freq_masks or aug.time_masks:
         inputs = spec_augment(mask_key, inputs, freq_masks=aug.freq_masks,

@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 from configs import base
-from jaxgenre import (clip_table, errors, evaluate, models, parallel, stats, strict_json,
-                      study, train, writer as writer_lib)
+from jaxgenre import (clip_table, errors, evaluate, features, models, parallel, stats,
+                      strict_json, study, train, writer as writer_lib)
 from jaxgenre.data import prepare
 
 
@@ -70,7 +70,7 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     out.results(results, test, model=name, feature=feature, data_source=config.data.source)
     if config.eval.plots:
         out.figures(test, title=f"{name} / {feature}", source=data.source,
-                    feature_params=dict(config.features), figure_dir=figure_dir)
+                    feature_specs=features.every_kind(config.features), figure_dir=figure_dir)
     return {"results": results, "test": test, "state": trained.best_state,
             "history": trained.history}
 
@@ -234,7 +234,7 @@ def cell_config(config, model: str, feature: str):
     with cell.unlocked():
         cell.model.name = model
         cell.features.kind = feature
-        if feature == "waveform":
+        if features.FeatureSpec.from_config(cell.features).is_waveform:
             cell.model.input_size = None
     return cell
 

@@ -52,13 +52,13 @@ def run(workdir: str, *, seconds: float = 30.0, seed: int = 0, plot: bool = True
 
     summary = {"signals": names, "sr": sr, "clip_seconds": seconds,
                "features": {}}
-    outputs = {}
-    for kind in tqdm(features.KINDS, desc="features", unit="kind"):
-        compute = lambda y, kind=kind: features.compute(y, kind=kind, **params)
-        out = np.asarray(compute(batch))
-        outputs[kind] = out
+    outputs = []
+    for spec in tqdm(features.every_kind(params), desc="features", unit="kind"):
+        kind = spec.kind
+        out = np.asarray(spec.compute(batch))
+        outputs.append((spec, out))
         entry = {"shape": list(out.shape[1:]), "min": float(out.min()), "max": float(out.max()),
-                 "jaxgenre_ms_per_clip": 1e3 * _timed(compute, batch) / len(names)}
+                 "jaxgenre_ms_per_clip": 1e3 * _timed(spec.compute, batch) / len(names)}
         if kind in _LIBROSA_KINDS:
             ref = [reference.librosa_feature(y, kind=kind, **params) for y in batch]
             entry["max_abs_diff_vs_librosa"] = float(np.max(np.abs(out - np.stack(ref))))
@@ -72,7 +72,7 @@ def run(workdir: str, *, seconds: float = 30.0, seed: int = 0, plot: bool = True
         strict_json.dump(summary, f, indent=2)
     if plot:
         path = os.path.join(workdir, "features.png")
-        plots.feature_panel(outputs, names, path, sr=sr, hop_length=params["hop_length"])
+        plots.feature_panel(outputs, names, path)
         print(f"wrote {path}")
     print(f"wrote {os.path.join(workdir, 'feature_summary.json')}")
     return summary

@@ -7,9 +7,12 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:  # the figures need only what a spec says, not jax
+    from jaxgenre.features import FeatureSpec
 
 
 def _pyplot():
@@ -21,27 +24,25 @@ def _pyplot():
     return plt
 
 
-def feature_panel(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
-                  hop_length: int) -> None:
-    """One row per clip, one column per feature (the study's figure 2 layout)."""
-    from jaxgenre import features
-
+def feature_panel(outputs: Sequence[Tuple[FeatureSpec, np.ndarray]], names, path: str) -> None:
+    """One row per clip, one column per (feature, its batch of outputs) (the study's
+    figure 2 layout)."""
     plt = _pyplot()
 
-    kinds = [k for k in features.KINDS if k in outputs]
-    fig, axes = plt.subplots(len(names), len(kinds), figsize=(4 * len(kinds), 2 * len(names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(names), len(outputs),
+                             figsize=(4 * len(outputs), 2 * len(names)), squeeze=False)
     titles = {"waveform": "waveform (peak-normalised)", "spec": "spectrogram (dB)",
               "mel": "mel-spectrogram (dB)", "mfcc": "MFCC"}
-    for col, kind in enumerate(kinds):
+    for col, (spec, batch) in enumerate(outputs):
+        kind, sr = spec.kind, spec.sr
         for row, name in enumerate(names):
             ax = axes[row, col]
-            data = outputs[kind][row]
-            if kind == "waveform":
+            data = batch[row]
+            if spec.is_waveform:
                 ax.plot(np.arange(data.size) / sr, data, linewidth=0.3)
                 ax.set_ylim(-1.05, 1.05)
             else:
-                seconds = data.shape[-1] * hop_length / sr
+                seconds = data.shape[-1] * spec.hop_length / sr
                 image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma",
                                   extent=(0, seconds, 0, data.shape[0]))
                 fig.colorbar(image, ax=ax, pad=0.01)
@@ -58,19 +59,19 @@ def feature_panel(outputs: Dict[str, np.ndarray], names, path: str, *, sr: int,
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def class_panel(source, feature_params: Dict, path: str, *,
+def class_panel(source, specs: Sequence[FeatureSpec], path: str, *,
                 figure_dir: Optional[str] = None) -> None:
-    """The four features of the first usable clip of every class of a data source.
-    With `figure_dir` it is drawn once per data set and feature parameters (every cell
-    of a grid, every seed, fold and rerun shows the same clips) and copied from there."""
-    from jaxgenre import features
+    """The features `specs` (`features.every_kind(config.features)`: all four) of the first
+    usable clip of every class of a data source. With `figure_dir` it is drawn once per
+    data set and feature parameters (every cell of a grid, every seed, fold and rerun
+    shows the same clips) and copied from there."""
     from jaxgenre.data import cache
 
-    params = {k: v for k, v in feature_params.items() if k != "kind"}
     refs = [next(r for r in source.clips if r.label == label)  # each class's first clip
             for label in sorted({r.label for r in source.clips})]
+    identity = {"figure": [spec.identity() for spec in specs]}
     kept = (os.path.join(figure_dir, "features_per_class-"
-                         f"{cache.cache_key(source, params, refs)}.png") if figure_dir else None)
+                         f"{cache.cache_key(source, identity, refs)}.png") if figure_dir else None)
     try:  # a kept file that is unreadable or no PNG is drawn again
         with open(kept or "", "rb") as f:
             if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
@@ -79,10 +80,8 @@ def class_panel(source, feature_params: Dict, path: str, *,
     except OSError:
         pass
     audio = np.stack([source.load(ref) for ref in refs])
-    outputs = {kind: np.asarray(features.compute(audio, kind=kind, **params))
-               for kind in features.KINDS}
-    feature_panel(outputs, [ref.clip_id for ref in refs], path, sr=params["sr"],
-                  hop_length=params["hop_length"])
+    outputs = [(spec, np.asarray(spec.compute(audio))) for spec in specs]
+    feature_panel(outputs, [ref.clip_id for ref in refs], path)
     if kept:
         tmp = None
         try:  # another process may write it at the same time: whole files only

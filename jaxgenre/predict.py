@@ -30,12 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import base
-from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, features, metrics,
+from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, metrics,
                       models, parallel, strict_json)
 from jaxgenre import steps as steps_lib
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
 from jaxgenre.data.folder import AUDIO_EXTENSIONS
+from jaxgenre.features import FeatureSpec
 from jaxgenre.models import adapter
 
 DEFAULT_MAX_SECONDS = 600.0
@@ -57,16 +58,14 @@ class Predictor:
         self.config = base.with_defaults(run["config"])
         self.class_names = run["class_names"]
         self.segment_frames = run.get("segment_frames", run.get("segment_steps"))
-        self.feature_params = dict(self.config.features)
-        self.kind = self.feature_params.pop("kind")
+        self.feature = FeatureSpec.from_config(self.config.features)
         self.mesh = parallel.data_mesh()
         model_cfg = self.config.model
         model = models.create(model_cfg.name, len(self.class_names),
                               **experiments.model_options(self.config))  # as training
-        adapt = adapter.for_model(model_cfg)
+        adapt = adapter.for_model(model_cfg, self.feature)
         tx = steps_lib.create_optimizer(self.config.optim, 1)  # the saved state's structure
-        sample = jnp.zeros((1,) + self._feature(np.zeros(int(self.config.features.sr))).shape[:-1]
-                           + (self.segment_frames,))
+        sample = jnp.zeros((1,) + self.feature.example_shape(self.segment_frames))
         template = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, adapt(sample))
         template = jax.device_put(template, parallel.replicated(self.mesh))
         self.state = checkpoint.restore_best(  # a damaged best: skipped (nothing moved), the next used
@@ -76,7 +75,7 @@ class Predictor:
         self.batch_size = self.config.eval.batch_size
 
     def _feature(self, y: np.ndarray) -> np.ndarray:
-        return np.asarray(features.compute(y, kind=self.kind, **self.feature_params))
+        return np.asarray(self.feature.compute(y))
 
     def probabilities(self, y: np.ndarray) -> np.ndarray:
         """Class probabilities of one clip of any length: its windows scored and
@@ -84,7 +83,7 @@ class Predictor:
         feat = self._feature(y)
         frames = self.segment_frames
         if feat.shape[-1] < frames:  # shorter than one segment: pad (dB floor for dB kinds)
-            fill = feat.min() if self.kind != "waveform" else 0.0
+            fill = 0.0 if self.feature.is_waveform else feat.min()
             pad = [(0, 0)] * (feat.ndim - 1) + [(0, frames - feat.shape[-1])]
             feat = np.pad(feat, pad, constant_values=fill)
         store = FeatureStore(path="", features=feat[None], clip_ids=("clip",),
@@ -123,7 +122,7 @@ def cut_note(row: Dict, max_seconds: float) -> str:
 
 def classify(predictor: Predictor, path: str, top_k: int, max_seconds: float) -> Dict:
     """One file's row of --json: its top-k genres, or why it has none."""
-    sr = predictor.config.features.sr
+    sr = predictor.feature.sr
     try:
         decoded = audio.load_capped(path, sr=sr, max_seconds=max_seconds)
     except (audio.AudioDecodeError, FileNotFoundError) as e:

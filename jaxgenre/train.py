@@ -103,7 +103,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     resumes from there. `writer` is a `writer.RunWriter` (or anything with its methods)."""
     mesh = parallel.data_mesh()
     n_classes = len(data.class_names)
-    adapt = adapter.for_model(config.model)
+    adapt = adapter.for_model(config.model, data.feature)
     train_segs, batch_size = epoch_segments(config, data, 0), config.train.batch_size
     steps_per_epoch = len(train_segs) // batch_size
     clip_mean = config.eval.clip_mean
@@ -113,10 +113,10 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     variables, init_note, warning = initial_variables(config, n_classes, key)
     if warning:
         writer.warn(warning)
-    sample = jnp.zeros((1,) + data.store.features.shape[1:-1] + (train_segs.length,))
+    sample = jnp.zeros((1,) + data.feature.example_shape(train_segs.length))
     state = jax.device_put(steps_lib.create_train_state(key, model, tx, adapt(sample), variables),
                            parallel.replicated(mesh))
-    steps = steps_lib.compile_steps(model, tx, adapt, mesh, augment.from_config(config))
+    steps = steps_lib.compile_steps(model, tx, adapt, mesh, augment.from_config(config, data.feature))
     ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep, warn=writer.warn,
                                   use_async=config.train.async_checkpoints)
     record = {"epoch": 0, "best_valid_accuracy": -1.0}

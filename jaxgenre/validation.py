@@ -28,6 +28,7 @@ def check_config(config) -> None:
     spec = models.get_spec(config.model.name)
     kind = config.features.kind
     _one_of("features.kind", kind, features.KINDS)
+    feature = features.FeatureSpec.from_config(config.features)  # refuses unknown keys
     if kind not in spec.feature_kinds:
         takers = [n for n, s in models.REGISTRY.items() if kind in s.feature_kinds]
         raise UserError(
@@ -62,7 +63,7 @@ def check_config(config) -> None:
     if config.data.segment_seconds is not None and config.data.segment_seconds <= 0:
         raise UserError(f"config.data.segment_seconds must be positive (or None for whole "
                         f"clips); got {config.data.segment_seconds!r}")
-    _check_recipe(config, kind)
+    _check_recipe(config, feature)
     _check_fetch_limits(config.data)
     if config.seeds is not None:
         _positive("seeds", config.seeds)
@@ -94,14 +95,14 @@ def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> No
                         f"got {value!r}")
 
 
-def _check_recipe(config, kind: str) -> None:
+def _check_recipe(config, feature: features.FeatureSpec) -> None:
     """`augment.*`, `train.label_smoothing`, `optim.warmup_fraction` / `ema_decay`, `eval.*`
     windows."""
     aug = config.augment
     if aug.spec_augment:
-        if kind == "waveform":
+        if feature.is_waveform:
             raise UserError("config.augment.spec_augment masks frequency bands and frames "
-                            "of a spectral feature; features.kind='waveform' has none: "
+                            f"of a spectral feature; features.kind={feature.kind!r} has none: "
                             "turn it off")
         for key in ("freq_masks", "time_masks"):
             if not isinstance(aug[key], int) or aug[key] < 0:

@@ -20,7 +20,7 @@ import csv
 import json
 import os
 import sys
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import jax
 from tqdm import tqdm
@@ -99,14 +99,14 @@ class RunWriter:
         if self.files:
             clip_table.write(self._path(clip_table.FILE_NAME), table)
 
-    def figures(self, test: Dict, *, title: str, source, feature_params: Dict,
+    def figures(self, test: Dict, *, title: str, source, feature_specs: Sequence,
                 figure_dir: Optional[str] = None) -> None:
         """Confusion matrices, ROC curves, training curves and one feature image per
         class (process 0; that one kept in `figure_dir` and drawn once per data set)."""
         if not self.files:
             return
         panel = self._path("features_per_class.png")
-        plots.class_panel(source, feature_params, panel, figure_dir=figure_dir)
+        plots.class_panel(source, feature_specs, panel, figure_dir=figure_dir)
         for path in plots.run_figures(test, self.workdir, title) + [panel]:
             self.say(f"wrote {path}")
 

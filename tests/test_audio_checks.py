@@ -166,27 +166,28 @@ def test_the_feature_figure_is_drawn_once_per_data_set(tmp_path, monkeypatch):
     config.data.clip_seconds = 3.0
     source = sources.create_source(config, progress=False)
     computed = []
-    real = features.compute
-    monkeypatch.setattr(features, "compute",
-                        lambda *a, **kw: computed.append(kw["kind"]) or real(*a, **kw))
+    real = features.FeatureSpec.compute
+    monkeypatch.setattr(features.FeatureSpec, "compute",
+                        lambda self, y: computed.append(self.kind) or real(self, y))
     figures = tmp_path / "figures"
-    plots.class_panel(source, dict(config.features), str(tmp_path / "a.png"),
+    every = features.every_kind(config.features)
+    plots.class_panel(source, every, str(tmp_path / "a.png"),
                       figure_dir=str(figures))
     assert sorted(computed) == sorted(features.KINDS)
     computed.clear()
-    plots.class_panel(source, dict(config.features), str(tmp_path / "b.png"),
+    plots.class_panel(source, every, str(tmp_path / "b.png"),
                       figure_dir=str(figures))
     assert computed == []
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     # Other feature parameters are another figure.
-    other = dict(config.features, n_mels=64)
+    other = features.every_kind(dict(config.features, n_mels=64))
     plots.class_panel(source, other, str(tmp_path / "c.png"), figure_dir=str(figures))
     assert len(computed) == len(features.KINDS) and len(os.listdir(figures)) == 2
     # A kept file that is no PNG is not copied into a run: drawn again.
     computed.clear()
     for kept in figures.iterdir():
         kept.write_bytes(b"not a png")
-    plots.class_panel(source, dict(config.features), str(tmp_path / "d.png"),
+    plots.class_panel(source, every, str(tmp_path / "d.png"),
                       figure_dir=str(figures))
     assert len(computed) == len(features.KINDS)
     assert (tmp_path / "d.png").read_bytes() == (tmp_path / "a.png").read_bytes()

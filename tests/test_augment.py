@@ -12,8 +12,9 @@ import pytest
 from scipy import stats
 
 from configs import base
-from jaxgenre import augment, features, steps
+from jaxgenre import augment, steps
 from jaxgenre.data import pipeline
+from jaxgenre.features import FeatureSpec
 from jaxgenre.models import adapter
 from test_features import DB_TOL, MFCC_TOL
 
@@ -33,13 +34,12 @@ def test_a_gain_equals_the_feature_of_louder_audio_by_librosa(kind):
     clips = np.stack([_music(seed=s) for s in range(3)])
     # The same key scales the waveforms: their factors are the gains in dB.
     louder = np.asarray(augment.random_gain(key, jnp.asarray(clips), max_db=6.0,
-                                            kind="waveform"))
+                                            feature=FeatureSpec.from_config({"kind": "waveform"})))
     gains_db = 20 * np.log10(louder[:, 0] / clips[:, 0])
     assert np.all(np.abs(gains_db) <= 6.0) and np.ptp(gains_db) > 0.5
-    params = dict(sr=SR, n_fft=1024, hop_length=256, n_mels=40)
-    ours = np.stack([np.asarray(features.compute(c, kind=kind, **params)) for c in clips])
-    shifted = np.asarray(augment.random_gain(key, jnp.asarray(ours), max_db=6.0, kind=kind,
-                                             n_mels=40))
+    spec = FeatureSpec.from_config(dict(kind=kind, sr=SR, n_fft=1024, hop_length=256, n_mels=40))
+    ours = np.stack([np.asarray(spec.compute(c)) for c in clips])
+    shifted = np.asarray(augment.random_gain(key, jnp.asarray(ours), max_db=6.0, feature=spec))
     for clip, gain, got in zip(clips, gains_db, shifted):
         y = clip * 10 ** (gain / 20)
         if kind == "mel":
@@ -58,7 +58,8 @@ def test_a_gain_equals_the_feature_of_louder_audio_by_librosa(kind):
 
 def test_per_example_standardisation_undoes_a_gain():
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 16, 20)) * 10 - 40
-    gained = augment.random_gain(jax.random.PRNGKey(1), x, max_db=6.0, kind="mel")
+    gained = augment.random_gain(jax.random.PRNGKey(1), x, max_db=6.0,
+                                 feature=FeatureSpec.from_config({"kind": "mel"}))
     assert float(jnp.max(jnp.abs(gained - x))) > 0.5
     np.testing.assert_allclose(adapter.adapt(gained), adapter.adapt(x), atol=1e-4)
 
@@ -142,10 +143,11 @@ def test_label_smoothing_and_the_order_of_a_full_batch_by_hand():
 
 def test_the_config_switches_map_to_the_augmentation():
     config = base.get_config()
-    assert augment.from_config(config) == augment.Augmentation(n_mels=128)  # all off
+    mel = FeatureSpec.from_config(config.features)
+    assert augment.from_config(config, mel) == augment.Augmentation(feature=mel)  # all off
     config.augment.update(spec_augment=True, mixup_alpha=0.4, gain_db=3.0)
     config.train.label_smoothing = 0.05
-    aug = augment.from_config(config)
+    aug = augment.from_config(config, mel)
     assert (aug.freq_masks, aug.time_masks, aug.mixup_alpha, aug.gain_db,
             aug.label_smoothing) == (2, 2, 0.4, 3.0, 0.05)
 

@@ -11,6 +11,8 @@ from jaxgenre.errors import UserError
 
 PARAMS = {"kind": "mel", "sr": 22050, "n_fft": 2048, "hop_length": 512, "n_mels": 64,
           "n_mfcc": 20, "fmin": 0.0, "fmax": None, "top_db": 80.0, "ref": 1.0}
+spec = features.FeatureSpec.from_config
+SPEC = spec(PARAMS)
 
 
 def _source(seed=0, clips_per_class=2):
@@ -20,27 +22,27 @@ def _source(seed=0, clips_per_class=2):
 
 def test_cache_equals_direct_computation_and_hits_the_second_time(tmp_path):
     source = _source()
-    first = cache.build_features(source, PARAMS, str(tmp_path), batch_size=8, progress=False)
+    first = cache.build_features(source, SPEC, str(tmp_path), batch_size=8, progress=False)
     assert not first.hit and first.features.shape == (20, 64, 87)
     audio = np.stack([source.load(c) for c in source.clips])
     expected = np.asarray(features.melspectrogram_db(audio, n_mels=64))
     np.testing.assert_allclose(np.asarray(first.features), expected, atol=1e-4)
     assert list(first.clip_ids) == [c.clip_id for c in source.clips]
     assert first.labels.tolist() == [c.label for c in source.clips]
-    second = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    second = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     assert second.hit and second.path == first.path
     assert isinstance(second.features, np.memmap)
     np.testing.assert_array_equal(np.asarray(second.features), np.asarray(first.features))
 
 
 def test_a_changed_parameter_clip_list_or_source_misses(tmp_path):
-    base = cache.build_features(_source(), PARAMS, str(tmp_path), progress=False)
+    base = cache.build_features(_source(), SPEC, str(tmp_path), progress=False)
     changed = [
-        cache.build_features(_source(), {**PARAMS, "n_mels": 32}, str(tmp_path), progress=False),
-        cache.build_features(_source(), {**PARAMS, "top_db": None}, str(tmp_path), progress=False),
-        cache.build_features(_source(), {**PARAMS, "kind": "mfcc"}, str(tmp_path), progress=False),
-        cache.build_features(_source(seed=1), PARAMS, str(tmp_path), progress=False),
-        cache.build_features(_source(), PARAMS, str(tmp_path), clips=_source().clips[:5],
+        cache.build_features(_source(), spec({**PARAMS, "n_mels": 32}), str(tmp_path), progress=False),
+        cache.build_features(_source(), spec({**PARAMS, "top_db": None}), str(tmp_path), progress=False),
+        cache.build_features(_source(), spec({**PARAMS, "kind": "mfcc"}), str(tmp_path), progress=False),
+        cache.build_features(_source(seed=1), SPEC, str(tmp_path), progress=False),
+        cache.build_features(_source(), SPEC, str(tmp_path), clips=_source().clips[:5],
                              progress=False),
     ]
     assert all(not c.hit for c in changed)
@@ -51,11 +53,11 @@ def test_a_changed_parameter_clip_list_or_source_misses(tmp_path):
 
 def test_an_unfinished_entry_is_never_read(tmp_path):
     source = _source()
-    key = cache.cache_key(source, PARAMS, source.clips)
+    key = cache.cache_key(source, SPEC.identity(), source.clips)
     partial = tmp_path / f"mel-{key}.partial-999"
     os.makedirs(partial)
     (partial / "features.npy").write_bytes(b"truncated")
-    store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    store = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     assert not store.hit and store.path == str(tmp_path / f"mel-{key}")
     assert np.isfinite(np.asarray(store.features)).all()
 
@@ -64,7 +66,7 @@ def test_two_processes_building_the_same_entry_both_succeed(tmp_path, monkeypatc
     """The race of a multi-process run: both miss, both compute; the second to finish
     finds the entry already in place, drops its own copy and reads the winner's."""
     source = _source()
-    first = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    first = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     expected = np.asarray(first.features).copy()
     entry_meta = os.path.join(first.path, "meta.json")
     real_isfile, asked = os.path.isfile, []
@@ -80,7 +82,7 @@ def test_two_processes_building_the_same_entry_both_succeed(tmp_path, monkeypatc
     real_isdir = os.path.isdir
     monkeypatch.setattr(cache.os.path, "isdir",
                         lambda path: False if path == first.path else real_isdir(path))
-    second = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    second = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     assert asked and not second.hit and second.path == first.path
     np.testing.assert_array_equal(np.asarray(second.features), expected)
     assert [p for p in os.listdir(tmp_path) if "partial" in p] == []
@@ -90,8 +92,8 @@ def test_float16_storage_is_the_float32_features_rounded_and_a_separate_entry(tm
     from jaxgenre.data import pipeline
 
     source = _source()
-    full = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
-    half = cache.build_features(source, PARAMS, str(tmp_path), progress=False, dtype="float16")
+    full = cache.build_features(source, SPEC, str(tmp_path), progress=False)
+    half = cache.build_features(source, SPEC, str(tmp_path), progress=False, dtype="float16")
     assert half.path != full.path and half.features.dtype == np.float16
     np.testing.assert_array_equal(np.asarray(half.features),
                                   np.asarray(full.features).astype(np.float16))
@@ -131,7 +133,7 @@ def _damages():
 
 def test_a_damaged_entry_is_computed_again_with_one_warning(tmp_path, capsys):
     source = _source()
-    first = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    first = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     expected = np.asarray(first.features).copy()
     assert cache.check_entry(first.path, sample=None) is None
     for name, damage in _damages():
@@ -140,19 +142,19 @@ def test_a_damaged_entry_is_computed_again_with_one_warning(tmp_path, capsys):
         damage(Path(first.path))
         assert cache.check_entry(first.path) is not None, name
         capsys.readouterr()
-        again = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+        again = cache.build_features(source, SPEC, str(tmp_path), progress=False)
         warning = [l for l in capsys.readouterr().err.splitlines() if "WARNING" in l]
         assert len(warning) == 1 and first.path in warning[0] and "computing it again" in \
             warning[0], (name, warning)
         assert not again.hit, name
         np.testing.assert_array_equal(np.asarray(again.features), expected)
-        assert cache.build_features(source, PARAMS, str(tmp_path), progress=False).hit
+        assert cache.build_features(source, SPEC, str(tmp_path), progress=False).hit
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(first.path)]  # nothing left over
 
 
 def test_the_sample_is_cheap_and_the_full_check_sees_every_clip(tmp_path):
     source = _source(clips_per_class=5)  # 50 clips: more than the 32 sampled
-    store = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    store = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     picked = set(np.random.default_rng(0).choice(50, cache.SAMPLED_CLIPS, replace=False)
                  .tolist()) | {49}
     unsampled = min(set(range(50)) - picked)
@@ -197,8 +199,8 @@ def test_an_overwritten_clip_file_is_never_served_from_the_cache(tmp_path, capsy
 
     root = _tone_folder(tmp_path / "data")
     cache_dir = str(tmp_path / "cache")
-    first = cache.build_features(_folder_source(root), PARAMS, cache_dir, progress=False)
-    assert cache.build_features(_folder_source(root), PARAMS, cache_dir, progress=False).hit
+    first = cache.build_features(_folder_source(root), SPEC, cache_dir, progress=False)
+    assert cache.build_features(_folder_source(root), SPEC, cache_dir, progress=False).hit
     target = tmp_path / "data" / "blues" / "blues.00000.wav"
     row = list(first.clip_ids).index("blues/blues.00000")
     old = np.asarray(first.features[row]).copy()
@@ -211,14 +213,14 @@ def test_an_overwritten_clip_file_is_never_served_from_the_cache(tmp_path, capsy
             assert os.path.getsize(target) == before.st_size
             os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
         capsys.readouterr()
-        again = cache.build_features(_folder_source(root), PARAMS, cache_dir, progress=False)
+        again = cache.build_features(_folder_source(root), SPEC, cache_dir, progress=False)
         assert not again.hit, how
         assert len(_warnings(capsys)) == 1, how
         audio, sr = sf.read(str(target), dtype="float32")
         expected = np.asarray(features.melspectrogram_db(audio[None], sr=sr, n_mels=64))[0]
         np.testing.assert_allclose(np.asarray(again.features[row]), expected, atol=1e-4)
         assert np.abs(np.asarray(again.features[row]) - old).max() > 1.0, how
-        assert cache.build_features(_folder_source(root), PARAMS, cache_dir,
+        assert cache.build_features(_folder_source(root), SPEC, cache_dir,
                                     progress=False).hit, how
 
 
@@ -233,26 +235,26 @@ def test_an_entry_of_another_request_copied_under_this_key_is_not_served(tmp_pat
     """meta.json is whole and its checksums hold, but it answers another request: other
     params (n_mels=32), another source (seed 1), the same clips in another order."""
     source = _source()
-    want = cache.build_features(source, PARAMS, str(tmp_path / "ref"), progress=False)
+    want = cache.build_features(source, SPEC, str(tmp_path / "ref"), progress=False)
     expected = np.asarray(want.features).copy()
     others = {
-        "params": cache.build_features(source, {**PARAMS, "n_mels": 32}, str(tmp_path / "o"),
+        "params": cache.build_features(source, spec({**PARAMS, "n_mels": 32}), str(tmp_path / "o"),
                                        progress=False),
-        "source": cache.build_features(_source(seed=1), PARAMS, str(tmp_path / "o"),
+        "source": cache.build_features(_source(seed=1), SPEC, str(tmp_path / "o"),
                                        progress=False),
-        "clip_ids": cache.build_features(source, PARAMS, str(tmp_path / "o"),
+        "clip_ids": cache.build_features(source, SPEC, str(tmp_path / "o"),
                                          clips=source.clips[::-1], progress=False),
     }
     key_path = tmp_path / "c" / os.path.basename(want.path)
     for name, other in others.items():
         _copy_entry_under(other.path, key_path)
         capsys.readouterr()
-        store = cache.build_features(source, PARAMS, str(tmp_path / "c"), progress=False)
+        store = cache.build_features(source, SPEC, str(tmp_path / "c"), progress=False)
         assert not store.hit and len(_warnings(capsys)) == 1, name
         np.testing.assert_array_equal(np.asarray(store.features), expected)
         _copy_entry_under(other.path, key_path)  # the warning names what differs
         problem = cache.check_entry(str(key_path), expected=cache.request_meta(
-            source, PARAMS, source.clips))
+            source, SPEC, source.clips))
         assert problem is not None and name in problem, (name, problem)
 
 
@@ -270,7 +272,7 @@ def test_a_meta_json_of_the_wrong_shape_or_without_checksums_is_computed_again(t
     import json
 
     source = _source()
-    first = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+    first = cache.build_features(source, SPEC, str(tmp_path), progress=False)
     expected = np.asarray(first.features).copy()
     meta_path = os.path.join(first.path, "meta.json")
     good = json.load(open(meta_path))
@@ -294,7 +296,7 @@ def test_a_meta_json_of_the_wrong_shape_or_without_checksums_is_computed_again(t
         json.dump(meta, open(meta_path, "w"))
         assert cache.check_entry(first.path) is not None, name
         capsys.readouterr()
-        again = cache.build_features(source, PARAMS, str(tmp_path), progress=False)
+        again = cache.build_features(source, SPEC, str(tmp_path), progress=False)
         warning = _warnings(capsys)
         assert len(warning) == 1 and first.path in warning[0], (name, warning)
         assert not again.hit, name
@@ -307,9 +309,9 @@ def test_the_loser_of_a_race_does_not_read_a_stale_winner(tmp_path, monkeypatch)
     request's (here the n_mels=32 one): the loser checks it, sets it aside and puts its
     own in place, instead of serving 32 mel bands for 64."""
     source = _source()
-    other = cache.build_features(source, {**PARAMS, "n_mels": 32}, str(tmp_path / "o"),
+    other = cache.build_features(source, spec({**PARAMS, "n_mels": 32}), str(tmp_path / "o"),
                                  progress=False)
-    entry = tmp_path / "c" / f"mel-{cache.cache_key(source, PARAMS, source.clips)}"
+    entry = tmp_path / "c" / f"mel-{cache.cache_key(source, SPEC.identity(), source.clips)}"
     real_replace, landed = os.replace, []
 
     def replace(src, dst):  # the other process renames its entry in just before us
@@ -319,12 +321,12 @@ def test_the_loser_of_a_race_does_not_read_a_stale_winner(tmp_path, monkeypatch)
         return real_replace(src, dst)
 
     monkeypatch.setattr(cache.os, "replace", replace)
-    store = cache.build_features(source, PARAMS, str(tmp_path / "c"), progress=False)
+    store = cache.build_features(source, SPEC, str(tmp_path / "c"), progress=False)
     monkeypatch.undo()
     assert landed and not store.hit and store.features.shape == (20, 64, 87)
-    expected = cache.build_features(source, PARAMS, str(tmp_path / "ref"), progress=False)
+    expected = cache.build_features(source, SPEC, str(tmp_path / "ref"), progress=False)
     np.testing.assert_array_equal(np.asarray(store.features), np.asarray(expected.features))
-    assert cache.build_features(source, PARAMS, str(tmp_path / "c"), progress=False).hit
+    assert cache.build_features(source, SPEC, str(tmp_path / "c"), progress=False).hit
     assert sorted(os.listdir(tmp_path / "c")) == [entry.name]
 
 
@@ -332,7 +334,7 @@ def test_a_non_finite_feature_parameter_is_a_user_error_not_invalid_json(tmp_pat
     for key in ("top_db", "n_mels"):  # top_db=nan used to write NaN into meta.json
         for value in (float("nan"), float("inf")):
             with pytest.raises(UserError, match=rf"config\.features\.{key} .*{value}"):
-                cache.build_features(_source(), {**PARAMS, key: value}, str(tmp_path),
+                cache.build_features(_source(), spec({**PARAMS, key: value}), str(tmp_path),
                                      progress=False)
     assert os.listdir(tmp_path) == []
 
@@ -342,7 +344,7 @@ def test_a_clip_file_gone_since_validation_is_a_user_error_naming_it(tmp_path):
     source = _folder_source(root)
     os.remove(tmp_path / "data" / "jazz" / "jazz.00001.wav")
     with pytest.raises(UserError, match=r"jazz\.00001\.wav") as caught:
-        cache.build_features(source, PARAMS, str(tmp_path / "cache"), progress=False)
+        cache.build_features(source, SPEC, str(tmp_path / "cache"), progress=False)
     message = str(caught.value)  # not "free space there": the disk is not the problem
     assert "cannot write" not in message and "since the data set was read" in message
     assert "\n" not in message

@@ -10,7 +10,8 @@ import librosa
 import numpy as np
 import pytest
 
-from jaxgenre import features, filters, spectral
+from jaxgenre import features
+from jaxgenre.features import filters, spectral
 from jaxgenre.testing import signals
 
 SR = 22050
@@ -205,17 +206,3 @@ def test_waveform_normalisation():
     np.testing.assert_allclose(peak[0], batch[0] / np.abs(batch[0]).max(), atol=1e-6)
     rms = np.asarray(features.waveform(batch, norm="rms"))
     np.testing.assert_allclose(np.sqrt(np.mean(rms ** 2, axis=-1)), [1.0, 0.0, 1.0], atol=1e-4)
-
-
-def test_compute_dispatches_a_config_group():
-    from configs import base
-
-    params = dict(base.get_config().features)
-    kind = params.pop("kind")
-    y = SIGNALS_3S["clipped_square"]
-    np.testing.assert_array_equal(np.asarray(features.compute(y, kind=kind, **params)),
-                                  np.asarray(features.melspectrogram_db(y)))
-    got = np.asarray(features.compute(y, kind="mfcc", **params))
-    assert got.shape == (params["n_mfcc"], 130)
-    with pytest.raises(ValueError, match="unknown feature kind"):
-        features.compute(y, kind="chroma")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from jaxgenre import filters
+from jaxgenre.features import filters
 
 FILTERBANK_CASES = [
     dict(sr=22050, n_fft=2048),

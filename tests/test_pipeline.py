@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxgenre.data import cache, pipeline
+from jaxgenre.features import FeatureSpec
 
 
 def _store(n_clips=5, n_frames=40):
@@ -25,8 +26,9 @@ def test_segments_stay_inside_their_clip():
     assert segs.start.tolist()[:7] == [0, 5, 10, 15, 20, 25, 30]
     whole = pipeline.segments(np.array([1, 2]), 40)
     assert whole.start.tolist() == [0, 0] and whole.length == 40
-    assert pipeline.seconds_to_frames(3.0, sr=22050, hop_length=512, kind="mel") == 129
-    assert pipeline.seconds_to_frames(1.0, sr=22050, hop_length=512, kind="waveform") == 22050
+    mel = FeatureSpec.from_config({"kind": "mel", "sr": 22050, "hop_length": 512})
+    assert mel.frames(3.0) == 129  # round(3 * 22050 / 512) = round(129.2)
+    assert FeatureSpec.from_config({"kind": "waveform", "sr": 22050}).frames(1.0) == 22050
 
 
 def test_training_order_is_seeded_per_epoch_and_drops_the_remainder():

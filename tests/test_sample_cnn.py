@@ -31,12 +31,12 @@ def test_parameter_count_by_hand_and_any_length():
 
 def test_waveforms_are_standardised_per_example():
     y = jnp.asarray(np.random.default_rng(0).normal(3.0, 2.0, (2, 500)), jnp.float32)
-    x = np.asarray(adapter.adapt(y))
+    x = np.asarray(adapter.adapt_waveform(y))
     assert x.shape == (2, 500, 1)
     np.testing.assert_allclose(x.mean(axis=1), 0.0, atol=1e-5)
     np.testing.assert_allclose(x.std(axis=1), 1.0, atol=1e-4)
     with pytest.raises(ValueError, match="waveform input"):
-        adapter.adapt(y, input_size=(64, 64))
+        adapter.adapt_waveform(y, input_size=(64, 64))
 
 
 def test_a_2d_model_given_waveforms_names_the_model_that_takes_them():
@@ -85,7 +85,7 @@ def test_sample_cnn_learns_two_tones():
     mesh = parallel.data_mesh()
     state = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, jnp.zeros((1, 729, 1)))
     state = jax.device_put(state, parallel.replicated(mesh))
-    steps = steps_lib.compile_steps(model, tx, adapter.adapt, mesh)
+    steps = steps_lib.compile_steps(model, tx, adapter.adapt_waveform, mesh)
     shard = lambda batch: jax.device_put(batch, parallel.batch_sharding(mesh))
     held_out = _tones(seed=1000, n=64)
 

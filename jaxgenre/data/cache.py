@@ -39,10 +39,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from jaxgenre import features
 from jaxgenre.data.cache_check import SAMPLED_CLIPS, check_entry, clip_crc, meta_digest
 from jaxgenre.data.types import ClipRef, Source
 from jaxgenre.errors import UserError
+from jaxgenre.features import FeatureSpec
 
 __all__ = ["CACHE_FORMAT", "DTYPES", "SAMPLED_CLIPS", "FeatureStore", "build_features",
            "cache_key", "check_entry", "request_meta"]
@@ -67,11 +67,13 @@ class FeatureStore:
 DTYPES = ("float32", "float16")
 
 
-def cache_key(source: Source, feature_params: Dict, clips: Sequence[ClipRef],
+def cache_key(source: Source, feature: Dict, clips: Sequence[ClipRef],
               dtype: str = "float32") -> str:
+    """The entry's name: a digest of the source, `feature` (`FeatureSpec.identity()`, or
+    any JSON-able dict naming what is derived from the clips), the clip ids and dtype."""
     identity = {"format": CACHE_FORMAT, "source": source.identity(), "sr": source.sr,
                 "clip_seconds": source.clip_seconds,
-                "features": {k: feature_params[k] for k in sorted(feature_params)},
+                "features": {k: feature[k] for k in sorted(feature)},
                 "clips": [c.clip_id for c in clips]}
     if dtype != "float32":  # float32 entries keep the keys they had before the option
         identity["dtype"] = dtype
@@ -83,13 +85,14 @@ def _load_batch(pool, source: Source, refs: Sequence[ClipRef]) -> np.ndarray:
     return np.stack(list(pool.map(source.load, refs)))
 
 
-def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
+def build_features(source: Source, spec: FeatureSpec, cache_dir: str, *,
                    clips: Optional[Sequence[ClipRef]] = None, batch_size: int = 16,
                    dtype: str = "float32", progress: bool = True) -> FeatureStore:
     """Returns the cached features of `clips` (default: all usable clips of `source`),
     computing and storing them first if this exact entry does not exist yet.
 
-    `feature_params` is `config.features` as a dict (`kind` plus transform parameters).
+    `spec` is the feature (`FeatureSpec.from_config(config.features)`): its identity,
+    the kind and only that transform's parameters, keys the entry.
     Audio is decoded by a small thread pool while the previous batch's features compute.
     """
     if dtype not in DTYPES:
@@ -98,11 +101,9 @@ def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
     clips = tuple(source.clips if clips is None else clips)
     if not clips:
         raise UserError("no clips to compute features for: the data report lists why")
-    params = dict(feature_params)
-    kind = params.pop("kind")
-    key = cache_key(source, {"kind": kind, **params}, clips, dtype)
-    path = os.path.join(cache_dir, f"{kind}-{key}")
-    meta = request_meta(source, {"kind": kind, **params}, clips, dtype)
+    key = cache_key(source, spec.identity(), clips, dtype)
+    path = os.path.join(cache_dir, f"{spec.kind}-{key}")
+    meta = request_meta(source, spec, clips, dtype)
     hit = os.path.isfile(os.path.join(path, "meta.json")) or os.path.isdir(path)
     if hit:  # a folder without meta.json is damaged too
         problem = check_entry(path, expected=meta)
@@ -111,26 +112,26 @@ def build_features(source: Source, feature_params: Dict, cache_dir: str, *,
             _set_aside(path)
             hit = False
     if not hit:
-        _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype)
+        _compute(source, spec, clips, path, meta, batch_size, progress, dtype)
     data = np.load(os.path.join(path, "features.npy"), mmap_mode="r")
     return FeatureStore(path=path, features=data, clip_ids=tuple(meta["clip_ids"]),
                         labels=np.asarray(meta["labels"], dtype=np.int32),
                         class_names=tuple(source.class_names), hit=hit)
 
 
-def request_meta(source: Source, feature_params: Dict, clips: Sequence[ClipRef],
+def request_meta(source: Source, spec: FeatureSpec, clips: Sequence[ClipRef],
                  dtype: str = "float32") -> Dict:
     """What an entry for this request must hold in meta.json besides its checksums, as
     JSON gives it back: `check_entry(path, expected=...)` compares every field. Feature
     parameters must be finite (JSON has no NaN); clips that are files add their
     (size, mtime_ns), taken now, before any is decoded."""
-    params = {k: v for k, v in feature_params.items() if k != "kind"}
+    params = spec.kwargs
     for k, v in params.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise UserError(f"config.features.{k} must be a finite number (or None where "
                             f"it allows None), got {v}")
     meta = {"clip_ids": [c.clip_id for c in clips], "labels": [c.label for c in clips],
-            "class_names": list(source.class_names), "kind": feature_params["kind"],
+            "class_names": list(source.class_names), "kind": spec.kind,
             "params": {k: params[k] for k in sorted(params)}, "source": source.identity(),
             "sr": source.sr, "clip_seconds": source.clip_seconds, "format": CACHE_FORMAT,
             "dtype": dtype}
@@ -178,7 +179,7 @@ def _set_aside(path: str) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtype) -> None:
+def _compute(source, spec, clips, path, meta, batch_size, progress, dtype) -> None:
     """Computes the entry under a temporary name, then renames it into place. A write
     that fails (a full disk, a quota) removes the temporary folder and is a `UserError`
     naming the folder and the room the entry needs; entries already there are untouched."""
@@ -186,39 +187,37 @@ def _compute(source, kind, params, clips, path, meta, batch_size, progress, dtyp
     shutil.rmtree(partial, ignore_errors=True)
     try:
         os.makedirs(partial)
-        _write_entry(source, kind, params, clips, path, partial, meta, batch_size, progress,
-                     dtype)
+        _write_entry(source, spec, clips, path, partial, meta, batch_size, progress, dtype)
     except OSError as e:
         shutil.rmtree(partial, ignore_errors=True)
         raise UserError(f"cannot write the feature cache {partial} ({e.strerror or e}): free "
                         f"space there or set --config.data.cache_dir to a disk with room"
-                        f"{_entry_size(source, kind, params, clips, dtype)}") from None
+                        f"{_entry_size(source, spec, clips, dtype)}") from None
 
 
-def _entry_size(source, kind, params, clips, dtype) -> str:
+def _entry_size(source, spec: FeatureSpec, clips, dtype) -> str:
     """' (this entry needs about N MB)', from one clip's feature shape; '' if unknown."""
     try:
-        one = features.compute(np.zeros((1, int(source.sr * source.clip_seconds)), np.float32),
-                               kind=kind, **params)
+        one = math.prod(spec.example_shape(spec.frames(source.clip_seconds)))
         return (f" (this entry needs about "
-                f"{max(1, round(np.size(one) * np.dtype(dtype).itemsize * len(clips) / 1e6))} MB)")
+                f"{max(1, round(one * np.dtype(dtype).itemsize * len(clips) / 1e6))} MB)")
     except Exception:  # the message matters more than the estimate
         return ""
 
 
-def _write_entry(source, kind, params, clips, path, partial, meta, batch_size, progress,
+def _write_entry(source, spec: FeatureSpec, clips, path, partial, meta, batch_size, progress,
                  dtype) -> None:
     batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
 
     def compute(audio: np.ndarray) -> np.ndarray:  # one compiled shape: pad the last batch
         short = batch_size - len(audio)
         padded = np.pad(audio, ((0, short), (0, 0))) if short > 0 else audio
-        return np.asarray(features.compute(padded, kind=kind, **params))[:len(audio)]
+        return np.asarray(spec.compute(padded))[:len(audio)]
 
     out = None
     with concurrent.futures.ThreadPoolExecutor(1) as prefetch, \
             concurrent.futures.ThreadPoolExecutor(2) as decode, \
-            tqdm(total=len(clips), desc=f"{kind} features", unit="clip",
+            tqdm(total=len(clips), desc=f"{spec.kind} features", unit="clip",
                  disable=not progress) as bar:
         pending = prefetch.submit(_load_batch, decode, source, batches[0])
         start = 0

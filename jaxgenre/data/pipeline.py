@@ -73,15 +73,6 @@ def overlap_hop(segment_frames: int, overlap: float) -> int:
     return max(1, int(round(segment_frames * (1 - overlap))))
 
 
-def seconds_to_frames(seconds: Optional[float], *, sr: int, hop_length: int,
-                      kind: str) -> Optional[int]:
-    """A duration along the feature's time axis: frames for spectral features, samples
-    for waveforms."""
-    if seconds is None:
-        return None
-    return int(round(seconds * sr)) if kind == "waveform" else int(round(seconds * sr / hop_length))
-
-
 def batch_order(n: int, *, batch_size: int, seed: int, epoch: int, shuffle: bool,
                 drop_remainder: bool) -> np.ndarray:
     """`(steps, batch_size)` segment indices for one epoch; -1 marks padding.

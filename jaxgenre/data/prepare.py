@@ -9,6 +9,7 @@ from typing import Callable, Dict, Tuple
 
 from jaxgenre.data import cache, pipeline, sources, splits
 from jaxgenre.data.types import DataReport, DataSourceError
+from jaxgenre.features import FeatureSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +19,7 @@ class PreparedData:
     class_names: Tuple[str, ...]
     report: DataReport
     source: sources.Source
+    feature: FeatureSpec  # what store.features hold
 
 
 def prepare_data(config, workdir: str, *, progress: bool = True,
@@ -39,22 +41,20 @@ def prepare_data(config, workdir: str, *, progress: bool = True,
             f"no usable clip for class(es) {', '.join(report.empty_classes())}; see "
             f"{os.path.join(workdir, 'data_report.json')}")
     cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
-    store = cache.build_features(source, dict(config.features), cache_dir, progress=progress,
+    feature = FeatureSpec.from_config(config.features)
+    store = cache.build_features(source, feature, cache_dir, progress=progress,
                                  dtype=config.data.cache_dtype)
     n_frames = store.features.shape[-1]
-    feats = config.features
-    to_frames = lambda s: pipeline.seconds_to_frames(s, sr=feats.sr, hop_length=feats.hop_length,
-                                                     kind=feats.kind)
-    segment = to_frames(config.data.segment_seconds)
+    segment = feature.frames(config.data.segment_seconds)
     overlap = config.eval.window_overlap
-    train_hop = to_frames(config.data.segment_hop_seconds)
+    train_hop = feature.frames(config.data.segment_hop_seconds)
     # Validation and test windows overlap by eval.window_overlap (0: as training's).
     eval_hop = pipeline.overlap_hop(segment, overlap) if overlap and segment else train_hop
     parts = {name: pipeline.segments(idx, n_frames, segment_frames=segment,
                                      hop_frames=train_hop if name == "train" else eval_hop)
              for name, idx in split.items()}
     return PreparedData(store=store, parts=parts, class_names=store.class_names, report=report,
-                        source=source)
+                        source=source, feature=feature)
 
 
 def describe(data: PreparedData) -> str:

@@ -1,4 +1,6 @@
-"""From a batch of feature images `(batch, n_freq, n_frames)` to model inputs NHWC.
+"""From a batch of feature images `(batch, n_freq, n_frames)` to model inputs NHWC, or of
+signals `(batch, samples)` to `(batch, samples, 1)`. Which of the two is the feature
+spec's fact (`FeatureSpec.example_rank`), checked against the model spec's `input_rank`.
 
 Three steps, each a config choice (BUILD_NOTES.md, "Models", says what the study most
 likely did and why jaxgenre's defaults are what they are):
@@ -25,6 +27,7 @@ import jax.numpy as jnp
 
 from jaxgenre import models
 from jaxgenre.errors import UserError
+from jaxgenre.features import FeatureSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,11 +37,8 @@ NORMALISATIONS = ("standardise", "imagenet")
 def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
           channels: int = 1, normalisation: str = "standardise",
           eps: float = 1e-5) -> jax.Array:
-    """(batch, n_freq, n_frames) → (batch, H, W, channels) float32 model input; a
-    waveform batch (batch, samples) → (batch, samples, 1), standardised per example."""
-    chex.assert_rank(features, {2, 3})
-    if features.ndim == 2:
-        return _adapt_waveform(features, input_size, channels, normalisation, eps)
+    """(batch, n_freq, n_frames) → (batch, H, W, channels) float32 model input."""
+    chex.assert_rank(features, 3)
     if channels not in (1, 3):
         raise UserError(f"model inputs have 1 or 3 channels, got {channels}")
     if normalisation not in NORMALISATIONS:
@@ -62,8 +62,11 @@ def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
     return x
 
 
-def _adapt_waveform(y: jax.Array, input_size, channels: int, normalisation: str,
-                    eps: float) -> jax.Array:
+def adapt_waveform(y: jax.Array, *, input_size: Optional[Sequence[int]] = None,
+                   channels: int = 1, normalisation: str = "standardise",
+                   eps: float = 1e-5) -> jax.Array:
+    """A waveform batch (batch, samples) → (batch, samples, 1), standardised per example."""
+    chex.assert_rank(y, 2)
     if input_size is not None or channels != 1 or normalisation != "standardise":
         raise UserError("a waveform input is standardised and kept at its length with one "
                         "channel: leave model.input_size and model.normalisation unset")
@@ -72,12 +75,20 @@ def _adapt_waveform(y: jax.Array, input_size, channels: int, normalisation: str,
     return ((y - mean) / jnp.maximum(jnp.std(y, axis=1, keepdims=True), eps))[..., None]
 
 
-def for_model(model_config) -> Callable[[jax.Array], jax.Array]:
-    """`adapt` set up as `config.model` asks (its name, `input_size`, `normalisation`,
-    which defaults to the model spec's), with the spec's channels: the one function
-    training, evaluation and prediction apply to feature batches."""
+def for_model(model_config, feature: FeatureSpec) -> Callable[[jax.Array], jax.Array]:
+    """`adapt` (an image feature) or `adapt_waveform` (a signal) set up as `config.model`
+    asks (its name, `input_size`, `normalisation`, which defaults to the model spec's),
+    with the spec's channels: the one function training, evaluation and prediction apply
+    to feature batches. A model whose `input_rank` is not the feature's example rank plus
+    the channel axis is a `UserError`."""
     spec = models.get_spec(model_config.name)
-    return functools.partial(adapt, input_size=model_config.input_size,
+    if spec.input_rank != feature.example_rank + 1:
+        shape = "a signal (samples,)" if feature.is_waveform else "an image (rows, frames)"
+        raise UserError(f"config.model.name={spec.name!r} takes inputs of rank "
+                        f"{spec.input_rank} with channels, but features.kind="
+                        f"{feature.kind!r} gives {shape}; pick a model that takes it")
+    function = adapt_waveform if feature.is_waveform else adapt
+    return functools.partial(function, input_size=model_config.input_size,
                              channels=spec.channels,
                              normalisation=model_config.normalisation or spec.normalisation)
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgenre import filters, spectral
+from jaxgenre.features import filters, spectral
 from jaxgenre.errors import UserError
 
 Ref = spectral.Ref
@@ -135,8 +134,8 @@ def mfcc(y, *, sr: int = 22050, n_mfcc: int = 20, dct_type: int = 2,
     if "mel_norm" in mel_kwargs:
         mel_kwargs["norm"] = mel_kwargs.pop("mel_norm")
     p = _mel_params("mfcc", y.shape[-1], sr=sr, **mel_kwargs)
-    filters.dct_matrix(n_mfcc, p.mel[1], dct_type=dct_type, norm=norm)  # validates
-    dct = (int(n_mfcc), int(dct_type), norm, float(lifter))
+    filters.dct_matrix(n_mfcc, p.mel.n_mels, dct_type=dct_type, norm=norm)  # validates
+    dct = spectral.Dct(int(n_mfcc), int(dct_type), norm, float(lifter))
     return spectral.run(y, dataclasses.replace(p, dct=dct))
 
 
@@ -156,7 +155,8 @@ def _mel_params(name: str, n_samples: int, *, sr: int = 22050, n_fft: int = 2048
     return _stft_params(name, n_samples, n_fft=n_fft, hop_length=hop_length,
                         win_length=win_length, window=window, center=center,
                         pad_mode=pad_mode, ref=ref, amin=amin, top_db=top_db,
-                        mel=(int(sr), int(n_mels), float(fmin), fmax, bool(htk), norm))
+                        mel=spectral.Mel(int(sr), int(n_mels), float(fmin), fmax, bool(htk),
+                                         norm))
 
 
 def waveform(y, *, norm: str = "peak") -> jax.Array:
@@ -175,24 +175,3 @@ def _normalise(y: jax.Array, norm: str) -> jax.Array:
     else:
         scale = jnp.sqrt(jnp.mean(jnp.square(y), axis=-1, keepdims=True))
     return jnp.where(scale > 0, y / jnp.where(scale > 0, scale, 1.0), 0.0)
-
-
-KINDS = ("mel", "spec", "mfcc", "waveform")
-
-
-def compute(y, *, kind: str, **params) -> jax.Array:
-    """One feature by its config name (`config.features.kind`), from a flat parameter set.
-
-    `params` may hold the whole `config.features` group: each transform takes the keys
-    it understands and ignores the rest (`n_mels` means nothing to 'spec', `sr` nothing
-    to 'waveform'). As in librosa's mfcc, the filterbank norm is `mel_norm` there.
-    """
-    transforms = {"mel": melspectrogram_db, "spec": spectrogram_db, "mfcc": mfcc,
-                  "waveform": waveform}
-    if kind not in transforms:
-        raise UserError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
-    accepted = set(inspect.signature(transforms[kind]).parameters) - {"y", "mel_kwargs"}
-    if kind == "mfcc":
-        accepted |= set(inspect.signature(melspectrogram_db).parameters) - {"y", "norm"}
-        accepted.add("mel_norm")
-    return transforms[kind](y, **{k: v for k, v in params.items() if k in accepted})

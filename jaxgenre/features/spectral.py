@@ -26,17 +26,35 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Optional, Tuple, Union
+from typing import NamedTuple, Optional, Union
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgenre import filters
+from jaxgenre.features import filters
 
 Ref = Union[float, str]
 MEL_GROUP = 16  # mel bands per block of the banded mel product
+
+
+class Mel(NamedTuple):
+    """The mel filterbank's parameters (`filters.mel_filterbank`)."""
+    sr: int
+    n_mels: int
+    fmin: float
+    fmax: float
+    htk: bool
+    norm: filters.MelNorm
+
+
+class Dct(NamedTuple):
+    """The cepstral step's parameters (`filters.dct_matrix` and the lifter)."""
+    n_mfcc: int
+    dct_type: int
+    norm: Optional[str]
+    lifter: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +69,8 @@ class Params:
     ref: Ref
     amin: float
     top_db: Optional[float]
-    mel: Optional[Tuple] = None  # (sr, n_mels, fmin, fmax, htk, norm)
-    dct: Optional[Tuple] = None  # (n_mfcc, dct_type, norm, lifter)
+    mel: Optional[Mel] = None
+    dct: Optional[Dct] = None
 
     def n_frames(self, n_samples: int) -> int:
         padded = n_samples + (2 * (self.n_fft // 2) if self.center else 0)
@@ -60,9 +78,9 @@ class Params:
 
     def n_out(self) -> int:
         if self.dct is not None:
-            return self.dct[0]
+            return self.dct.n_mfcc
         if self.mel is not None:
-            return self.mel[1]
+            return self.mel.n_mels
         return 1 + self.n_fft // 2
 
 
@@ -84,13 +102,12 @@ def frames(y: jax.Array, p: Params) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=64)
-def mel_blocks(mel: Tuple, n_fft: int):
+def mel_blocks(mel: Mel, n_fft: int):
     """Cuts the filterbank into (first_bin, last_bin + 1, weights^T) blocks of bands."""
-    sr, n_mels, fmin, fmax, htk, norm = mel
-    bank = filters.mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
-                                  htk=htk, norm=norm)
+    bank = filters.mel_filterbank(sr=mel.sr, n_fft=n_fft, n_mels=mel.n_mels, fmin=mel.fmin,
+                                  fmax=mel.fmax, htk=mel.htk, norm=mel.norm)
     blocks = []
-    for start in range(0, n_mels, MEL_GROUP):
+    for start in range(0, mel.n_mels, MEL_GROUP):
         rows = bank[start:start + MEL_GROUP]
         support = np.flatnonzero(rows.any(axis=0))
         lo, hi = (support[0], support[-1] + 1) if support.size else (0, 1)
@@ -127,8 +144,9 @@ def one_clip(y: jax.Array, p: Params) -> jax.Array:
         power = mel_power(power, p)
     db = power_to_db(power, p)  # (n_frames, n_bands)
     if p.dct is not None:
-        n_mfcc, dct_type, norm, lifter = p.dct
-        basis = filters.dct_matrix(n_mfcc, p.mel[1], dct_type=dct_type, norm=norm)
+        n_mfcc, lifter = p.dct.n_mfcc, p.dct.lifter
+        basis = filters.dct_matrix(n_mfcc, p.mel.n_mels, dct_type=p.dct.dct_type,
+                                   norm=p.dct.norm)
         if lifter > 0:
             lift = 1.0 + (lifter / 2.0) * np.sin(np.pi * np.arange(1, n_mfcc + 1) / lifter)
             basis = (basis * lift[:, None]).astype(np.float32)
