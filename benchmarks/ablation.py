@@ -45,7 +45,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks import ablation_eval  # noqa: E402
 from configs import base  # noqa: E402
-from jaxgenre import ensemble, experiments, stats, writer  # noqa: E402
+from jaxgenre import experiments  # noqa: E402
+from jaxgenre.results import ensemble, stats, writer  # noqa: E402
 from jaxgenre.data import prepare  # noqa: E402
 
 # --rows=cumulative: each row adds its overrides to all the rows before it.

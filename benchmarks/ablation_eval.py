@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgenre import augment, checkpoint, evaluate, experiments, metrics, models, parallel
+from jaxgenre import augment, checkpoint, evaluate, experiments, models, parallel
+from jaxgenre.results import metrics
 from jaxgenre import selection
 from jaxgenre import steps as steps_lib
 from jaxgenre import train as train_lib
@@ -133,7 +134,7 @@ def from_results(config, run_dir: str) -> Dict:
     from a GPU, or run before ablation_eval existed): its own rule's epoch under its own
     test windows, from results.json's record and test_predictions.csv; other rules and
     windows are missing (the tables print n/a)."""
-    from jaxgenre import clip_table
+    from jaxgenre.results import clip_table
 
     lines = epoch_lines(run_dir)
     rule = config.train.select

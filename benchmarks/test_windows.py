@@ -25,7 +25,8 @@ xla_cpu.apply_cpu_flags()
 
 import numpy as np  # noqa: E402
 
-from jaxgenre import evaluate, metrics, predict  # noqa: E402
+from jaxgenre import evaluate, predict  # noqa: E402
+from jaxgenre.results import metrics  # noqa: E402
 from jaxgenre.data import pipeline, prepare  # noqa: E402
 
 SETTINGS = ((0.0, "probability"), (0.0, "log_probability"),

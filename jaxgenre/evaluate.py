@@ -10,7 +10,8 @@ from typing import Callable, Dict, Tuple
 import jax
 import numpy as np
 
-from jaxgenre import faults, metrics
+from jaxgenre import faults
+from jaxgenre.results import metrics
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
 

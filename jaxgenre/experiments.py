@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 from configs import base
-from jaxgenre import (clip_table, errors, evaluate, features, models, parallel, stats,
-                      strict_json, study, train, writer as writer_lib)
+from jaxgenre import errors, evaluate, features, models, parallel, strict_json, train
+from jaxgenre.results import clip_table, stats, study, writer as writer_lib
 from jaxgenre.data import prepare
 
 
@@ -197,7 +197,7 @@ def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     first seed), then `<workdir>/results.json` with each metric's mean and std over the
     seeds and every seed's figures, and the seed ensemble's test_predictions.csv (what
     comparisons of cells test; BUILD_NOTES says why) and figures under `seed_ensemble`."""
-    from jaxgenre import ensemble
+    from jaxgenre.results import ensemble
     from jaxgenre.data import sources
 
     seeds = [config.seed + i for i in range(config.seeds)]
@@ -272,7 +272,7 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
 def _compare_grid(config, workdir: str, cells, results) -> List[str]:
     """Every pair of cells compared on their test predictions (`comparisons`), written as
     comparisons.csv and figures; returns results.md's section on the study's claims."""
-    from jaxgenre import comparisons
+    from jaxgenre.results import comparisons
 
     tables = {}
     for model, feature in cells:

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxgenre import audio, features, plots, strict_json
+from jaxgenre import audio, features, strict_json
+from jaxgenre.results import plots
 from jaxgenre.testing import reference, signals
 
 _LIBROSA_KINDS = ("spec", "mel", "mfcc")

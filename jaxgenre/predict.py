@@ -30,8 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import base
-from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, metrics,
-                      models, parallel, strict_json)
+from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, models, parallel,
+                      strict_json)
+from jaxgenre.results import metrics
 from jaxgenre import steps as steps_lib
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore

@@ -158,7 +158,8 @@ def test_the_feature_figure_is_drawn_once_per_data_set(tmp_path, monkeypatch):
     """plots.class_panel with a figure folder: the second run's figure is the first's
     file, drawn without computing a feature; a damaged kept file is drawn again."""
     from configs import base
-    from jaxgenre import features, plots
+    from jaxgenre import features
+    from jaxgenre.results import plots
     from jaxgenre.data import sources
 
     config = base.get_config()

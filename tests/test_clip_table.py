@@ -5,7 +5,7 @@ clip twice are never aligned into rows nothing was written to."""
 import numpy as np
 import pytest
 
-from jaxgenre import clip_table
+from jaxgenre.results import clip_table
 from jaxgenre.errors import UserError
 
 CLASSES = ("blues", "jazz")

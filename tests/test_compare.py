@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
-from jaxgenre import clip_table, compare
+from jaxgenre.results import clip_table, compare
 
 CLASSES = ("blues", "jazz", "rock", "pop")
 

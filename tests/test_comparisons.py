@@ -9,7 +9,7 @@ from statsmodels.stats.contingency_tables import cochrans_q as sm_cochrans_q
 from sklearn import metrics as skm
 from statsmodels.stats.multitest import multipletests
 
-from jaxgenre import clip_table, comparisons
+from jaxgenre.results import clip_table, comparisons
 from jaxgenre.errors import UserError
 
 CLASSES = tuple(f"c{i}" for i in range(5))

@@ -9,7 +9,7 @@ import pytest
 from configs import base
 from conftest import write_gtzan_folder
 from jaxgenre.data import pipeline, prepare, sources
-from jaxgenre.writer import RunWriter
+from jaxgenre.results.writer import RunWriter
 
 
 def _config(**data):

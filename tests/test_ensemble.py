@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from jaxgenre import clip_table, ensemble
+from jaxgenre.results import clip_table, ensemble
 from jaxgenre.errors import UserError
 
 CLASSES = ("blues", "jazz", "rock")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from configs import base
-from jaxgenre import clip_table, experiments, study
+from jaxgenre import experiments
+from jaxgenre.results import clip_table, study
 from test_sample_cnn import tiny
 
 CELLS = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc"), ("sample_cnn", "waveform")]
@@ -138,7 +139,7 @@ def test_the_default_grid_is_the_studys_nine_cells_then_the_waveform():
 def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
     from scipy import stats as sps
 
-    from jaxgenre import compare
+    from jaxgenre.results import compare
 
     config = base.get_config()
     config.data.synthetic.update(clips_per_class=3, seconds=4.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from jaxgenre import metrics
+from jaxgenre.results import metrics
 
 
 def _random_case(seed, n=300, k=10, skill=1.5):

@@ -50,7 +50,8 @@ def test_the_spectralcnn_recipe_trains_from_its_config(tmp_path):
     # probabilities test_predictions.csv holds for it.
     import numpy as np
 
-    from jaxgenre import clip_table, predict
+    from jaxgenre import predict
+    from jaxgenre.results import clip_table
     from jaxgenre.data import synthetic
 
     table = clip_table.read(str(tmp_path / "test_predictions.csv"))

@@ -14,7 +14,8 @@ import pytest
 from sklearn.metrics import accuracy_score
 
 from configs import base
-from jaxgenre import clip_table, experiments
+from jaxgenre import experiments
+from jaxgenre.results import clip_table
 from tests.test_sample_cnn import tiny
 
 CELLS = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]

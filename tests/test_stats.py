@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from jaxgenre import stats
+from jaxgenre.results import stats
 
 
 @pytest.mark.parametrize("correct, n", [(0, 10), (7, 10), (250, 290), (290, 290), (1, 3)])
@@ -102,7 +102,7 @@ def test_intervals_are_seeded_and_equal_scipys_bca_on_the_paired_clips():
 def test_one_test_clip_per_class_gets_scipys_bca_interval(tmp_path):
     """A grid run on 10 test clips (one per class) once got macro precision 0.85 with a
     'BCa interval' of [0.9, 0.9], and its interval plot crashed on the negative bar."""
-    from jaxgenre import plots
+    from jaxgenre.results import plots
 
     labels = np.arange(10)
     preds = labels.copy()

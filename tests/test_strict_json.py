@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from jaxgenre import strict_json, study, writer
+from jaxgenre import strict_json
+from jaxgenre.results import study, writer
 
 
 def _strict(text):
@@ -28,7 +29,7 @@ def test_non_finite_numbers_become_null_and_everything_else_is_kept():
 
 
 def test_a_run_with_an_undefined_auc_and_a_diverged_loss_writes_json(tmp_path):
-    from jaxgenre import plots
+    from jaxgenre.results import plots
 
     out = writer.RunWriter(str(tmp_path), files=True)
     for epoch, loss in enumerate([1.2, float("nan"), float("inf")], 1):

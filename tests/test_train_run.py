@@ -68,7 +68,7 @@ def _check_intervals(clips, table, seed):
     references) — not of its segments, not with another seed."""
     from statsmodels.stats.proportion import proportion_confint
 
-    from jaxgenre import stats
+    from jaxgenre.results import stats
 
     n = len(table.labels)
     np.testing.assert_allclose(clips["accuracy_ci"], proportion_confint(
@@ -101,7 +101,7 @@ def _check_accuracy(clips, table):
 
 
 def test_a_finished_run_writes_its_outputs_and_predicts(whole, tmp_path):
-    from jaxgenre import clip_table
+    from jaxgenre.results import clip_table
 
     workdir = whole["dir"]
     lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -163,7 +163,7 @@ def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
     # every 22 (six of them, not the four tiles).
     assert whole["results"]["test"]["segments"]["n"] == 10 * ((173 - 43) // 22 + 1)
     # The per-clip probabilities beside results.json give the reported clip figures.
-    from jaxgenre import clip_table
+    from jaxgenre.results import clip_table
 
     table = clip_table.read(str(tmp_path / "whole" / clip_table.FILE_NAME))
     assert len(table.clip_ids) == 10 and len(set(table.clip_ids)) == 10

@@ -105,7 +105,8 @@ def test_a_run_with_the_average_tests_and_predicts_with_it(tmp_path):
     restore: another optimiser's tree)."""
     import json
 
-    from jaxgenre import clip_table, experiments, predict
+    from jaxgenre import experiments, predict
+    from jaxgenre.results import clip_table
     from jaxgenre.data import synthetic
     from tests.test_sample_cnn import tiny
 

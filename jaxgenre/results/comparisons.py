@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from scipy import stats as sps
 
-from jaxgenre import clip_table, stats
+from jaxgenre.results import clip_table, stats
 
 Cell = Tuple[str, str]  # (model, feature)
 ALPHA = 0.05

@@ -25,7 +25,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import jax
 from tqdm import tqdm
 
-from jaxgenre import clip_table, plots, strict_json, study
+from jaxgenre import strict_json
+from jaxgenre.results import clip_table, plots, study
 
 
 class RunWriter:
