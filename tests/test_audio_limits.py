@@ -236,7 +236,10 @@ class _FakePredictor:
     def __init__(self, workdir):
         from ml_collections import config_dict
 
+        from jaxgenre.features import FeatureSpec
+
         self.config = config_dict.ConfigDict({"features": {"sr": SR}})
+        self.feature = FeatureSpec.from_config({"kind": "mel", "sr": SR})
         self.class_names = ["blues", "jazz", "rock"]
 
     def probabilities(self, y):
