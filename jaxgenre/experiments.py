@@ -20,7 +20,7 @@ import numpy as np
 
 from configs import base
 from jaxgenre import errors, evaluate, features, models, parallel, strict_json, train
-from jaxgenre.results import clip_table, stats, study, writer as writer_lib
+from jaxgenre.results import clip_table, registry, stats, study, writer as writer_lib
 from jaxgenre.data import prepare
 
 
@@ -165,7 +165,7 @@ def run_kfold(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
                "folds": config.data.folds, "test": _summary(per_fold, "per_fold"),
                "clips_per_fold": {part: [r.get("clips", {}).get(part) for r in per_fold]
                                   for part in ("train", "valid", "test")}}
-    writer_lib.repeats_summary(results, workdir, study.METRICS,
+    writer_lib.repeats_summary(results, workdir,
                                f"{config.data.folds}-fold cross-validation", "folds")
     return results
 
@@ -174,7 +174,7 @@ def _summary(runs: List[Dict], name: str) -> Dict:
     """Each test metric's mean, std and t interval of the mean (`<metric>_ci`) over `runs`
     (their results.json), the values under `name`, and the summed confusion matrix, at
     clip and segment level."""
-    keys = [key for _, key in study.METRICS] + ["macro_auc"]
+    keys = registry.KEYS
     summary = {}
     for level in ("clips", "segments"):
         # An undefined figure (an AUC without positives) is null in results.json: NaN here,
@@ -221,7 +221,7 @@ def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     results = {**{k: per_seed[0][k] for k in ("model", "feature", "data")}, "seeds": seeds,
                "test": _summary(per_seed, "per_seed")}
     results["test"]["seed_ensemble"] = combined["test"]["clips"]
-    writer_lib.repeats_summary(results, workdir, study.METRICS, f"{len(seeds)} seeds", "seeds")
+    writer_lib.repeats_summary(results, workdir, f"{len(seeds)} seeds", "seeds")
     return results
 
 

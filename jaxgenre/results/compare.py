@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from jaxgenre import errors, strict_json
-from jaxgenre.results import clip_table, stats
+from jaxgenre.results import clip_table, paired, stats
 from jaxgenre.errors import UserError
 
 RESULTS = "results.json"
@@ -40,18 +40,13 @@ def compare_tables(a: clip_table.ClipTable, b: clip_table.ClipTable, *, names=("
     if n == 0:
         raise UserError(f"{names[0]} has no test clips: nothing to compare")
     pred_a, pred_b = probs_a.argmax(1), probs_b.argmax(1)
-    classes = len(a.class_names)
+    pair = paired.compare_predictions(labels, pred_a, pred_b, len(a.class_names), seed=seed)
     out = {"a": names[0], "b": names[1], "clips": int(n)}
     for tag, preds in (("a", pred_a), ("b", pred_b)):
-        correct = int(np.sum(preds == labels))
-        out[f"{tag}_accuracy"] = correct / n
-        out[f"{tag}_accuracy_ci"] = stats.wilson_interval(correct, n)
-        out[f"{tag}_macro_f1"] = float(stats.macro_prf(labels, preds, classes)["macro_f1"])
-    out.update(stats.mcnemar(pred_a == labels, pred_b == labels))
-    out.update(stats.paired_deltas(labels, pred_a, pred_b, classes, seed=seed))
-    out["discordant_share"] = (out["a_only"] + out["b_only"]) / n
-    out["minimum_detectable_difference"] = stats.minimum_detectable_difference(
-        n, out["discordant_share"])
+        out[f"{tag}_accuracy"] = pair[f"{tag}_accuracy"]
+        out[f"{tag}_accuracy_ci"] = stats.wilson_interval(int(np.sum(preds == labels)), n)
+        out[f"{tag}_macro_f1"] = pair[f"{tag}_macro_f1"]
+    out.update({k: v for k, v in pair.items() if k not in out})
     out["minimum_detectable_difference_reason"] = (
         NO_MDD if out["minimum_detectable_difference"] is None else None)
     return out

@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from scipy import stats as sps
 
-from jaxgenre.results import clip_table, stats
+from jaxgenre.results import clip_table, paired, stats
 
 Cell = Tuple[str, str]  # (model, feature)
 ALPHA = 0.05
@@ -64,13 +64,13 @@ def compare_cells(tables: Dict[Cell, clip_table.ClipTable], *, seed: int = 0) ->
     n_classes = len(first.class_names)
     predictions = {c: p.argmax(1) for c, p in aligned.items()}
     rows = []
+    row_keys = ("a_only", "b_only", "p_value", "p_holm") + sum(DELTAS, ())
     for a, b in itertools.combinations(cells, 2):
-        test = stats.mcnemar(predictions[a] == labels, predictions[b] == labels)
-        deltas = stats.paired_deltas(labels, predictions[a], predictions[b], n_classes,
-                                     seed=seed)
-        rows.append({"a": _label(a), "b": _label(b), **test, "p_holm": None, **deltas,
-                     "mdd": stats.minimum_detectable_difference(
-                         labels.size, (test["a_only"] + test["b_only"]) / labels.size)})
+        pair = paired.compare_predictions(labels, predictions[a], predictions[b], n_classes,
+                                          seed=seed)
+        rows.append({"a": _label(a), "b": _label(b),
+                     **{k: pair.get(k) for k in row_keys},
+                     "mdd": pair["minimum_detectable_difference"]})
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
         row["p_holm"] = float(adjusted)
     cochran = {}

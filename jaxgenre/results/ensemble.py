@@ -22,7 +22,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from jaxgenre import errors, strict_json
-from jaxgenre.results import clip_table, metrics, plots, stats, study
+from jaxgenre.results import clip_table, metrics, plots, registry, stats, study
 from jaxgenre.errors import UserError
 
 
@@ -101,8 +101,8 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
 def table_lines(members: List[Dict], report: Dict, features: str) -> List[str]:
     """results.md: each member's clip-level test figures and the ensemble's, in the
     grid's columns (n/a for a figure a member's results.json has as null or lacks)."""
-    header = [label for label, _ in study.METRICS] + ["macro AUC"]
-    keys = [key for _, key in study.METRICS] + ["macro_auc"]
+    header = [m.label for m in registry.METRICS]
+    keys = registry.KEYS
     lines = [f"# Ensemble of {len(members)} runs ({features}), test clips", "",
              "| run | model | feature | " + " | ".join(header) + " |",
              "|---" * (3 + len(header)) + "|"]

@@ -270,14 +270,12 @@ def accuracy_intervals(rows: List[Dict], path: str) -> None:
     plt.close(fig)
 
 
-METRIC_LABELS = (("accuracy", "accuracy"), ("macro_precision", "precision"),
-                 ("macro_recall", "recall"), ("macro_f1", "F1"), ("macro_auc", "macro AUC"))
-
-
 def metric_intervals(report: Dict, path: str, title: str = "") -> None:
     """A run's clip-level figures, each with its 95 % interval as an error bar."""
     plt = _pyplot()
-    shown = [(key, label) for key, label in METRIC_LABELS if f"{key}_ci" in report]
+    from jaxgenre.results import registry
+
+    shown = [(m.key, m.label) for m in registry.METRICS if f"{m.key}_ci" in report]
     values = np.array([report[key] for key, _ in shown])
     low = np.array([report[f"{key}_ci"][0] for key, _ in shown])
     high = np.array([report[f"{key}_ci"][1] for key, _ in shown])

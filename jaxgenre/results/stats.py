@@ -28,6 +28,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
+from jaxgenre.results import registry
+
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 Interval = Tuple[float, float]
@@ -136,12 +138,17 @@ def metric_intervals(labels, probabilities, *, seed: int = 0, confidence: float 
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predictions = probabilities.argmax(axis=1)
     num_classes = probabilities.shape[1]
-    out = {"accuracy_ci": wilson_interval(int(np.sum(predictions == labels)), labels.size,
-                                          confidence),
-           "intervals_reason": None if labels.size >= 2 else (
-               "fewer than two test clips: no bootstrap interval" if labels.size
-               else "no test clips: no interval")}
-    for key in ("macro_precision", "macro_recall", "macro_f1", "macro_auc"):
+    reason = None if labels.size >= 2 else (
+        "fewer than two test clips: no bootstrap interval" if labels.size
+        else "no test clips: no interval")
+    out = {}
+    for metric in registry.METRICS:
+        key = metric.key
+        if metric.interval == "wilson":  # accuracy: a proportion of the test clips
+            out[f"{key}_ci"] = wilson_interval(int(np.sum(predictions == labels)),
+                                               labels.size, confidence)
+            out["intervals_reason"] = reason
+            continue
         if labels.size < 2:
             out[f"{key}_ci"] = (float("nan"), float("nan"))
             continue

@@ -6,6 +6,7 @@ import math
 from typing import Dict, List, Optional, Tuple
 
 from jaxgenre import models
+from jaxgenre.results import registry
 
 FEATURES = ("mel", "spec", "mfcc")
 # The study extracted the waveform but trained no model on it: the grid adds that row.
@@ -27,8 +28,7 @@ STUDY = {
     ("efficientnet_v2_s", "mfcc"): (0.4483, 0.4390, 0.4485, 0.4315),
 }
 MODELS = tuple(dict.fromkeys(model for model, _ in STUDY))  # the study's three, in its order
-METRICS = (("accuracy", "accuracy"), ("precision", "macro_precision"),
-           ("recall", "macro_recall"), ("F1", "macro_f1"))
+# The study's figures above are in the order of registry.STUDY_METRICS.
 
 
 UNDEFINED = "n/a"
@@ -60,10 +60,10 @@ def format_test_results(evaluation: Dict, model: str, feature: str, data_source:
     lines = [f"test results: {model} on {feature} ({data_source} data)",
              f"  {'metric':<10} {'clips [95% interval]':>24} {'segments':>9} "
              f"{'study (GTZAN)':>14}"]
-    for i, (label, key) in enumerate(METRICS + (("macro AUC", "macro_auc"),)):
-        theirs = f"{study[i]:.4f}" if study and i < len(METRICS) else "-"
-        lines.append(f"  {label:<10} {with_interval(clips, key):>24} "
-                     f"{figure(evaluation['segments'][key]):>9} {theirs:>14}")
+    for i, metric in enumerate(registry.METRICS):
+        theirs = f"{study[i]:.4f}" if study and metric.in_study else "-"
+        lines.append(f"  {metric.label:<10} {with_interval(clips, metric.key):>24} "
+                     f"{figure(evaluation['segments'][metric.key]):>9} {theirs:>14}")
     if data_source not in ("folder", "gtzan", "tfds"):  # synthetic, fma
         lines.append(f"  (the study's figures are on GTZAN; these are on the {data_source} set)")
     return "\n".join(lines)
@@ -89,28 +89,29 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
                     "", "Each cell: jaxgenre's test figure (clip level; mean ± std where a cell "
                     "has several seeds or folds), and the study's in brackets (GTZAN, its "
                     "tables 1-3).", ""]
+    shown = registry.STUDY_METRICS
     for feature in FEATURES + EXTRA_FEATURES:
         cells = [(m, f) for m, f in results if f == feature]
         if not cells:
             continue
         md += [f"## {TITLES[feature]}", "",
-               "| model | " + " | ".join(label for label, _ in METRICS) + " |",
-               "|---" * (1 + len(METRICS)) + "|"]
+               "| model | " + " | ".join(m.label for m in shown) + " |",
+               "|---" * (1 + len(shown)) + "|"]
         for model, _ in cells:
             ours = results[(model, feature)]["test"]["clips"]
             study = STUDY.get((model, feature))
-            theirs = [f"({study[i]:.4f})" if study else "(-)" for i in range(len(METRICS))]
+            theirs = [f"({study[i]:.4f})" if study else "(-)" for i in range(len(shown))]
             spread = lambda key: f" ± {figure(ours[key + '_std'])}" if key + "_std" in ours \
                 else ""
             md.append(f"| {models.get_spec(model).display_name} | " + " | ".join(
-                f"{figure(ours.get(key))}{spread(key)} {theirs[i]}"
-                for i, (_, key) in enumerate(METRICS)) + " |")
+                f"{figure(ours.get(m.key))}{spread(m.key)} {theirs[i]}"
+                for i, m in enumerate(shown)) + " |")
             rows.append({"model": model, "feature": feature, "data": data_source,
-                         **{f"{label}": _defined(ours.get(key)) for label, key in METRICS},
-                         **{f"{label}_std": _defined(ours.get(f"{key}_std", ""))
-                            for label, key in METRICS},
-                         **{f"study_{label}": study[i] if study else ""
-                            for i, (label, _) in enumerate(METRICS)},
+                         **{m.label: _defined(ours.get(m.key)) for m in shown},
+                         **{f"{m.label}_std": _defined(ours.get(f"{m.key}_std", ""))
+                            for m in shown},
+                         **{f"study_{m.label}": study[i] if study else ""
+                            for i, m in enumerate(shown)},
                          "macro_auc": _defined(ours.get("macro_auc"))})
         md.append("")
     if any(f" {UNDEFINED} " in line for line in md):

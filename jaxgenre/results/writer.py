@@ -26,7 +26,7 @@ import jax
 from tqdm import tqdm
 
 from jaxgenre import strict_json
-from jaxgenre.results import clip_table, plots, study
+from jaxgenre.results import clip_table, plots, registry, study
 
 
 class RunWriter:
@@ -117,15 +117,16 @@ def announce(title: str) -> None:
     print(f"=== {title} ===", flush=True)
 
 
-def repeats_summary(results: Dict, workdir: str, metrics, title: str, unit: str) -> None:
+def repeats_summary(results: Dict, workdir: str, title: str, unit: str) -> None:
     """`<workdir>/results.json` of a k-fold or several-seed run and its mean ± std lines."""
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "results.json"), "w") as f:
             strict_json.dump(results, f, indent=2)
     clips = results["test"]["clips"]
     print(f"{title}, test clips (mean ± std over {unit}):")
-    for label, key in metrics:
-        print(f"  {label:<10} {study.figure(clips[key])} ± {study.figure(clips[key + '_std'])}")
+    for m in registry.STUDY_METRICS:
+        print(f"  {m.label:<10} {study.figure(clips[m.key])} ± "
+              f"{study.figure(clips[m.key + '_std'])}")
 
 
 def grid_tables(md: List[str], rows: List[Dict], confusion_cells: Dict, workdir: str) -> None:
