@@ -20,7 +20,8 @@ import numpy as np
 
 from configs import base
 from jaxgenre import errors, evaluate, features, models, parallel, strict_json, train
-from jaxgenre.results import clip_table, registry, stats, study, writer as writer_lib
+from jaxgenre.results import (clip_table, registry, run_files, stats, study,
+                              writer as writer_lib)
 from jaxgenre.data import prepare
 
 
@@ -132,11 +133,10 @@ def run(config, workdir: str, figure_dir: Optional[str] = None) -> None:
 
 def _results(run_dir: str, title: str, start) -> Dict:
     """`<run_dir>/results.json`, after calling `start()` to produce it unless it exists."""
-    path = os.path.join(run_dir, "results.json")
-    if not os.path.isfile(path):
+    if not run_files.has_results(run_dir):
         writer_lib.announce(title)
         start()
-    return strict_json.load(path, what=f"{run_dir}'s results.json")
+    return run_files.read_results(run_dir)
 
 
 def run_kfold(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:

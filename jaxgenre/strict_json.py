@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from typing import Any, Dict
 
 import numpy as np
@@ -49,6 +51,28 @@ def dump(value: Any, f, **kwargs) -> None:
     """`json.dump` of `finite(value)` to the open file `f`, refusing anything that is not
     JSON. The text is built first, so a failure leaves no half-written file content."""
     f.write(dumps(value, **kwargs))
+
+
+def write(path: str, value: Any, **kwargs) -> None:
+    """`value` as strict JSON in `path`, written whole (`write_text`)."""
+    write_text(path, dumps(value, **kwargs))
+
+
+def write_text(path: str, text: str) -> None:
+    """`text` in `path`, whole or not at all: written beside it under a temporary name,
+    then renamed over it, so a reader (another process, a run resumed after a kill)
+    never sees half a file, and a failed write leaves the old file. The package's one
+    atomic file write (run files, results.md, the audio-check verdicts)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def load(path: str, *, what: str = "a run's file") -> Dict:

@@ -24,11 +24,10 @@ import json
 import math
 import os
 import stat
-import tempfile
 import threading
 from typing import Dict, List, Optional, Tuple
 
-from jaxgenre import audio
+from jaxgenre import audio, strict_json
 from jaxgenre.audio_read import AudioDecodeError
 from jaxgenre.data import download
 
@@ -116,17 +115,8 @@ class CheckedAudio:
             return
         body = {"version": VERSION, "sr": self.sr, "min_seconds": self.min_seconds,
                 "clip_seconds": self.clip_seconds, "files": self._accepted}
-        folder = os.path.dirname(self.path)
         try:
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audio_checks-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(body, f, allow_nan=False)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            strict_json.write(self.path, body)
         except OSError as e:
             self.problems.append(f"could not save the audio checks to {self.path}: "
                                  f"{e.strerror or e} (the next open decodes every file "

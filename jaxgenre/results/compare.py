@@ -25,10 +25,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from jaxgenre import errors, strict_json
-from jaxgenre.results import clip_table, paired, stats
+from jaxgenre.results import clip_table, paired, run_files, stats
 from jaxgenre.errors import UserError
 
-RESULTS = "results.json"
+RESULTS = run_files.RESULTS
 NO_MDD = "too few clips where the runs differ: no difference is detected with that power"
 
 
@@ -150,10 +150,7 @@ def table_lines(result: Dict) -> List[str]:
 def _results(run: str) -> Dict:
     """The run's results.json ({} if it has none: only k-fold figures come from it); a
     damaged one is a `UserError` naming it."""
-    path = os.path.join(run, RESULTS)
-    if not os.path.exists(path):
-        return {}
-    return strict_json.load(path, what=f"the run's {RESULTS}")
+    return run_files.read_results(run, optional=True)
 
 
 def main(argv=None) -> int:

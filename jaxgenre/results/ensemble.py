@@ -16,13 +16,15 @@ differs. Exit status 0, or 2 with one line on a usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from jaxgenre import errors, strict_json
-from jaxgenre.results import clip_table, metrics, plots, registry, stats, study
+from jaxgenre import errors
+from jaxgenre.results import clip_table, metrics, registry, run_files, stats, study
+from jaxgenre.results import writer as writer_lib
 from jaxgenre.errors import UserError
 
 
@@ -46,11 +48,8 @@ def combine(tables: Sequence[clip_table.ClipTable], names: Sequence[str], *,
 def _member(run_dir: str) -> Dict:
     """A member's model, feature, data and clip-level test figures from its results.json;
     a missing or damaged file is a `UserError` naming it."""
-    path = os.path.join(run_dir, "results.json")
-    if not os.path.isfile(path):
-        raise UserError(f"'{path}' not found: {run_dir} is not a finished run "
-                        f"(`python launch.py` writes it when testing ends)")
-    results = strict_json.load(path, what=f"{run_dir}'s results.json")
+    path = run_files.results_path(run_dir)
+    results = run_files.read_results(run_dir)
     clips = results.get("test")
     clips = clips.get("clips") if isinstance(clips, dict) else None
     if not isinstance(clips, dict):
@@ -61,10 +60,18 @@ def _member(run_dir: str) -> Dict:
             "clips": clips}
 
 
-def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probability",
-                 plots_on: bool = True, results_name: str = "results.json") -> Dict:
-    """Combines `run_dirs` into `workdir` (see the module docstring); returns what it
-    writes to `results_name` (a several-seed cell keeps results.json for its summary)."""
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
+    """What an ensemble reports; `writer.RunWriter.ensemble` writes and prints it."""
+    results: Dict  # its results.json
+    table: clip_table.ClipTable  # its test_predictions.csv
+    report: Dict  # the clip-level report, ROC curves included (the figures)
+    lines: List[str]  # its results.md
+    title: str  # the figures' title
+
+
+def build(run_dirs: Sequence[str], *, mean: str = "probability") -> Ensemble:
+    """The ensemble of `run_dirs` (see the module docstring); writes nothing."""
     if mean not in metrics.CLIP_MEANS:
         raise UserError(f"--mean must be one of {', '.join(metrics.CLIP_MEANS)}; got {mean!r}")
     members = [_member(d) for d in run_dirs]
@@ -78,24 +85,19 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
                "mean": mean, "members": [{k: m[k] for k in ("run", "model", "feature")}
                                          for m in members],
                "test": {"clips": {k: v for k, v in report.items() if k != "roc_curves"}}}
-    os.makedirs(workdir, exist_ok=True)
-    text = strict_json.dumps(results, indent=2)  # NaN (an undefined AUC) -> null
-    with open(os.path.join(workdir, results_name), "w") as f:
-        f.write(text)
-    clip_table.write(os.path.join(workdir, clip_table.FILE_NAME), combined)
-    md = table_lines(members, report, features)
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
-    if plots_on:
-        title = f"ensemble of {len(members)} ({features})"
-        paths = [os.path.join(workdir, f"{name}.png") for name in ("confusion_clips", "roc_clips")]
-        plots.confusion_matrix(report["confusion"], report["class_names"], paths[0],
-                               f"{title} — test clips")
-        plots.roc_curves(report, paths[1], f"{title} — test clips,")
-        for path in paths:
-            print(f"wrote {path}")
-    return results
+    return Ensemble(results=results, table=combined, report=report,
+                    lines=table_lines(members, report, features),
+                    title=f"ensemble of {len(members)} ({features})")
+
+
+def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probability",
+                 plots_on: bool = True, results_name: str = run_files.RESULTS) -> Dict:
+    """Combines `run_dirs` into `workdir` through the run writer; returns what it writes
+    to `results_name` (a several-seed cell keeps results.json for its summary)."""
+    ensemble = build(run_dirs, mean=mean)
+    writer_lib.RunWriter(workdir).ensemble(ensemble, results_name=results_name,
+                                           plots_on=plots_on)
+    return ensemble.results
 
 
 def table_lines(members: List[Dict], report: Dict, features: str) -> List[str]:

@@ -26,7 +26,7 @@ import jax
 from tqdm import tqdm
 
 from jaxgenre import strict_json
-from jaxgenre.results import clip_table, plots, registry, study
+from jaxgenre.results import clip_table, plots, registry, run_files, study
 
 
 class RunWriter:
@@ -90,8 +90,7 @@ class RunWriter:
                 data_source: str) -> None:
         """results.json (the ROC curves left out) and the test table beside the study's."""
         if self.files:
-            with open(self._path("results.json"), "w") as f:
-                strict_json.dump(results, f, indent=2)
+            run_files.write_results(self.workdir, results)
         self.say(study.format_test_results(test, model, feature, data_source))
 
     def clip_probabilities(self, table) -> None:
@@ -112,6 +111,24 @@ class RunWriter:
             self.say(f"wrote {path}")
 
 
+    def ensemble(self, ensemble, *, results_name: str, plots_on: bool) -> None:
+        """An ensemble's (`ensemble.Ensemble`) `results_name`, test_predictions.csv,
+        results.md and figures (process 0), and its table printed."""
+        figures = [self._path(f"{name}.png") for name in ("confusion_clips", "roc_clips")]
+        if self.files:
+            strict_json.write(self._path(results_name), ensemble.results, indent=2)
+            clip_table.write(self._path(clip_table.FILE_NAME), ensemble.table)
+            strict_json.write_text(self._path("results.md"), "\n".join(ensemble.lines) + "\n")
+        self.say("\n".join(ensemble.lines))
+        if plots_on and self.files:
+            report = ensemble.report
+            plots.confusion_matrix(report["confusion"], report["class_names"], figures[0],
+                                   f"{ensemble.title} — test clips")
+            plots.roc_curves(report, figures[1], f"{ensemble.title} — test clips,")
+            for path in figures:
+                self.say(f"wrote {path}")
+
+
 def announce(title: str) -> None:
     """A heading before one of several runs (a grid cell, a fold)."""
     print(f"=== {title} ===", flush=True)
@@ -120,8 +137,7 @@ def announce(title: str) -> None:
 def repeats_summary(results: Dict, workdir: str, title: str, unit: str) -> None:
     """`<workdir>/results.json` of a k-fold or several-seed run and its mean ± std lines."""
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "results.json"), "w") as f:
-            strict_json.dump(results, f, indent=2)
+        run_files.write_results(workdir, results)
     clips = results["test"]["clips"]
     print(f"{title}, test clips (mean ± std over {unit}):")
     for m in registry.STUDY_METRICS:

@@ -1,0 +1,63 @@
+"""A run's files written whole and by the writer only (issue 23, item 2): an atomic write
+that fails leaves the old file and no temporary one; the ensemble's files come from the
+run writer, so a process that writes no files (multi-host: all but process 0) writes none."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jaxgenre import strict_json
+from jaxgenre.errors import UserError
+from jaxgenre.results import clip_table, ensemble, run_files
+from jaxgenre.results import writer as writer_lib
+from test_ensemble import _finished_run, _table
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    strict_json.write(str(path), {"accuracy": float("nan"), "n": 3})
+    assert json.loads(path.read_text()) == {"accuracy": None, "n": 3}  # NaN as null
+
+    def broken(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError):
+        strict_json.write(str(path), {"accuracy": 0.5})
+    assert json.loads(path.read_text()) == {"accuracy": None, "n": 3}
+    assert os.listdir(tmp_path) == ["results.json"]
+
+
+def test_results_are_read_in_one_place_with_one_line_errors(tmp_path):
+    assert run_files.read_results(str(tmp_path), optional=True) == {}
+    with pytest.raises(UserError, match="results.json' not found.*not a finished run"):
+        run_files.read_results(str(tmp_path))
+    (tmp_path / "results.json").write_text('{"test": {"clips"')
+    with pytest.raises(UserError, match="not valid JSON"):
+        run_files.read_results(str(tmp_path))
+    path = run_files.write_results(str(tmp_path), {"test": {"clips": {"accuracy": 0.75}}})
+    assert path == str(tmp_path / "results.json")
+    assert run_files.read_results(str(tmp_path))["test"]["clips"]["accuracy"] == 0.75
+
+
+def test_the_ensemble_is_built_without_writing_and_written_by_the_writer(tmp_path, capsys):
+    tables = [_table(s) for s in (3, 4)]
+    for table, feature in zip(tables, ("mel", "spec")):
+        _finished_run(tmp_path / f"resnet18_{feature}", table, feature)
+    runs = [str(tmp_path / f"resnet18_{f}") for f in ("mel", "spec")]
+    built = ensemble.build(runs)
+    np.testing.assert_allclose(built.table.probabilities,
+                               np.mean([t.probabilities for t in tables], axis=0))
+    quiet = tmp_path / "not_process_0"
+    writer_lib.RunWriter(str(quiet), files=False).ensemble(built, results_name="results.json",
+                                                           plots_on=True)
+    assert os.listdir(quiet) == []  # a process that writes no files wrote none
+    assert "| **ensemble** |" in capsys.readouterr().out  # but said its table
+    out = tmp_path / "process_0"
+    writer_lib.RunWriter(str(out), files=True).ensemble(built, results_name="results.json",
+                                                        plots_on=False)
+    assert sorted(os.listdir(out)) == ["results.json", "results.md", clip_table.FILE_NAME]
+    assert json.loads((out / "results.json").read_text()) == json.loads(
+        strict_json.dumps(built.results))
