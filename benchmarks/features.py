@@ -25,7 +25,7 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxgenre import features  # noqa: E402
-from jaxgenre.features import spectral  # noqa: E402
+from jaxgenre.features import spectral, transforms  # noqa: E402
 
 SR = 22050
 
@@ -54,7 +54,7 @@ def breakdown(batch: jax.Array, repeats: int) -> None:
     by clip; and scipy's pocketfft on the same frames as a reference FFT speed."""
     import scipy.fft
 
-    p = features._mel_params("mel", batch.shape[-1])
+    p = transforms._mel_params("mel", batch.shape[-1])
     whole = best_time(lambda: spectral.transform(batch, 0, p, batch.shape[0]), repeats)
     half = p.n_fft // 2
     framed = jax.jit(jax.vmap(lambda y: spectral.frames(jnp.pad(y, (half, half)), p)))(batch)

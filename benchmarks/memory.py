@@ -117,7 +117,7 @@ def main() -> None:
 
     start = time.perf_counter()
     mesh = parallel.data_mesh()
-    state, steps = common.setup(args.model, store.features.shape[1:-1] + (segs.length,), mesh,
+    state, steps = common.setup(args.model, features.example_shape(segs.length), mesh,
                                 adapt=common.feature_adapter(args.model))
     batches = prefetch.prefetch_to_mesh(pipeline.iterate_batches(
         store, segs, batch_size=32, seed=0, epoch=1, train=True), mesh)

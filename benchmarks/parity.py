@@ -49,9 +49,9 @@ def fft_precision(y: np.ndarray) -> None:
     import jax.numpy as jnp
     import scipy.fft
 
-    from jaxgenre.features import spectral
+    from jaxgenre.features import spectral, transforms
 
-    p = features._mel_params("fft", y.size)
+    p = transforms._mel_params("fft", y.size)
     half = p.n_fft // 2
     frames = np.asarray(spectral.frames(jnp.pad(jnp.asarray(y), (half, half)), p))
     truth = np.abs(np.fft.rfft(frames.astype(np.float64), axis=-1)) ** 2

@@ -86,8 +86,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--steps", type=int, default=12)
     args = parser.parse_args()
-    features = FeatureSpec.from_config(base.get_config().features)
-    features["kind"] = "mel"
+    features = FeatureSpec.from_config(dict(base.get_config().features, kind="mel"))
     mesh = parallel.data_mesh()
     print(f"input path, {10 * args.clips_per_class} clips of 30 s, mel features, "
           f"{jax.devices()[0].platform} x{jax.device_count()}, "

@@ -108,8 +108,14 @@ def check_resumable(config, workdir: str) -> None:
     before = json.loads(base.with_defaults(before).to_json()) if isinstance(before, dict) else {}
     now = json.loads(config.to_json())
     keys = tuple(f"{section}." for section in STATE_SECTIONS) + ("data.segment_seconds",)
-    old = {k: v for k, v in flat_config(before).items() if k.startswith(keys)}
-    new = {k: v for k, v in flat_config(now).items() if k.startswith(keys)}
+    # Of config.features, what the feature spec keeps: a mel run whose n_mfcc changed
+    # computes the same features (and shares their cache entry), so it still resumes.
+    used = {f"features.{k}" for tree in (before, now) if isinstance(tree.get("features"), dict)
+            for k in ("sr", "hop_length",
+                      *features.FeatureSpec.from_config(tree["features"]).identity())}
+    kept = lambda k: k.startswith(keys) and (not k.startswith("features.") or k in used)
+    old = {k: v for k, v in flat_config(before).items() if kept(k)}
+    new = {k: v for k, v in flat_config(now).items() if kept(k)}
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if changed:
         shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in changed[:4])

@@ -53,6 +53,15 @@ def test_example_shape_and_frames_match_the_computed_feature(kind, rows):
     assert spec.frames(None) is None
 
 
+def test_frames_round_as_runs_always_cut_segments():
+    """seconds * sr first, then / hop_length (pipeline.seconds_to_frames did this before
+    the spec): 0.35 s at 22050 Hz is 7717.499999999999 samples, 17.4999... frames -> 17;
+    taking sr / hop_length = 50 first would give 17.5 -> 18."""
+    spec = FeatureSpec.from_config({"kind": "mel", "sr": 22050, "hop_length": 441})
+    assert 0.35 * 22050 / 441 < 17.5 and spec.frames(0.35) == 17
+    assert FeatureSpec.from_config({"kind": "waveform", "sr": 22050}).frames(0.35) == 7717
+
+
 def test_a_waveform_is_a_signal_counted_in_samples():
     spec = FeatureSpec.from_config({"kind": "waveform", **PARAMS})
     assert (spec.is_waveform, spec.example_rank, spec.time_unit) == (True, 1, "samples")
@@ -77,8 +86,27 @@ def test_a_kind_keeps_only_its_transforms_parameters():
 def test_missing_parameters_are_the_transforms_defaults():
     spec = FeatureSpec.from_config({"kind": "mel"})
     assert (spec.sr, spec.hop_length, spec.n_rows) == (22050, 512, 128)  # librosa's
-    np.testing.assert_array_equal(np.asarray(spec.compute(_tone())),
-                                  np.asarray(features.melspectrogram_db(_tone())))
+    y = _tone()
+    want = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=22050))
+    got = np.asarray(spec.compute(y))
+    assert got.shape == want.shape == spec.example_shape(want.shape[-1])
+    assert float(np.max(np.abs(got - want))) <= DB_TOL
+
+
+def test_sr_and_hop_length_are_held_once_and_reach_the_transform():
+    spec = FeatureSpec(kind="mel", sr=16000, hop_length=256)  # no params: both as fields
+    y = _tone(seconds=1.0)
+    want = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=16000, hop_length=256))
+    got = np.asarray(spec.compute(y))
+    assert got.shape == want.shape == spec.example_shape(want.shape[-1])
+    assert float(np.max(np.abs(got - want))) <= DB_TOL
+    assert spec.identity()["sr"] == 16000 and spec.identity()["hop_length"] == 256
+    with pytest.raises(UserError, match="takes no parameter sr here"):
+        FeatureSpec(kind="mel", sr=16000, hop_length=256, params=(("sr", 22050),))
+    for bad in (None, 0, 22050.5, "22050"):
+        with pytest.raises(UserError, match="features.sr must be a whole number"):
+            FeatureSpec.from_config({"kind": "mel", "sr": bad})
+    assert FeatureSpec.from_config({"kind": "mel", "sr": 16000.0}).sr == 16000  # from JSON
 
 
 def test_unknown_keys_and_kinds_are_one_line_errors_naming_them():
@@ -119,5 +147,8 @@ def test_the_cache_shares_an_entry_between_groups_that_differ_only_elsewhere(tmp
     other_mfcc = FeatureSpec.from_config({"kind": "mel", **PARAMS, "n_mfcc": 30})
     again = cache.build_features(source, other_mfcc, str(tmp_path), progress=False)
     assert not first.hit and again.hit and again.path == first.path
+    clip = source.load(source.clips[0])
+    frames = librosa.feature.melspectrogram(y=clip, sr=SR, n_fft=1024, hop_length=256,
+                                            n_mels=40).shape[-1]
     assert first.features.shape[1:] == FeatureSpec.from_config(
-        {"kind": "mel", **PARAMS}).example_shape(first.features.shape[-1])
+        {"kind": "mel", **PARAMS}).example_shape(frames)

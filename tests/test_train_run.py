@@ -260,6 +260,13 @@ def test_a_run_resumed_with_another_model_or_features_is_refused(whole, tmp_path
     assert (workdir / "metrics.jsonl").read_text() == metrics  # untouched
     assert not (workdir / "checkpoints" / "damaged").exists()
     experiments.check_resumable(_config(5), str(workdir))  # more epochs: resumable
+    other_mfcc = _config(4)
+    other_mfcc.features.n_mfcc = 13  # no part of a mel run's features: resumable
+    experiments.check_resumable(other_mfcc, str(workdir))
+    other_hop = _config(4)
+    other_hop.features.hop_length = 256  # the frames change: refused
+    with pytest.raises(errors.UserError, match="features.hop_length: 512 there, 256 here"):
+        experiments.check_resumable(other_hop, str(workdir))
 
 
 def test_a_run_written_before_a_state_key_existed_still_resumes_and_its_value_is_checked(

@@ -62,6 +62,6 @@ def describe(data: PreparedData) -> str:
     parts = ", ".join(f"{name} {len(set(s.clip.tolist()))} clips / {len(s)} segments"
                       for name, s in data.parts.items())
     state = "reused" if data.store.hit else "computed"
-    shape = tuple(data.store.features.shape[1:-1]) + (data.parts["train"].length,)
+    shape = data.feature.example_shape(data.parts["train"].length)
     return (f"split: {parts}\nfeature cache ({state}): {data.store.path}\n"
             f"model input per segment: {shape}")

@@ -51,7 +51,8 @@ def known_keys() -> Tuple[str, ...]:
 @dataclasses.dataclass(frozen=True)
 class FeatureSpec:
     """`kind`, the audio's `sr`, the STFT `hop_length` (unused by 'waveform') and the
-    transform's own keyword parameters as sorted (name, value) pairs."""
+    transform's other keyword parameters as sorted (name, value) pairs. `sr` and
+    `hop_length` are held once, as fields, and handed to the transforms that take them."""
     kind: str
     sr: int
     hop_length: int
@@ -61,10 +62,17 @@ class FeatureSpec:
         if self.kind not in KINDS:
             raise UserError(f"unknown feature kind {self.kind!r} (config.features.kind); "
                             f"expected one of {', '.join(KINDS)}")
-        extra = [k for k, _ in self.params if k not in PARAMETERS[self.kind]]
+        for name in ("sr", "hop_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"config.features.{name} must be a whole number of at least "
+                                f"1; got {value!r}")
+        extra = [k for k, _ in self.params if k not in PARAMETERS[self.kind] or k in SHARED]
         if extra:
             raise UserError(f"features.kind={self.kind!r} takes no parameter "
-                            f"{', '.join(extra)}; it takes {', '.join(PARAMETERS[self.kind])}")
+                            f"{', '.join(extra)} here; it takes "
+                            f"{', '.join(k for k in PARAMETERS[self.kind] if k not in SHARED)}"
+                            f" (and the sr and hop_length fields)")
 
     @classmethod
     def from_config(cls, features: Mapping[str, Any]) -> "FeatureSpec":
@@ -79,17 +87,19 @@ class FeatureSpec:
         if unknown:
             raise UserError(f"config.features has no key {', '.join(unknown)}; the keys are "
                             f"{', '.join(known_keys())}")
-        taken = PARAMETERS[kind]
+        taken = [k for k in PARAMETERS[kind] if k not in SHARED]
         params = tuple(sorted((k, _plain(features[k])) for k in features if k in taken))
         librosa = inspect.signature(transforms.melspectrogram_db).parameters  # sr, hop
-        shared = {k: int(features[k]) if k in features else librosa[k].default
+        shared = {k: _whole(features[k]) if k in features else librosa[k].default
                   for k in ("sr", "hop_length")}
         return cls(kind=kind, params=params, **shared)
 
     @property
     def kwargs(self) -> Dict[str, Any]:
-        """The transform's keyword arguments."""
-        return dict(self.params)
+        """The transform's keyword arguments (`sr` and `hop_length` where it takes them)."""
+        taken = PARAMETERS[self.kind]
+        shared = {k: getattr(self, k) for k in ("sr", "hop_length") if k in taken}
+        return {**dict(self.params), **shared}
 
     @property
     def is_waveform(self) -> bool:
@@ -111,8 +121,10 @@ class FeatureSpec:
         waveform, STFT frames of `hop_length` for the spectral kinds."""
         if seconds is None:
             return None
-        per_second = self.sr if self.is_waveform else self.sr / self.hop_length
-        return int(round(seconds * per_second))
+        # seconds * sr first, as runs have always cut segments (the rounding of an exact
+        # .5 can differ with sr / hop_length first: 0.35 s at 22050 / 441 Hz)
+        samples = seconds * self.sr
+        return int(round(samples if self.is_waveform else samples / self.hop_length))
 
     @property
     def n_rows(self) -> Optional[int]:
@@ -155,6 +167,14 @@ def every_kind(features: Mapping[str, Any]) -> Tuple[FeatureSpec, ...]:
     """The four kinds, each with one `config.features` group's parameters: the figures
     that show a clip's features side by side."""
     return tuple(FeatureSpec.from_config({**dict(features), "kind": kind}) for kind in KINDS)
+
+
+def _whole(value: Any) -> Any:
+    """An integral number (22050.0 from a JSON file) as int; anything else unchanged, for
+    `__post_init__` to refuse in one line."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _plain(value: Any) -> Any:

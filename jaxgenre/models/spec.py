@@ -14,9 +14,10 @@ from typing import Callable, Optional, Tuple
 
 import flax.linen as nn
 
-# Feature kinds (config.features.kind) and the array each gives per example:
-# 'mel' / 'spec' / 'mfcc' are (rows, frames) images; 'waveform' is (samples,).
-IMAGE_FEATURES = ("mel", "spec", "mfcc")
+from jaxgenre.features import KINDS, FeatureSpec
+
+# The feature kinds whose examples are (rows, frames) images, as the feature spec says.
+IMAGE_FEATURES = tuple(k for k in KINDS if FeatureSpec.from_config({"kind": k}).example_rank == 2)
 
 
 @dataclasses.dataclass(frozen=True)
