@@ -139,6 +139,9 @@ def get_config() -> config_dict.ConfigDict:
     # built-in set (sized so the README's main command runs in minutes on a laptop CPU).
     config.train.epochs = config_dict.placeholder(int)
     config.train.log_every = 10
+    # TensorBoard event files in <workdir>/tensorboard (tensorboard --logdir=runs): the
+    # training loss every log_every steps, every epoch's scalars, the test figures.
+    config.train.tensorboard = True
     config.train.prefetch = 2  # batches placed on the devices ahead of the step (0: inline)
     config.train.checkpoint_every = 1
     config.train.keep = 3

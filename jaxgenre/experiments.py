@@ -20,7 +20,7 @@ import numpy as np
 
 from configs import base
 from jaxgenre import errors, evaluate, features, models, parallel, strict_json, train
-from jaxgenre.results import (clip_table, registry, run_files, stats, study,
+from jaxgenre.results import (clip_table, repeats, run_files, stats, study,
                               writer as writer_lib)
 from jaxgenre.data import prepare
 
@@ -46,34 +46,39 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     the per-class feature figure is kept for the other runs of a grid, seeds or folds."""
     config = base.with_defaults(config)  # every setting read as config.section.key
     check_resumable(config, workdir)
-    out = writer_lib.RunWriter(workdir)
-    data = prepare.prepare_data(config, workdir, on_report=out.data_report)
-    out.prepared(prepare.describe(data), config, data.parts["train"].length, data.class_names)
-    model = models.create(config.model.name, len(data.class_names), **model_options(config))
-    trained = train.train(config, data, model, workdir=workdir, writer=out)
-    test = evaluate.evaluate_part(trained.steps.predict, trained.best_state, data.store,
-                                  data.parts["test"], batch_size=config.eval.batch_size,
-                                  mesh=parallel.data_mesh(),
-                                  clip_mean=config.eval.clip_mean)
-    per_clip = test.pop("per_clip")
-    out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
-                                                      data.class_names))
-    # 95 % intervals of the clip-level figures (stats.metric_intervals), seeded by the run.
-    test["clips"].update(stats.metric_intervals(per_clip["labels"], per_clip["probabilities"],
-                                                seed=config.seed))
-    name, feature = config.model.name, config.features.kind
-    results = {"model": name, "feature": feature, "data": config.data.source,
-               "clips": {part: len(np.unique(segs.clip)) for part, segs in data.parts.items()},
-               "initialisation": trained.initialisation, "epochs": trained.epochs,
-               "best_valid_accuracy": trained.best_valid_accuracy,
-               "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
-                        for level, rep in test.items()}}
-    out.results(results, test, model=name, feature=feature, data_source=config.data.source)
-    if config.eval.plots:
-        out.figures(test, title=f"{name} / {feature}", source=data.source,
-                    feature_specs=features.every_kind(config.features), figure_dir=figure_dir)
-    return {"results": results, "test": test, "state": trained.best_state,
-            "history": trained.history}
+    with writer_lib.RunWriter(workdir, tensorboard=config.train.tensorboard) as out:
+        data = prepare.prepare_data(config, workdir, on_report=out.data_report)
+        out.prepared(prepare.describe(data), config, data.parts["train"].length,
+                     data.class_names)
+        model = models.create(config.model.name, len(data.class_names),
+                              **model_options(config))
+        trained = train.train(config, data, model, workdir=workdir, writer=out)
+        test = evaluate.evaluate_part(trained.steps.predict, trained.best_state, data.store,
+                                      data.parts["test"], batch_size=config.eval.batch_size,
+                                      mesh=parallel.data_mesh(),
+                                      clip_mean=config.eval.clip_mean)
+        per_clip = test.pop("per_clip")
+        out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
+                                                          data.class_names))
+        # 95 % intervals of the clip-level figures (stats.metric_intervals), seeded by the run.
+        test["clips"].update(stats.metric_intervals(
+            per_clip["labels"], per_clip["probabilities"], seed=config.seed))
+        name, feature = config.model.name, config.features.kind
+        results = {"model": name, "feature": feature, "data": config.data.source,
+                   "clips": {part: len(np.unique(segs.clip))
+                             for part, segs in data.parts.items()},
+                   "initialisation": trained.initialisation, "epochs": trained.epochs,
+                   "best_valid_accuracy": trained.best_valid_accuracy,
+                   "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
+                            for level, rep in test.items()}}
+        out.results(results, test, model=name, feature=feature,
+                    data_source=config.data.source)
+        if config.eval.plots:
+            out.figures(test, title=f"{name} / {feature}", source=data.source,
+                        feature_specs=features.every_kind(config.features),
+                        figure_dir=figure_dir)
+        return {"results": results, "test": test, "state": trained.best_state,
+                "history": trained.history}
 
 
 # What the saved train state is made of: a run resumed with other values here cannot
@@ -168,33 +173,12 @@ def run_kfold(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
         sum((t.clip_ids for t in tables), ()), np.concatenate([t.labels for t in tables]),
         np.concatenate([t.probabilities for t in tables]), tables[0].class_names))
     results = {**{k: per_fold[0][k] for k in ("model", "feature", "data")},
-               "folds": config.data.folds, "test": _summary(per_fold, "per_fold"),
+               "folds": config.data.folds, "test": repeats.summary(per_fold, "per_fold"),
                "clips_per_fold": {part: [r.get("clips", {}).get(part) for r in per_fold]
                                   for part in ("train", "valid", "test")}}
     writer_lib.repeats_summary(results, workdir,
                                f"{config.data.folds}-fold cross-validation", "folds")
     return results
-
-
-def _summary(runs: List[Dict], name: str) -> Dict:
-    """Each test metric's mean, std and t interval of the mean (`<metric>_ci`) over `runs`
-    (their results.json), the values under `name`, and the summed confusion matrix, at
-    clip and segment level."""
-    keys = registry.KEYS
-    summary = {}
-    for level in ("clips", "segments"):
-        # An undefined figure (an AUC without positives) is null in results.json: NaN here,
-        # so the summary's mean is undefined (null) too rather than a TypeError.
-        values = {k: np.asarray([r["test"][level][k] for r in runs], dtype=np.float64)
-                  for k in keys}
-        summary[level] = {k: float(np.mean(v)) for k, v in values.items()}
-        summary[level].update({f"{k}_std": float(np.std(v)) for k, v in values.items()})
-        summary[level].update({f"{k}_ci": stats.t_interval(v) for k, v in values.items()})
-        summary[level][name] = {k: v.tolist() for k, v in values.items()}
-        summary[level]["confusion"] = np.sum([r["test"][level]["confusion"] for r in runs],
-                                             axis=0).tolist()
-        summary[level]["class_names"] = runs[0]["test"][level]["class_names"]
-    return summary
 
 
 def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
@@ -225,7 +209,7 @@ def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     combined = ensemble.run_ensemble(dirs, workdir, plots_on=bool(config.eval.plots),
                                      results_name="seed_ensemble.json")
     results = {**{k: per_seed[0][k] for k in ("model", "feature", "data")}, "seeds": seeds,
-               "test": _summary(per_seed, "per_seed")}
+               "test": repeats.summary(per_seed, "per_seed")}
     results["test"]["seed_ensemble"] = combined["test"]["clips"]
     writer_lib.repeats_summary(results, workdir, f"{len(seeds)} seeds", "seeds")
     return results

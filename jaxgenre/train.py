@@ -124,7 +124,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     restored = ckpt.restore_latest(checkpoint.abstract(state))
     if restored:
         state, record = restored
-        writer.resumed(record["epoch"])
+        writer.resumed(record["epoch"], step=int(jax.device_get(state.step)))
     history = []
     for epoch in range(record["epoch"], n_epochs):
         start, totals = time.perf_counter(), None
@@ -141,7 +141,10 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                 totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
                 if (i + 1) % config.train.log_every == 0:  # the only per-step host sync
                     rate = (i + 1) * batch_size / (time.perf_counter() - start)
-                    bar.set_postfix(loss=f"{float(m['loss']):.3f}", seg_per_s=f"{rate:.1f}")
+                    loss = float(m["loss"])
+                    bar.set_postfix(loss=f"{loss:.3f}", seg_per_s=f"{rate:.1f}")
+                    writer.step(epoch * steps_per_epoch + i + 1,
+                                {"loss": loss, "segments_per_second": rate})
         totals = jax.device_get(totals)
         part = (evaluate.evaluate_part(steps.predict, state, data.store, data.parts["valid"],
                                        batch_size=config.eval.batch_size, mesh=mesh,

@@ -120,6 +120,47 @@ def test_a_finished_run_writes_its_outputs_and_predicts(whole, tmp_path):
     _check_predict(tmp_path, workdir)
 
 
+def _events(workdir):
+    """Every event of the run's TensorBoard files, read by TensorFlow (not tensorboardX,
+    which wrote them): [(file, event)] in file order."""
+    import tensorflow as tf
+
+    folder = workdir / "tensorboard"
+    return [(name, event) for name in sorted(os.listdir(folder))
+            for event in tf.compat.v1.train.summary_iterator(str(folder / name))]
+
+
+def test_a_run_writes_tensorboard_events_as_its_files_say(whole):
+    """The epoch scalars equal metrics.jsonl, the test scalars results.json, the loss is
+    logged every log_every steps, and each figure is the PNG on disk, pixel for pixel."""
+    from PIL import Image
+    import io
+
+    workdir = whole["dir"]
+    scalars, images = {}, {}
+    for _, event in _events(workdir):
+        for value in event.summary.value:
+            if value.HasField("image"):
+                images[value.tag] = value.image.encoded_image_string
+            else:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+    for key in ("train_loss", "train_accuracy", "valid_accuracy", "valid_loss", "seconds"):
+        assert scalars[f"epoch/{key}"] == [
+            (l["step"], pytest.approx(l[key], rel=1e-6)) for l in lines], key
+    results = json.loads((workdir / "results.json").read_text())["test"]
+    for level in ("clips", "segments"):
+        assert scalars[f"test/{level}/accuracy"] == [
+            (lines[-1]["step"], pytest.approx(results[level]["accuracy"], rel=1e-6))]
+    per_epoch = lines[0]["step"]  # log_every=2 counts steps within each epoch
+    assert [step for step, _ in scalars["train/loss"]] == [
+        epoch * per_epoch + k for epoch in range(3) for k in range(2, per_epoch + 1, 2)]
+    for figure in ("confusion_clips", "roc_clips", "training_curves", "features_per_class"):
+        shown = np.asarray(Image.open(io.BytesIO(images[figure])).convert("RGB"))
+        on_disk = np.asarray(Image.open(workdir / f"{figure}.png").convert("RGB"))
+        np.testing.assert_array_equal(shown, on_disk)
+
+
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(whole, tmp_path):
     # "Interrupted" after epoch 1, then the same command again with the full length.
     # (Saved synchronously this time: the same results either way.)
@@ -129,6 +170,13 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(whole, tmp_path):
     lines = [json.loads(l) for l in (tmp_path / "resumed" / "metrics.jsonl").read_text()
              .splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]  # the second run starts at epoch 2
+    # Its TensorBoard file starts by purging what the first attempt logged after the
+    # checkpoint it resumed from (epoch 1's last step).
+    files = sorted({name for name, _ in _events(tmp_path / "resumed")})
+    assert len(files) == 2
+    starts = [event.step for name, event in _events(tmp_path / "resumed")
+              if name == files[1] and event.HasField("session_log")]
+    assert starts == [lines[0]["step"]]
     # The last-epoch weights of both runs are equal; so are the chosen best states.
     jax.tree.map(np.testing.assert_array_equal, _params(whole["out"]), _params(resumed))
     assert whole["out"]["results"]["test"] == resumed["results"]["test"]

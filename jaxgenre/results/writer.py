@@ -9,9 +9,10 @@ written by process 0 only, so a multi-host run writes each file once.
 Every JSON file goes through `strict_json`: a NaN or infinity (an undefined AUC, a
 diverged loss) is written as null, so each file is JSON to any parser.
 
-TensorBoard scalars are not written: no light, maintained event writer fits the core
-pins (tensorboardX would add protobuf; flax's `clu.metric_writers` pulls TensorFlow).
-`metrics.jsonl` holds the same scalars, one JSON line per epoch.
+With `tensorboard=True` (`config.train.tensorboard`) the same scalars and figures also go
+to TensorBoard event files (`results.tensorboard`): the training loss every
+`train.log_every` steps, each epoch's line, the test figures as scalars and images.
+`metrics.jsonl` holds the epoch scalars, one JSON line per epoch.
 """
 
 from __future__ import annotations
@@ -32,10 +33,34 @@ from jaxgenre.results import clip_table, plots, registry, run_files, study
 class RunWriter:
     """The outputs of one training run in `workdir`."""
 
-    def __init__(self, workdir: str, *, files: Optional[bool] = None):
+    def __init__(self, workdir: str, *, files: Optional[bool] = None,
+                 tensorboard: bool = False):
         self.workdir = workdir
         self.files = jax.process_index() == 0 if files is None else files
+        self._tensorboard = tensorboard and self.files
+        self._events = None  # opened at the first event, after a resume says its step
+        self._purge_step: Optional[int] = None
+        self._step = 0  # the last step an epoch line reported
         os.makedirs(workdir, exist_ok=True)
+
+    def _board(self):
+        if self._tensorboard and self._events is None:
+            from jaxgenre.results import tensorboard
+
+            self._events = tensorboard.EventWriter(self.workdir, purge_step=self._purge_step)
+        return self._events
+
+    def close(self) -> None:
+        """Flushes and closes the TensorBoard files (nothing else stays open)."""
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -74,8 +99,17 @@ class RunWriter:
         return tqdm(iterable, total=total, unit=unit, leave=False, desc=desc,
                     disable=jax.process_index() != 0)
 
-    def resumed(self, epoch: int) -> None:
+    def resumed(self, epoch: int, step: Optional[int] = None) -> None:
+        """A resumed run: said; TensorBoard drops what an earlier attempt logged after
+        `step` (the checkpoint's), which this run trains again."""
+        self._purge_step = step
         self.say(f"resuming from {self.workdir}/checkpoints at epoch {epoch}")
+
+    def step(self, step: int, values: Dict) -> None:
+        """Training scalars of one step (loss, speed), for TensorBoard only: the console
+        has them on the progress bar."""
+        if self._board():
+            self._events.scalars(step, values, prefix="train")
 
     def epoch(self, line: Dict) -> None:
         """One epoch's scalars: printed, and appended to metrics.jsonl (a NaN loss as
@@ -85,6 +119,9 @@ class RunWriter:
         if self.files:
             with open(self._path("metrics.jsonl"), "a") as f:
                 f.write(text + "\n")
+        self._step = int(line.get("step", self._step))
+        if self._board():
+            self._events.scalars(self._step, line, prefix="epoch")
 
     def results(self, results: Dict, test: Dict, *, model: str, feature: str,
                 data_source: str) -> None:
@@ -92,6 +129,10 @@ class RunWriter:
         if self.files:
             run_files.write_results(self.workdir, results)
         self.say(study.format_test_results(test, model, feature, data_source))
+        if self._board():
+            for level, report in test.items():
+                self._events.scalars(self._step, {k: report.get(k) for k in registry.KEYS},
+                                     prefix=f"test/{level}")
 
     def clip_probabilities(self, table) -> None:
         """test_predictions.csv: each test clip's probabilities (`clip_table`), what
@@ -109,6 +150,9 @@ class RunWriter:
         plots.class_panel(source, feature_specs, panel, figure_dir=figure_dir)
         for path in plots.run_figures(test, self.workdir, title) + [panel]:
             self.say(f"wrote {path}")
+            if self._board():
+                self._events.figure(os.path.splitext(os.path.basename(path))[0], path,
+                                    self._step)
 
 
     def ensemble(self, ensemble, *, results_name: str, plots_on: bool) -> None:
