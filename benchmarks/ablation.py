@@ -25,7 +25,7 @@ clips differ between seeds and a row is compared with the study's recipe seed by
 Intervals: the mean over seeds with its t interval; the difference from the study's
 recipe seed by seed (same split) with its t interval over seeds, so that run-to-run
 variation counts; and the clips only one of the two gets right over all seeds with the
-exact McNemar test (conditional on these runs: `jaxgenre.stats`).
+exact McNemar test (conditional on these runs: `jaxgenre.results.stats`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ import numpy as np
 
 from jaxgenre.errors import UserError
 
+_UMASK = os.umask(0o022)  # read at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
 
 def finite(value: Any) -> Any:
     """`value` with every NaN / ±inf float replaced by None, numpy scalars and arrays
@@ -61,13 +64,19 @@ def write(path: str, value: Any, **kwargs) -> None:
 def write_text(path: str, text: str) -> None:
     """`text` in `path`, whole or not at all: written beside it under a temporary name,
     then renamed over it, so a reader (another process, a run resumed after a kill)
-    never sees half a file, and a failed write leaves the old file. The package's one
-    atomic file write (run files, results.md, the audio-check verdicts)."""
+    never sees half a file, and a failed write leaves the old file. The new file gets
+    the mode `open(path, "w")` would give (the old file's, else 0666 less the umask).
+    The package's one atomic file write (run files, results.md, audio-check verdicts)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_UMASK
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

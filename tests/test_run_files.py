@@ -61,3 +61,19 @@ def test_the_ensemble_is_built_without_writing_and_written_by_the_writer(tmp_pat
     assert sorted(os.listdir(out)) == ["results.json", "results.md", clip_table.FILE_NAME]
     assert json.loads((out / "results.json").read_text()) == json.loads(
         strict_json.dumps(built.results))
+
+
+def test_a_written_file_has_the_mode_open_would_give(tmp_path):
+    """mkstemp makes 0600 files; results.json must stay readable as `open(.., 'w')` makes
+    it (0666 less the umask), and a rewrite keeps the file's own mode."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    plain = tmp_path / "plain.json"
+    with open(plain, "w") as f:
+        f.write("{}")
+    strict_json.write(str(tmp_path / "atomic.json"), {})
+    assert (os.stat(tmp_path / "atomic.json").st_mode & 0o777
+            == os.stat(plain).st_mode & 0o777 == 0o666 & ~umask)
+    os.chmod(tmp_path / "atomic.json", 0o640)
+    strict_json.write(str(tmp_path / "atomic.json"), {"again": 1})
+    assert os.stat(tmp_path / "atomic.json").st_mode & 0o777 == 0o640

@@ -81,9 +81,10 @@ def _scipy_interval(data, statistic, *, seed, resamples, method="BCa"):
     return float(ci.low), float(ci.high)
 
 
-def _macro(key, classes):
+def _macro(key, classes, over="present"):
     return lambda y, p, axis=-1: stats.macro_prf(np.moveaxis(y, axis, -1),
-                                                 np.moveaxis(p, axis, -1), classes)[key]
+                                                 np.moveaxis(p, axis, -1), classes,
+                                                 over=over)[key]
 
 
 def test_intervals_are_seeded_and_equal_scipys_bca_on_the_paired_clips():
@@ -149,10 +150,11 @@ def test_paired_delta_intervals_equal_scipys_and_are_zero_for_identical_runs():
     b = np.where(np.arange(100) % 4 == 0, labels, a)  # b fixes every fourth clip
     out = stats.paired_deltas(labels, a, b, 5, seed=0, resamples=500)
     assert out["delta_accuracy"] == pytest.approx(np.mean(b == labels) - np.mean(a == labels))
-    assert out["delta_macro_f1"] == pytest.approx(skm.f1_score(labels, b, average="macro")
-                                                  - skm.f1_score(labels, a, average="macro"))
+    task = dict(average="macro", labels=range(5), zero_division=0)  # results.json's F1
+    assert out["delta_macro_f1"] == pytest.approx(skm.f1_score(labels, b, **task)
+                                                  - skm.f1_score(labels, a, **task))
     accuracy = lambda y, p, q, axis=-1: np.mean(q == y, axis) - np.mean(p == y, axis)
-    f1 = _macro("macro_f1", 5)
+    f1 = _macro("macro_f1", 5, over="task")
     f1_delta = lambda y, p, q, axis=-1: f1(y, q, axis) - f1(y, p, axis)
     np.testing.assert_allclose((out["delta_low"], out["delta_high"]), _scipy_interval(
         (labels, a, b), accuracy, seed=0, resamples=500), rtol=1e-12)
@@ -253,3 +255,24 @@ def test_one_test_clip_has_no_bootstrap_interval_and_says_why():
     assert "fewer than two test clips" in out["intervals_reason"]
     assert stats.metric_intervals(np.array([0, 1]), np.array([[0.6, 0.4], [0.3, 0.7]]),
                                   seed=0, resamples=50)["intervals_reason"] is None
+
+
+def test_the_paired_f1_difference_counts_every_class_of_the_task():
+    """Class 4 of 5 never occurs: results.json's macro F1 (sklearn with labels=) counts it
+    as 0 for both runs, so the difference is a fifth smaller than over the four present;
+    the paired delta is that difference, and resampled the same way."""
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 4, 60)
+    a = np.where(rng.random(60) < 0.6, labels, (labels + 1) % 4)
+    b = np.where(rng.random(60) < 0.8, labels, (labels + 1) % 4)
+    out = stats.paired_deltas(labels, a, b, 5, seed=0, resamples=300)
+    task = dict(average="macro", labels=range(5), zero_division=0)
+    present = dict(average="macro", labels=range(4), zero_division=0)
+    delta = skm.f1_score(labels, b, **task) - skm.f1_score(labels, a, **task)
+    assert out["delta_macro_f1"] == pytest.approx(delta)
+    assert delta == pytest.approx(0.8 * (skm.f1_score(labels, b, **present)
+                                         - skm.f1_score(labels, a, **present)))
+    f1 = _macro("macro_f1", 5, over="task")
+    np.testing.assert_allclose((out["delta_f1_low"], out["delta_f1_high"]), _scipy_interval(
+        (labels, a, b), lambda y, p, q, axis=-1: f1(y, q, axis) - f1(y, p, axis), seed=0,
+        resamples=300), rtol=1e-12)

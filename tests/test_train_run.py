@@ -171,12 +171,19 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(whole, tmp_path):
              .splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]  # the second run starts at epoch 2
     # Its TensorBoard file starts by purging what the first attempt logged after the
-    # checkpoint it resumed from (epoch 1's last step).
+    # checkpoint it resumed from (epoch 1's last step): read with TensorBoard's rule (a
+    # START at step P hides earlier files' events at steps >= P), every epoch is there
+    # once, at its step.
     files = sorted({name for name, _ in _events(tmp_path / "resumed")})
     assert len(files) == 2
-    starts = [event.step for name, event in _events(tmp_path / "resumed")
-              if name == files[1] and event.HasField("session_log")]
-    assert starts == [lines[0]["step"]]
+    shown = []
+    for name, event in _events(tmp_path / "resumed"):
+        if event.HasField("session_log"):
+            assert name == files[1] and event.step == lines[0]["step"] + 1
+            shown = [(step, v) for step, v in shown if step < event.step]
+        shown += [(event.step, v.simple_value) for v in event.summary.value
+                  if v.tag == "epoch/valid_accuracy"]
+    assert shown == [(l["step"], pytest.approx(l["valid_accuracy"])) for l in lines]
     # The last-epoch weights of both runs are equal; so are the chosen best states.
     jax.tree.map(np.testing.assert_array_equal, _params(whole["out"]), _params(resumed))
     assert whole["out"]["results"]["test"] == resumed["results"]["test"]

@@ -6,7 +6,7 @@ reads each run's `test_predictions.csv`, and prints each run's accuracy and macr
 95 % intervals, the clips only one of them gets right (`a_only`, `b_only`), the exact
 McNemar p-value, the difference b − a in accuracy and macro F1 with paired bootstrap
 intervals, and the minimum detectable difference at this test size (power 0.8, α 0.05),
-so that "not significant" can be read for what it is (`jaxgenre.stats`); for two k-fold
+so that "not significant" can be read for what it is (`jaxgenre.results.stats`); for two k-fold
 runs also Nadeau & Bengio's corrected resampled t-test on the per-fold accuracies. `--json`
 writes the same figures (at least `a_only`, `b_only`, `p_value`, `delta_accuracy`,
 `delta_low`, `delta_high`), as strict JSON: a figure that is undefined is null with a

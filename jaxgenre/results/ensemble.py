@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -91,11 +91,13 @@ def build(run_dirs: Sequence[str], *, mean: str = "probability") -> Ensemble:
 
 
 def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probability",
-                 plots_on: bool = True, results_name: str = run_files.RESULTS) -> Dict:
+                 plots_on: bool = True, results_name: str = run_files.RESULTS,
+                 files: Optional[bool] = None) -> Dict:
     """Combines `run_dirs` into `workdir` through the run writer; returns what it writes
-    to `results_name` (a several-seed cell keeps results.json for its summary)."""
+    to `results_name` (a several-seed cell keeps results.json for its summary). `files`:
+    whether this process writes them (None: process 0 of a multi-process run)."""
     ensemble = build(run_dirs, mean=mean)
-    writer_lib.RunWriter(workdir).ensemble(ensemble, results_name=results_name,
+    writer_lib.RunWriter(workdir, files=files).ensemble(ensemble, results_name=results_name,
                                            plots_on=plots_on)
     return ensemble.results
 
@@ -127,7 +129,9 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", help="folders of finished runs")
     args = parser.parse_args(argv)
     try:
-        run_ensemble(args.runs, args.workdir, mean=args.mean, plots_on=not args.no_plots)
+        # One process, and no accelerator to start: it writes its files itself.
+        run_ensemble(args.runs, args.workdir, mean=args.mean, plots_on=not args.no_plots,
+                     files=True)
     except UserError as e:
         return errors.report(e)
     return 0

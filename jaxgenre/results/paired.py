@@ -3,9 +3,10 @@ prints for two runs and what the grid's comparisons.csv holds for every pair of 
 
 Each classifier's accuracy and macro F1 are results.json's (`metrics`: the mean over every
 class of the task), so a comparison never disagrees with the runs it compares. The
-differences b − a come with paired BCa bootstrap intervals (`stats.paired_deltas`: the
-same resampled clips for both), McNemar's exact test counts the clips only one gets
-right, and the minimum detectable difference says what the test could have seen.
+differences b − a of those figures come with paired BCa bootstrap intervals of the same
+statistics (`stats.paired_deltas`: the same resampled clips for both), McNemar's exact
+test counts the clips only one gets right, and the minimum detectable difference says
+what the test could have seen.
 """
 
 from __future__ import annotations
@@ -36,11 +37,6 @@ def compare_predictions(labels, predictions_a, predictions_b, num_classes: int, 
            "b_macro_f1": macro_f1(labels, b, num_classes)}
     out.update(stats.mcnemar(a == labels, b == labels))
     out.update(stats.paired_deltas(labels, a, b, num_classes, seed=seed))
-    # The bootstrap resamples average over the classes each resample holds (stats.macro_prf
-    # says why); the observed difference is the runs' own, as results.json has them.
-    out["delta_macro_f1"] = out["b_macro_f1"] - out["a_macro_f1"]
-    out["delta_f1_low"] = min(out["delta_f1_low"], out["delta_macro_f1"])
-    out["delta_f1_high"] = max(out["delta_f1_high"], out["delta_macro_f1"])
     out["discordant_share"] = (out["a_only"] + out["b_only"]) / n
     out["minimum_detectable_difference"] = stats.minimum_detectable_difference(
         n, out["discordant_share"])

@@ -44,8 +44,8 @@ def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> Int
     return float(ci.low), float(ci.high)
 
 
-def macro_prf(labels: np.ndarray, predictions: np.ndarray, num_classes: int
-              ) -> Dict[str, np.ndarray]:
+def macro_prf(labels: np.ndarray, predictions: np.ndarray, num_classes: int, *,
+              over: str = "present") -> Dict[str, np.ndarray]:
     """Macro precision, recall and F1 over the last axis, for any leading axes (one
     value per resample), as sklearn computes them without `labels=`: the mean over the
     classes that occur among the labels or the predictions of that sample, 0 where a
@@ -53,7 +53,9 @@ def macro_prf(labels: np.ndarray, predictions: np.ndarray, num_classes: int
     `metrics`' convention (every class of the task); on a bootstrap resample a class
     that was merely not drawn is left out rather than counted as 0 — with one test
     clip per class, counting it dragged every resample far below the observed figure
-    and the BCa interval collapsed to a point that excluded it."""
+    and the BCa interval collapsed to a point that excluded it. `over='task'`: the mean
+    over every class of the task (results.json's), for a difference of two classifiers,
+    where a class not drawn counts 0 for both and the difference is the one reported."""
     classes = np.arange(num_classes)
     is_label = labels[..., None, :] == classes[:, None]  # (..., classes, n)
     is_pred = predictions[..., None, :] == classes[:, None]
@@ -65,6 +67,8 @@ def macro_prf(labels: np.ndarray, predictions: np.ndarray, num_classes: int
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp),
                    where=denominator > 0)
     occurs = (support > 0) | (predicted > 0)
+    if over == "task":
+        occurs = np.ones_like(occurs)
     count = np.maximum(occurs.sum(-1), 1)
     return {key: np.sum(value * occurs, -1) / count
             for key, value in (("macro_precision", precision), ("macro_recall", recall),
@@ -173,10 +177,11 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> Dict:
 
 def paired_deltas(labels, predictions_a, predictions_b, num_classes: int, *, seed: int = 0,
                   confidence: float = CONFIDENCE, resamples: int = RESAMPLES) -> Dict:
-    """Accuracy and macro F1 of b minus a, each with a paired (same resampled clips for
-    both) BCa bootstrap interval."""
+    """Accuracy and macro F1 (results.json's: over every class of the task) of b minus a,
+    each with a paired (same resampled clips for both) BCa bootstrap interval of that
+    same difference."""
     labels, a, b = (np.asarray(x) for x in (labels, predictions_a, predictions_b))
-    f1 = lambda y, p: macro_prf(y, p, num_classes)["macro_f1"]
+    f1 = lambda y, p: macro_prf(y, p, num_classes, over="task")["macro_f1"]
     statistics = {
         "accuracy": lambda i: np.mean(b[i] == labels[i], -1) - np.mean(a[i] == labels[i], -1),
         "f1": lambda i: f1(labels[i], b[i]) - f1(labels[i], a[i])}

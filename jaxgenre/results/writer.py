@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from jaxgenre import strict_json
 from jaxgenre.results import clip_table, plots, registry, run_files, study
+from jaxgenre.results import tensorboard as tensorboard_lib
 
 
 class RunWriter:
@@ -37,24 +38,13 @@ class RunWriter:
                  tensorboard: bool = False):
         self.workdir = workdir
         self.files = jax.process_index() == 0 if files is None else files
-        self._tensorboard = tensorboard and self.files
-        self._events = None  # opened at the first event, after a resume says its step
-        self._purge_step: Optional[int] = None
-        self._step = 0  # the last step an epoch line reported
         os.makedirs(workdir, exist_ok=True)
-
-    def _board(self):
-        if self._tensorboard and self._events is None:
-            from jaxgenre.results import tensorboard
-
-            self._events = tensorboard.EventWriter(self.workdir, purge_step=self._purge_step)
-        return self._events
+        self.events = tensorboard_lib.RunEvents(workdir, enabled=tensorboard and self.files,
+                                                warn=self.warn)
 
     def close(self) -> None:
-        """Flushes and closes the TensorBoard files (nothing else stays open)."""
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        """Closes the TensorBoard file (nothing else stays open)."""
+        self.events.close()
 
     def __enter__(self) -> "RunWriter":
         return self
@@ -102,14 +92,14 @@ class RunWriter:
     def resumed(self, epoch: int, step: Optional[int] = None) -> None:
         """A resumed run: said; TensorBoard drops what an earlier attempt logged after
         `step` (the checkpoint's), which this run trains again."""
-        self._purge_step = step
+        if step is not None:
+            self.events.resumed(step)
         self.say(f"resuming from {self.workdir}/checkpoints at epoch {epoch}")
 
     def step(self, step: int, values: Dict) -> None:
         """Training scalars of one step (loss, speed), for TensorBoard only: the console
         has them on the progress bar."""
-        if self._board():
-            self._events.scalars(step, values, prefix="train")
+        self.events.scalars(step, values, prefix="train")
 
     def epoch(self, line: Dict) -> None:
         """One epoch's scalars: printed, and appended to metrics.jsonl (a NaN loss as
@@ -119,9 +109,8 @@ class RunWriter:
         if self.files:
             with open(self._path("metrics.jsonl"), "a") as f:
                 f.write(text + "\n")
-        self._step = int(line.get("step", self._step))
-        if self._board():
-            self._events.scalars(self._step, line, prefix="epoch")
+        self.events.step = int(line.get("step", self.events.step))
+        self.events.scalars(self.events.step, line, prefix="epoch")
 
     def results(self, results: Dict, test: Dict, *, model: str, feature: str,
                 data_source: str) -> None:
@@ -129,10 +118,9 @@ class RunWriter:
         if self.files:
             run_files.write_results(self.workdir, results)
         self.say(study.format_test_results(test, model, feature, data_source))
-        if self._board():
-            for level, report in test.items():
-                self._events.scalars(self._step, {k: report.get(k) for k in registry.KEYS},
-                                     prefix=f"test/{level}")
+        for level, report in test.items():
+            self.events.scalars(self.events.step, {k: report.get(k) for k in registry.KEYS},
+                                prefix=f"test/{level}")
 
     def clip_probabilities(self, table) -> None:
         """test_predictions.csv: each test clip's probabilities (`clip_table`), what
@@ -150,9 +138,7 @@ class RunWriter:
         plots.class_panel(source, feature_specs, panel, figure_dir=figure_dir)
         for path in plots.run_figures(test, self.workdir, title) + [panel]:
             self.say(f"wrote {path}")
-            if self._board():
-                self._events.figure(os.path.splitext(os.path.basename(path))[0], path,
-                                    self._step)
+            self.events.figure(os.path.splitext(os.path.basename(path))[0], path)
 
 
     def ensemble(self, ensemble, *, results_name: str, plots_on: bool) -> None:
