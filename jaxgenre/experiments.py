@@ -20,8 +20,9 @@ import numpy as np
 
 from configs import base
 from jaxgenre import errors, evaluate, features, models, parallel, strict_json, train
-from jaxgenre.results import (clip_table, repeats, run_files, stats, study,
-                              writer as writer_lib)
+from jaxgenre.results import clip_table, repeats, run_files, stats, study
+from jaxgenre.results import tables as tables_lib
+from jaxgenre.results import writer as writer_lib
 from jaxgenre.data import prepare
 
 
@@ -248,7 +249,7 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
         results[(model, feature)] = _results(
             cell_dir, f"grid cell {model} x {feature}",
             lambda: run(cell_config(config, model, feature), cell_dir, workdir))
-    md, rows = study.grid_tables(results, config.data.source)
+    md, rows = tables_lib.grid_tables(results, config.data.source)
     md += _compare_grid(config, workdir, cells, results)
     shown = [(m, f) for m in study.MODELS for f in study.FEATURES]  # "not run" if absent
     shown += [cell for cell in cells if cell not in shown]
@@ -280,4 +281,4 @@ def _compare_grid(config, workdir: str, cells, results) -> List[str]:
               "high": results[(m, f)]["test"]["clips"].get("accuracy_ci", [None] * 2)[1],
               "study": (study.STUDY.get((m, f)) or (None,))[0]} for m, f in tables]
     writer_lib.comparisons(result, claim_list, chart, workdir)
-    return comparisons.markdown(result, claim_list)
+    return tables_lib.claims_section(result, claim_list)

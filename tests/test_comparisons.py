@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from statsmodels.stats.multitest import multipletests
 
 from jaxgenre.results import clip_table, comparisons
+from jaxgenre.results import tables as tables_lib
 from jaxgenre.errors import UserError
 
 CLASSES = tuple(f"c{i}" for i in range(5))
@@ -59,7 +60,7 @@ def test_a_clearly_better_model_is_called_significant():
     assert all(e["p_holm"] < 0.05 and e["delta_accuracy"] > 0.4 for e in claims[0]["evidence"])
     assert claims[1]["verdict"].startswith("not tested")  # no MFCC cells
     assert claims[3]["verdict"].startswith("contradicted")  # ResNet-18 beats SpectralCNN
-    text = "\n".join(comparisons.markdown(result, claims))
+    text = "\n".join(tables_lib.claims_section(result, claims))
     assert "ResNet-18 is the best model on mel-spectrogram input** — supported" in text
     assert len(result["pairs"]) == 3 and result["cochran"]["mel"]["p_value"] < 1e-6
 
@@ -75,13 +76,13 @@ def test_identical_models_are_not_called_different():
     assert result["cochran"]["spec"]["p_value"] == 1.0
     # No discordant clip at all: no detectable difference, and the text says why.
     assert result["discordant_share"] == 0.0 and result["mdd"] is None
-    text = "\n".join(comparisons.markdown(result, claims))
+    text = "\n".join(tables_lib.claims_section(result, claims))
     assert "none: with so few clips that only one cell of a pair gets right (0.0%)" in text
     assert "Δ +0.000 [+0.000, +0.000]" in text and "-0.000" not in text
 
 
 def test_a_signed_difference_that_rounds_to_zero_is_printed_without_a_minus():
-    assert [comparisons._signed(v) for v in (-1e-17, -0.0004, 0.02, -0.1)] == \
+    assert [tables_lib.signed(v) for v in (-1e-17, -0.0004, 0.02, -0.1)] == \
         ["+0.000", "+0.000", "+0.020", "-0.100"]
 
 

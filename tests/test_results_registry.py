@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from jaxgenre.results import clip_table, compare, comparisons, metrics, registry, stats, study
+from jaxgenre.results import (clip_table, compare, comparisons, metrics, registry, stats,
+                              study, tables)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ("blues", "jazz", "rock")
@@ -45,7 +46,7 @@ def test_the_printed_test_table_has_one_line_per_registered_metric_in_order():
     labels = rng.integers(0, 3, 30)
     report = metrics.classification_report(labels, rng.dirichlet(np.ones(3), 30))
     report.update(stats.metric_intervals(labels, rng.dirichlet(np.ones(3), 30), resamples=200))
-    text = study.format_test_results({"clips": report, "segments": report}, "resnet18",
+    text = tables.test_table({"clips": report, "segments": report}, "resnet18",
                                      "mel", "gtzan")
     rows = [line.split()[0] for line in text.splitlines()[2:]]
     assert rows == [m.label.split()[0] for m in registry.METRICS]

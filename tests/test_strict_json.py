@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from jaxgenre import strict_json
-from jaxgenre.results import study, writer
+from jaxgenre.results import tables, writer
 
 
 def _strict(text):
@@ -53,13 +53,13 @@ def test_the_grid_table_shows_an_undefined_figure_as_n_a():
     says n/a and its CSV leaves the cell empty (csv writes None as '')."""
     clips = {"accuracy": 0.5, "macro_precision": None, "macro_recall": 0.25,
              "macro_f1": 0.3, "macro_auc": None, "accuracy_std": None}
-    md, rows = study.grid_tables({("resnet18", "mel"): {"test": {"clips": clips}}}, "synthetic")
+    md, rows = tables.grid_tables({("resnet18", "mel"): {"test": {"clips": clips}}}, "synthetic")
     row = [line for line in md if line.startswith("| ResNet")][0]
     assert row.split(" | ")[1:3] == ["0.5000 ± n/a (0.5759)", "n/a (0.5328)"], row
     assert md[-2].startswith("n/a: undefined for that run")
     assert rows[0]["precision"] is None and rows[0]["macro_auc"] is None
-    assert study.with_interval({"f1": 0.5, "f1_ci": [None, None]}, "f1") == "0.5000"
-    assert study.with_interval({"f1": float("nan")}, "f1") == "n/a"
+    assert tables.with_interval({"f1": 0.5, "f1_ci": [None, None]}, "f1") == "0.5000"
+    assert tables.with_interval({"f1": float("nan")}, "f1") == "n/a"
 
 
 def test_a_run_file_nested_too_deeply_is_one_line_naming_it(tmp_path):

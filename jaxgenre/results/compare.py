@@ -26,10 +26,10 @@ import numpy as np
 
 from jaxgenre import errors, strict_json
 from jaxgenre.results import clip_table, paired, run_files, stats
+from jaxgenre.results import tables as tables_lib
 from jaxgenre.errors import UserError
 
 RESULTS = run_files.RESULTS
-NO_MDD = "too few clips where the runs differ: no difference is detected with that power"
 
 
 def compare_tables(a: clip_table.ClipTable, b: clip_table.ClipTable, *, names=("a", "b"),
@@ -48,7 +48,7 @@ def compare_tables(a: clip_table.ClipTable, b: clip_table.ClipTable, *, names=("
         out[f"{tag}_macro_f1"] = pair[f"{tag}_macro_f1"]
     out.update({k: v for k, v in pair.items() if k not in out})
     out["minimum_detectable_difference_reason"] = (
-        NO_MDD if out["minimum_detectable_difference"] is None else None)
+        paired.NO_MDD if out["minimum_detectable_difference"] is None else None)
     return out
 
 
@@ -114,39 +114,6 @@ def cross_validated(results_a: Dict, results_b: Dict,
                                            n_test=float(np.mean(sizes[1])))
 
 
-def _cv_line(cv: Dict) -> str:
-    """The k-fold test's printed line: its figures, or why it is undefined."""
-    head = "  k-fold: corrected resampled t-test (Nadeau & Bengio) on per-fold accuracy: "
-    if cv["p_value"] is None:
-        mean = cv["mean_difference"]
-        return (head + (f"mean b - a {mean:+.4f}, " if mean is not None else "")
-                + f"p undefined ({cv['reason']})"
-                + (f" ({cv['folds']} folds)" if cv["folds"] is not None else ""))
-    return (head + f"mean b - a {cv['mean_difference']:+.4f}, t = {cv['t']:.3f}, "
-            f"p = {cv['p_value']:.4g} ({cv['folds']} folds)")
-
-
-def table_lines(result: Dict) -> List[str]:
-    """The comparison as a few printed lines."""
-    f = lambda v: "-" if v is None else f"{v:.4f}"
-    ci = lambda pair: f"[{pair[0]:.4f}, {pair[1]:.4f}]"
-    mdd = result["minimum_detectable_difference"]
-    return [
-        f"a: {result['a']}", f"b: {result['b']}", f"on {result['clips']} test clips:",
-        f"  accuracy   a {f(result['a_accuracy'])} {ci(result['a_accuracy_ci'])}   "
-        f"b {f(result['b_accuracy'])} {ci(result['b_accuracy_ci'])}",
-        f"  macro F1   a {f(result['a_macro_f1'])}   b {f(result['b_macro_f1'])}",
-        f"  b - a      accuracy {result['delta_accuracy']:+.4f} "
-        f"{ci((result['delta_low'], result['delta_high']))}   macro F1 "
-        f"{result['delta_macro_f1']:+.4f} "
-        f"{ci((result['delta_f1_low'], result['delta_f1_high']))} (paired bootstrap, 95%)",
-        f"  only a right: {result['a_only']} clips, only b right: {result['b_only']} clips; "
-        f"exact McNemar p = {result['p_value']:.4g}",
-        "  minimum detectable accuracy difference here (power 0.8, alpha 0.05): "
-        + (f"{mdd:.4f}" if mdd is not None else f"none: {NO_MDD}"),
-    ] + ([_cv_line(cv)] if (cv := result.get("cross_validated")) else [])
-
-
 def _results(run: str) -> Dict:
     """The run's results.json ({} if it has none: only k-fold figures come from it); a
     damaged one is a `UserError` naming it."""
@@ -170,7 +137,7 @@ def main(argv=None) -> int:
             *[_results(r) for r in runs], sources=[os.path.join(r, RESULTS) for r in runs])
     except UserError as e:
         return errors.report(e)
-    print("\n".join(table_lines(result)))
+    print("\n".join(tables_lib.comparison_lines(result)))
     if args.json:
         try:
             text = strict_json.dumps(result, indent=2)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats as sps
 
 from jaxgenre.results import clip_table, paired, stats
+from jaxgenre.results import tables as tables_lib
 
 Cell = Tuple[str, str]  # (model, feature)
 ALPHA = 0.05
@@ -150,7 +151,7 @@ def claims(result: Dict) -> List[Dict]:
         verdict = "not tested: the grid lacks these cells"
     elif significant:
         verdict = "contradicted: " + "; ".join(
-            f"{e['b']} vs {e['a']}: Δ {_signed(e['delta_accuracy'])}, p_holm {e['p_holm']:.3g}"
+            f"{e['b']} vs {e['a']}: Δ {tables_lib.signed(e['delta_accuracy'])}, p_holm {e['p_holm']:.3g}"
             for e in significant)
     else:
         verdict = "consistent with the data: no pair differs significantly (which is not " \
@@ -159,37 +160,3 @@ def claims(result: Dict) -> List[Dict]:
     return out
 
 
-def _signed(value: float) -> str:
-    """+0.020, -0.100, and +0.000 for a difference that rounds to zero (never -0.000)."""
-    return f"{round(value, 3) + 0.0:+.3f}"
-
-
-def markdown(result: Dict, claim_list: List[Dict]) -> List[str]:
-    """results.md's section: the claims with their evidence, Cochran's Q, the note on
-    power, and where the full pair table is."""
-    mdd, share = result["mdd"], result.get("discordant_share")
-    if mdd is not None:
-        power = f"{mdd:.3f}."
-    else:  # too few discordant clips: even all of them going one way is not enough
-        power = ("none: with so few clips that only one cell of a pair gets right "
-                 + (f"({share:.1%}) " if share is not None else "")
-                 + "no difference that share allows is detected with that power.")
-    lines = ["## The study's conclusions, tested", "",
-             f"On {result['clips']} test clips; exact McNemar tests with Holm's correction over "
-             f"all {len(result['pairs'])} pairs of cells; Δ is accuracy difference with a "
-             "95 % paired bootstrap interval. Minimum detectable accuracy difference at this "
-             "test size (power 0.8, α 0.05, median share of clips only one cell of a pair "
-             "gets right): " + power, ""]
-    for i, c in enumerate(claim_list, 1):
-        lines += [f"{i}. **{c['claim']}** — {c['verdict']}."]
-        for e in c["evidence"]:
-            lines.append(f"   - {e['b']} vs {e['a']}: Δ {_signed(e['delta_accuracy'])} "
-                         f"[{_signed(e['delta_low'])}, {_signed(e['delta_high'])}], only {e['b']} "
-                         f"right {e['b_only']}, only {e['a']} right {e['a_only']}, "
-                         f"p {e['p_value']:.3g}, p_holm {e['p_holm']:.3g}")
-    if result["cochran"]:
-        lines += ["", "Cochran's Q (do the models on one feature differ at all?): "
-                  + "; ".join(f"{f}: Q = {c['q']:.2f}, p = {c['p_value']:.3g}"
-                              for f, c in result["cochran"].items()) + "."]
-    lines += ["", "Every pair: comparisons.csv; p-values: comparisons_pvalues.png.", ""]
-    return lines

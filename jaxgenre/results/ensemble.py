@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from jaxgenre import errors
-from jaxgenre.results import clip_table, metrics, registry, run_files, stats, study
+from jaxgenre.results import clip_table, metrics, run_files, stats
+from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib
 from jaxgenre.errors import UserError
 
@@ -86,7 +87,7 @@ def build(run_dirs: Sequence[str], *, mean: str = "probability") -> Ensemble:
                                          for m in members],
                "test": {"clips": {k: v for k, v in report.items() if k != "roc_curves"}}}
     return Ensemble(results=results, table=combined, report=report,
-                    lines=table_lines(members, report, features),
+                    lines=tables_lib.ensemble_table(members, report, features),
                     title=f"ensemble of {len(members)} ({features})")
 
 
@@ -100,24 +101,6 @@ def run_ensemble(run_dirs: Sequence[str], workdir: str, *, mean: str = "probabil
     writer_lib.RunWriter(workdir, files=files).ensemble(ensemble, results_name=results_name,
                                            plots_on=plots_on)
     return ensemble.results
-
-
-def table_lines(members: List[Dict], report: Dict, features: str) -> List[str]:
-    """results.md: each member's clip-level test figures and the ensemble's, in the
-    grid's columns (n/a for a figure a member's results.json has as null or lacks)."""
-    header = [m.label for m in registry.METRICS]
-    keys = registry.KEYS
-    lines = [f"# Ensemble of {len(members)} runs ({features}), test clips", "",
-             "| run | model | feature | " + " | ".join(header) + " |",
-             "|---" * (3 + len(header)) + "|"]
-    for m in members:
-        lines.append(f"| {m['run']} | {m['model']} | {m['feature']} | "
-                     + " | ".join(study.figure(m["clips"].get(k)) for k in keys) + " |")
-    lines.append(f"| **ensemble** | | {features} | "
-                 + " | ".join(f"**{study.with_interval(report, k)}**" for k in keys) + " |")
-    if any(study.UNDEFINED in line for line in lines[4:]):
-        lines += ["", study.UNDEFINED_NOTE]
-    return lines
 
 
 def main(argv=None) -> int:

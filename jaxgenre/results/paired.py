@@ -18,6 +18,8 @@ from sklearn import metrics as skm
 
 from jaxgenre.results import stats
 
+NO_MDD = "too few clips where the runs differ: no difference is detected with that power"
+
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
     """results.json's macro F1: every class of the task, 0 for a class without a figure."""

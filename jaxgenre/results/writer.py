@@ -27,7 +27,8 @@ import jax
 from tqdm import tqdm
 
 from jaxgenre import strict_json
-from jaxgenre.results import clip_table, plots, registry, run_files, study
+from jaxgenre.results import clip_table, plots, registry, run_files
+from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import tensorboard as tensorboard_lib
 
 
@@ -117,7 +118,7 @@ class RunWriter:
         """results.json (the ROC curves left out) and the test table beside the study's."""
         if self.files:
             run_files.write_results(self.workdir, results)
-        self.say(study.format_test_results(test, model, feature, data_source))
+        self.say(tables_lib.test_table(test, model, feature, data_source))
         for level, report in test.items():
             self.events.scalars(self.events.step, {k: report.get(k) for k in registry.KEYS},
                                 prefix=f"test/{level}")
@@ -168,11 +169,7 @@ def repeats_summary(results: Dict, workdir: str, title: str, unit: str) -> None:
     """`<workdir>/results.json` of a k-fold or several-seed run and its mean ± std lines."""
     if jax.process_index() == 0:
         run_files.write_results(workdir, results)
-    clips = results["test"]["clips"]
-    print(f"{title}, test clips (mean ± std over {unit}):")
-    for m in registry.STUDY_METRICS:
-        print(f"  {m.label:<10} {study.figure(clips[m.key])} ± "
-              f"{study.figure(clips[m.key + '_std'])}")
+    print("\n".join(tables_lib.repeats_lines(results, title, unit)), flush=True)
 
 
 def grid_tables(md: List[str], rows: List[Dict], confusion_cells: Dict, workdir: str) -> None:
