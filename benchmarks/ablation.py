@@ -134,9 +134,9 @@ def check_same_run(config, run_dir: str, label: str) -> None:
     if not os.path.isfile(run_file):
         return
     with open(run_file) as f:
-        there = experiments.flat_config(json.loads(
+        there = base.flat(json.loads(
             base.with_defaults(json.load(f).get("config", {})).to_json()))
-    here = experiments.flat_config(json.loads(config.to_json()))
+    here = base.flat(json.loads(config.to_json()))
     changed = [k for k in sorted(set(there) & set(here)) if there[k] != here[k]]
     if changed:
         print(f"{run_dir} holds another run than row '{label}' ("

@@ -22,15 +22,6 @@ def feature_adapter(model_name: str) -> Callable:
     return functools.partial(adapter.adapt, channels=models.get_spec(model_name).channels)
 
 
-def cpu_model_options(model_name: str) -> dict:
-    """What `experiments.model_options` picks for `model.depthwise='auto'`, chosen here
-    as visibly: depthwise convolutions as shifted copies on the CPU (EfficientNetV2-S
-    2.5x faster), XLA's grouped convolution elsewhere."""
-    if "depthwise" not in models.get_spec(model_name).options:
-        return {}
-    return {"depthwise": "shifted" if jax.default_backend() == "cpu" else "xla"}
-
-
 def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
           adapt: Optional[Callable] = None, dtype: str = "float32",
           augmentation: Optional[augment.Augmentation] = None
@@ -38,7 +29,9 @@ def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
     """A replicated train state for one example of `input_shape` (after `adapt`, if
     given, which the steps then apply to every batch) and the steps compiled for `mesh`,
     with `augmentation` in the train step if given."""
-    model = models.create(model_name, 10, dtype=dtype, **cpu_model_options(model_name))
+    depthwise = base.with_defaults({"model": {"name": model_name}}).model.depthwise
+    model = models.create(model_name, 10, **models.constructor_options(
+        model_name, dtype=dtype, depthwise=depthwise))
     optim = base.with_defaults({"optim": {"name": "adam", "learning_rate": 1e-3,
                                           "weight_decay": 0.0, "schedule": "constant"}}).optim
     tx = steps_lib.create_optimizer(optim, 100)

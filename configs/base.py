@@ -2,6 +2,7 @@
 only what differs. Names follow librosa (audio) and optax (optimisation)."""
 
 import copy
+from typing import Optional
 
 from ml_collections import config_dict
 
@@ -208,13 +209,20 @@ def with_defaults(config) -> config_dict.ConfigDict:
     return out
 
 
-def cell(*, model: str, feature: str) -> config_dict.ConfigDict:
-    """One model x feature cell of the study's tables 1-3 (experiments.cell_config, which
-    the grid uses, sets the same two fields)."""
-    config = get_config()
-    config.model.name = model
-    config.features.kind = feature
-    return config
+def cell(*, model: str, feature: str,
+         config: Optional[config_dict.ConfigDict] = None) -> config_dict.ConfigDict:
+    """One model x feature cell of the study's tables 1-3: `config` (a copy; default the
+    base config) with that model and feature, as the grid runs each cell.
+    `model.pretrained` stays as given: ImageNet weights for the models whose spec has
+    them, as the study fine-tuned those. `model.input_size` resizes feature images, so a
+    waveform cell, which has none, leaves it unset."""
+    out = get_config() if config is None else copy.deepcopy(config)
+    with out.unlocked():
+        out.model.name = model
+        out.features.kind = feature
+        if feature == "waveform":
+            out.model.input_size = None
+    return out
 
 
 def recipe(*, model: str, feature: str = "mel") -> config_dict.ConfigDict:
@@ -236,3 +244,14 @@ def recipe(*, model: str, feature: str = "mel") -> config_dict.ConfigDict:
     # Test windows stay the study's tiles: overlapping windows helped on one real-music
     # variant and hurt on the other (BUILD_NOTES).
     return config
+
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    """A nested config dict as {'section.key': value}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

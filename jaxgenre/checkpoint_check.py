@@ -7,6 +7,9 @@ parameter tree — is healthy; it is a `UserError` naming the first leaf that di
 found from the step's own metadata before orbax restores anything. A file the operating
 system will not give (permission, I/O error) is a `UserError` naming the file and the
 OS's reason. Nothing here moves or writes anything.
+
+Before any of that, `check_resumable` refuses a work directory whose checkpoints belong
+to another run (another model, features or optimiser): the resume guard.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from configs import base
+from jaxgenre import features, strict_json
 from jaxgenre.errors import UserError
 
 # The small JSON files of a step: orbax's step metadata (read when a manager opens the
@@ -226,3 +231,42 @@ def read_step(step_dir: str, abstract_state, where: str, restore=None):
     if not isinstance(record, dict):
         raise Damaged(f"its record is {type(record).__name__}, not a JSON object")
     return restored["state"], dict(record)
+
+
+# ------------------------------------------------------------- the resume guard
+
+# What the saved train state is made of: a run resumed with other values here cannot
+# restore it (or would silently be another run), so that is refused, naming them.
+STATE_SECTIONS = ("model", "features", "optim")
+
+
+def check_resumable(config, workdir: str) -> None:
+    """A `UserError` when `workdir` holds checkpoints of a run whose `STATE_SECTIONS` or
+    segment length differ from `config`'s, naming the differences; resuming needs the
+    same command (more epochs allowed). Without run.json or checkpoints: nothing to do."""
+    last = os.path.join(workdir, "checkpoints", "last")
+    run_file = os.path.join(workdir, "run.json")
+    if not (os.path.isfile(run_file) and os.path.isdir(last)
+            and any(d.isdigit() for d in os.listdir(last))):
+        return
+    before = strict_json.load(run_file, what="the run's run.json").get("config", {})
+    # A key added since that run.json was written: the run had its default (every
+    # new setting's default is the behaviour from before it), so it still resumes.
+    before = json.loads(base.with_defaults(before).to_json()) if isinstance(before, dict) else {}
+    now = json.loads(config.to_json())
+    keys = tuple(f"{section}." for section in STATE_SECTIONS) + ("data.segment_seconds",)
+    # Of config.features, what the feature spec keeps: a mel run whose n_mfcc changed
+    # computes the same features (and shares their cache entry), so it still resumes.
+    used = {f"features.{k}" for tree in (before, now) if isinstance(tree.get("features"), dict)
+            for k in ("sr", "hop_length",
+                      *features.FeatureSpec.from_config(tree["features"]).identity())}
+    kept = lambda k: k.startswith(keys) and (not k.startswith("features.") or k in used)
+    old = {k: v for k, v in base.flat(before).items() if kept(k)}
+    new = {k: v for k, v in base.flat(now).items() if kept(k)}
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if changed:
+        shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in changed[:4])
+        raise UserError(
+            f"work directory {workdir} holds checkpoints of another run ({shown}"
+            f"{'; ...' if len(changed) > 4 else ''}): give a new --workdir, or the same "
+            f"settings to resume it")

@@ -11,15 +11,14 @@ interrupted grid or k-fold resumes run by run (and a run itself resumes by epoch
 from __future__ import annotations
 
 import copy
-import json
 import os
 from typing import Dict, List, Optional, Tuple
 
-import jax
 import numpy as np
 
 from configs import base
-from jaxgenre import errors, evaluate, features, models, parallel, strict_json, train
+from jaxgenre import (checkpoint_check, evaluate, features, models, parallel,
+                      train)
 from jaxgenre.results import clip_table, repeats, run_files, stats, study
 from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib
@@ -27,16 +26,9 @@ from jaxgenre.data import prepare
 
 
 def model_options(config) -> Dict:
-    """The model's constructor options from `config.model`: its dtype, and for models
-    with depthwise convolutions how they run (`model.depthwise`: 'auto' is 'shifted' on
-    the CPU — 2.5x faster EfficientNetV2-S training there — and XLA's own elsewhere)."""
-    spec = models.get_spec(config.model.name)
-    options = {"dtype": config.model.dtype}
-    if "depthwise" in spec.options:
-        choice = config.model.depthwise
-        options["depthwise"] = (("shifted" if jax.default_backend() == "cpu" else "xla")
-                                if choice == "auto" else choice)
-    return options
+    """`models.constructor_options` of `config.model`."""
+    return models.constructor_options(config.model.name, dtype=config.model.dtype,
+                                      depthwise=config.model.depthwise)
 
 
 def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
@@ -46,7 +38,7 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     run, call `parallel.initialize_distributed` first (launch.py does). `figure_dir`: where
     the per-class feature figure is kept for the other runs of a grid, seeds or folds."""
     config = base.with_defaults(config)  # every setting read as config.section.key
-    check_resumable(config, workdir)
+    checkpoint_check.check_resumable(config, workdir)
     with writer_lib.RunWriter(workdir, tensorboard=config.train.tensorboard) as out:
         data = prepare.prepare_data(config, workdir, on_report=out.data_report)
         out.prepared(prepare.describe(data), config, data.parts["train"].length,
@@ -80,55 +72,6 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
                         figure_dir=figure_dir)
         return {"results": results, "test": test, "state": trained.best_state,
                 "history": trained.history}
-
-
-# What the saved train state is made of: a run resumed with other values here cannot
-# restore it (or would silently be another run), so that is refused, naming them.
-STATE_SECTIONS = ("model", "features", "optim")
-
-
-
-def flat_config(tree: Dict, prefix: str = "") -> Dict:
-    """A nested config dict as {'section.key': value}."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat_config(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def check_resumable(config, workdir: str) -> None:
-    """A `UserError` when `workdir` holds checkpoints of a run whose `STATE_SECTIONS` or
-    segment length differ from `config`'s, naming the differences; resuming needs the
-    same command (more epochs allowed). Without run.json or checkpoints: nothing to do."""
-    last = os.path.join(workdir, "checkpoints", "last")
-    run_file = os.path.join(workdir, "run.json")
-    if not (os.path.isfile(run_file) and os.path.isdir(last)
-            and any(d.isdigit() for d in os.listdir(last))):
-        return
-    before = strict_json.load(run_file, what="the run's run.json").get("config", {})
-    # A key added since that run.json was written: the run had its default (every
-    # new setting's default is the behaviour from before it), so it still resumes.
-    before = json.loads(base.with_defaults(before).to_json()) if isinstance(before, dict) else {}
-    now = json.loads(config.to_json())
-    keys = tuple(f"{section}." for section in STATE_SECTIONS) + ("data.segment_seconds",)
-    # Of config.features, what the feature spec keeps: a mel run whose n_mfcc changed
-    # computes the same features (and shares their cache entry), so it still resumes.
-    used = {f"features.{k}" for tree in (before, now) if isinstance(tree.get("features"), dict)
-            for k in ("sr", "hop_length",
-                      *features.FeatureSpec.from_config(tree["features"]).identity())}
-    kept = lambda k: k.startswith(keys) and (not k.startswith("features.") or k in used)
-    old = {k: v for k, v in flat_config(before).items() if kept(k)}
-    new = {k: v for k, v in flat_config(now).items() if kept(k)}
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if changed:
-        shown = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in changed[:4])
-        raise errors.UserError(
-            f"work directory {workdir} holds checkpoints of another run ({shown}"
-            f"{'; ...' if len(changed) > 4 else ''}): give a new --workdir, or the same "
-            f"settings to resume it")
 
 
 def run(config, workdir: str, figure_dir: Optional[str] = None) -> None:
@@ -216,20 +159,6 @@ def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     return results
 
 
-def cell_config(config, model: str, feature: str):
-    """`config` set to one study cell: that model and feature (`model.pretrained` stays
-    as given: ImageNet weights for the models whose spec has them, as the study
-    fine-tuned those; SpectralCNN has none and trains from scratch). `model.input_size`
-    resizes feature images, so a waveform cell, which has none, leaves it unset."""
-    cell = copy.deepcopy(config)
-    with cell.unlocked():
-        cell.model.name = model
-        cell.features.kind = feature
-        if features.FeatureSpec.from_config(cell.features).is_waveform:
-            cell.model.input_size = None
-    return cell
-
-
 def grid_cells() -> List[Tuple[str, str]]:
     """The study's nine cells (feature by feature, as its tables), then one cell per
     registered model for each feature the study did not train (the waveform)."""
@@ -248,7 +177,8 @@ def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
         cell_dir = os.path.join(workdir, f"{model}_{feature}")
         results[(model, feature)] = _results(
             cell_dir, f"grid cell {model} x {feature}",
-            lambda: run(cell_config(config, model, feature), cell_dir, workdir))
+            lambda: run(base.cell(model=model, feature=feature, config=config), cell_dir,
+                        workdir))
     md, rows = tables_lib.grid_tables(results, config.data.source)
     md += _compare_grid(config, workdir, cells, results)
     shown = [(m, f) for m in study.MODELS for f in study.FEATURES]  # "not run" if absent

@@ -200,3 +200,34 @@ def test_only_the_feature_tour_uses_the_testing_package():
              and not m.startswith("jaxgenre.testing")}
     assert "jaxgenre.testing.signals" in graph  # the package is where it should be
     assert users == {"jaxgenre.feature_summary"}
+
+
+# --- the results package and the feature spec stand apart from training (issue 23) ----
+
+TRAINING_PATH = ("jaxgenre.train", "jaxgenre.steps", "jaxgenre.augment", "jaxgenre.experiments",
+                 "jaxgenre.checkpoint", "jaxgenre.evaluate", "jaxgenre.parallel",
+                 "jaxgenre.data.prepare", "jaxgenre.predict")
+
+
+def reaches(graph: Dict[str, Set[str]], start: str) -> Set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_reach_finder_follows_imports_through_other_modules():
+    graph = {"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a"}}
+    assert reaches(graph, "a") == {"b", "c"} and reaches(graph, "c") == set()
+
+
+def test_results_and_the_feature_spec_import_nothing_of_the_training_path():
+    graph = import_graph(_modules())
+    roots = [m for m in graph if m.startswith(("jaxgenre.results", "jaxgenre.features"))]
+    assert "jaxgenre.results.writer" in roots and "jaxgenre.features.spec" in roots
+    found = {m: sorted(reaches(graph, m) & set(TRAINING_PATH)) for m in roots}
+    assert {m: hit for m, hit in found.items() if hit} == {}

@@ -20,8 +20,8 @@ def test_a_recipe_is_its_study_cell_plus_the_recipe_switches(name):
     config = importlib.import_module(f"configs.{name}").get_config()
     validation.check_config(config)
     study = base.cell(model=RECIPES[name], feature="mel")
-    ours = experiments.flat_config(config.to_dict())
-    theirs = experiments.flat_config(study.to_dict())
+    ours = base.flat(config.to_dict())
+    theirs = base.flat(study.to_dict())
     changed = {k for k in ours if ours[k] != theirs[k]}
     assert {k.split(".")[0] for k in changed} == RECIPE_SECTIONS
     assert {"augment.spec_augment", "optim.schedule", "train.label_smoothing",

@@ -53,7 +53,7 @@ def test_a_cell_with_two_seeds(seeded_grid, cell, capsys):
                                .probabilities, mean)
     # The same cell again: nothing is retrained.
     capsys.readouterr()
-    experiments.run(experiments.cell_config(config, *cell), str(folder))
+    experiments.run(base.cell(model=cell[0], feature=cell[1], config=config), str(folder))
     assert "=== seed" not in capsys.readouterr().out
 
 

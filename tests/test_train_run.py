@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from jaxgenre import experiments
+from jaxgenre import checkpoint_check, experiments
 
 
 def _config(epochs):
@@ -314,14 +314,14 @@ def test_a_run_resumed_with_another_model_or_features_is_refused(whole, tmp_path
         experiments.run_one(changed, str(workdir))
     assert (workdir / "metrics.jsonl").read_text() == metrics  # untouched
     assert not (workdir / "checkpoints" / "damaged").exists()
-    experiments.check_resumable(_config(5), str(workdir))  # more epochs: resumable
+    checkpoint_check.check_resumable(_config(5), str(workdir))  # more epochs: resumable
     other_mfcc = _config(4)
     other_mfcc.features.n_mfcc = 13  # no part of a mel run's features: resumable
-    experiments.check_resumable(other_mfcc, str(workdir))
+    checkpoint_check.check_resumable(other_mfcc, str(workdir))
     other_hop = _config(4)
     other_hop.features.hop_length = 256  # the frames change: refused
     with pytest.raises(errors.UserError, match="features.hop_length: 512 there, 256 here"):
-        experiments.check_resumable(other_hop, str(workdir))
+        checkpoint_check.check_resumable(other_hop, str(workdir))
 
 
 def test_a_run_written_before_a_state_key_existed_still_resumes_and_its_value_is_checked(
@@ -337,8 +337,8 @@ def test_a_run_written_before_a_state_key_existed_still_resumes_and_its_value_is
     run = json.loads((workdir / "run.json").read_text())
     del run["config"]["optim"]["ema_decay"]
     (workdir / "run.json").write_text(json.dumps(run))
-    experiments.check_resumable(_config(5), str(workdir))
+    checkpoint_check.check_resumable(_config(5), str(workdir))
     averaged = _config(5)
     averaged.optim.ema_decay = 0.9
     with pytest.raises(errors.UserError, match=r"optim\.ema_decay: 0\.0 there, 0\.9 here"):
-        experiments.check_resumable(averaged, str(workdir))
+        checkpoint_check.check_resumable(averaged, str(workdir))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxgenre.errors import UserError
@@ -41,6 +42,19 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModel(f"unknown model {name!r}: config.model.name must be one of "
                            f"{', '.join(REGISTRY)}")
     return REGISTRY[name]
+
+
+def constructor_options(name: str, *, dtype: str, depthwise: str
+                        ) -> Dict[str, Any]:
+    """A model's constructor options (`config.model.dtype`, `config.model.depthwise`):
+    its dtype, and for models with depthwise convolutions how they run ('auto': 'shifted'
+    on the CPU — 2.5x faster EfficientNetV2-S training there — XLA's own elsewhere).
+    Training, predict and the benchmarks build their models with these."""
+    options: Dict[str, Any] = {"dtype": dtype}
+    if "depthwise" in get_spec(name).options:
+        options["depthwise"] = ((("shifted" if jax.default_backend() == "cpu" else "xla")
+                                 if depthwise == "auto" else depthwise))
+    return options
 
 
 def create(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
