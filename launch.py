@@ -72,7 +72,8 @@ def main(argv):
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(config_file))[0])
-    from jaxgenre import experiments, validation, workdir_lock
+    from jaxgenre import experiments, validation
+    from jaxgenre.checkpoint import workdir_lock
 
     try:
         validation.check_config(config)

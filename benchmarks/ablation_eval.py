@@ -23,11 +23,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgenre import augment, checkpoint, evaluate, experiments, models, parallel
+from jaxgenre import checkpoint, experiments, models, parallel
+from jaxgenre.training import augment, evaluate
 from jaxgenre.results import metrics
-from jaxgenre import selection
-from jaxgenre import steps as steps_lib
-from jaxgenre import train as train_lib
+from jaxgenre.training import selection
+from jaxgenre.training import steps as steps_lib
+from jaxgenre.training import train as train_lib
 from jaxgenre.data import prepare
 from jaxgenre.models import adapter
 

@@ -13,7 +13,8 @@ import numpy as np
 from jax.sharding import Mesh
 
 from configs import base
-from jaxgenre import augment, models, parallel, steps as steps_lib
+from jaxgenre import models, parallel
+from jaxgenre.training import augment, steps as steps_lib
 from jaxgenre.models import adapter
 
 

@@ -71,7 +71,7 @@ def jax_rate(name: str, shape, batch: int, steps: int, dtype: str, forward_only:
 def augment_ratio(name: str, shape, batch: int, steps: int, dtype: str):
     """(plain, augmented) images per second of the train step on (batch, *shape) features,
     the model's own adapter in both."""
-    from jaxgenre import augment
+    from jaxgenre.training import augment
 
     mesh = parallel.data_mesh()
     everything = augment.Augmentation(gain_db=6.0, freq_masks=2, time_masks=2,

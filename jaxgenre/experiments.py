@@ -17,8 +17,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from configs import base
-from jaxgenre import (checkpoint_check, evaluate, features, models, parallel,
-                      train)
+from jaxgenre import features, models, parallel
+from jaxgenre.checkpoint import check as checkpoint_check
+from jaxgenre.training import evaluate, train
 from jaxgenre.results import clip_table, repeats, run_files, stats, study
 from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib

@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import base
-from jaxgenre import (audio, checkpoint, errors, evaluate, experiments, models, parallel,
-                      strict_json)
+from jaxgenre import audio, checkpoint, errors, experiments, models, parallel, strict_json
+from jaxgenre.training import evaluate
 from jaxgenre.results import metrics
-from jaxgenre import steps as steps_lib
+from jaxgenre.training import steps as steps_lib
 from jaxgenre.data import pipeline
 from jaxgenre.data.cache import FeatureStore
 from jaxgenre.data.folder import AUDIO_EXTENSIONS

@@ -6,7 +6,8 @@ folders are checked where they are opened (`data.sources`), with the same error 
 
 from __future__ import annotations
 
-from jaxgenre import features, models, selection, steps
+from jaxgenre import features, models
+from jaxgenre.training import selection, steps
 from jaxgenre.results import metrics
 from jaxgenre.data import archive, cache, download, fma, sources, splits, synthetic
 from jaxgenre.errors import UserError

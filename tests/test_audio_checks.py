@@ -216,7 +216,7 @@ def test_a_remembered_file_that_fails_to_load_is_named_and_checked_again(tmp_pat
     load fails in one line that says so, and the next open checks and rejects it."""
     import pytest
 
-    from jaxgenre.audio_read import AudioDecodeError
+    from jaxgenre.audio.read import AudioDecodeError
 
     root = write_gtzan_folder(tmp_path / "gtzan")
     home = str(tmp_path / "home")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxgenre import audio, audio_read
+from jaxgenre import audio
+from jaxgenre.audio import read as audio_read
 from jaxgenre.testing import signals
 
 SR = 22050

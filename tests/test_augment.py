@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from configs import base
-from jaxgenre import augment, steps
+from jaxgenre.training import augment, steps
 from jaxgenre.data import pipeline
 from jaxgenre.features import FeatureSpec
 from jaxgenre.models import adapter

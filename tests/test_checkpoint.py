@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxgenre import checkpoint, errors
-from jaxgenre import steps as steps_lib
+from jaxgenre.training import steps as steps_lib
 
 
 def _state(step, value):
@@ -237,7 +237,7 @@ def test_a_file_that_cannot_be_read_is_named_with_its_reason_and_nothing_is_move
                                                                                  monkeypatch):
     """EACCES (a real one: the reads run as `nobody`) on an array file, in training's
     restore and in predict's, and on a step's metadata when the folder is opened."""
-    from jaxgenre import checkpoint_check
+    from jaxgenre.checkpoint import check as checkpoint_check
 
     root = _saved(shared_tmp)
     (array_file,) = [p for p in (root / "last" / "3" / "state" / "d").iterdir()]
@@ -279,7 +279,7 @@ def test_os_errors_in_tensorstore_messages_are_told_from_damage():
     """TensorStore reports a failed read as a ValueError whose text carries the status,
     the file and the OS error code; an I/O error is the disk's, a truncated chunk the
     checkpoint's."""
-    from jaxgenre import checkpoint_check
+    from jaxgenre.checkpoint import check as checkpoint_check
 
     where = "checkpoint 3 in /run/checkpoints/last"
     eio = ValueError('UNKNOWN: Error opening "zarr" driver: Error reading local file '

@@ -144,7 +144,8 @@ def test_feature_summary_writes_summary_and_figure(tmp_path):
 def test_import_jaxgenre_does_not_import_torch_or_tensorflow():
     code = ("import sys, jaxgenre, jaxgenre.audio, jaxgenre.features, jaxgenre.feature_summary, "
             "jaxgenre.models, jaxgenre.models.torchvision_port, jaxgenre.data.prepare, "
-            "jaxgenre.train, jaxgenre.predict, jaxgenre.experiments, jaxgenre.results.writer, "
+            "jaxgenre.training.train, jaxgenre.predict, jaxgenre.experiments, "
+            "jaxgenre.results.writer, "
             "jaxgenre.results.tensorboard; jaxgenre.results.tensorboard.load();"
             "bad = [m for m in ('torch', 'tensorflow', 'torchvision') if m in sys.modules];"
             "print(bad); sys.exit(1 if bad else 0)")

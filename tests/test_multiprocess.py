@@ -103,7 +103,7 @@ def test_a_refused_process_0_stops_every_process_with_its_line(tmp_path):
     and wait there for a process 0 that has gone)."""
     workdir, port = tmp_path / "held", _free_port()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from jaxgenre import workdir_lock; "
+        [sys.executable, "-c", "import sys; from jaxgenre.checkpoint import workdir_lock; "
          f"workdir_lock.hold({str(workdir)!r}); print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     procs = []

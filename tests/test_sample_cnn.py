@@ -75,7 +75,7 @@ def test_sample_cnn_learns_two_tones():
     P(≥ 58 | p = 0.5) < 1e-11). Measured: loss 0.69 → 0.34, 64 of 64, after 12 steps."""
     
     from jaxgenre import parallel
-    from jaxgenre import steps as steps_lib
+    from jaxgenre.training import steps as steps_lib
 
     model = models.create("sample_cnn", 2)
     optim = base.with_defaults({"optim": {

@@ -9,7 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxgenre import experiments, selection
+from jaxgenre import experiments
+from jaxgenre.training import selection
 
 # Four epochs: accuracy saturates at epoch 2 and again at 4; the loss falls throughout
 # but for epoch 3.

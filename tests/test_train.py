@@ -12,8 +12,9 @@ import pytest
 
 from configs import base
 
-from jaxgenre import augment, models, parallel
-from jaxgenre import steps as steps_lib
+from jaxgenre import models, parallel
+from jaxgenre.training import augment
+from jaxgenre.training import steps as steps_lib
 from jaxgenre.models import adapter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,7 +109,7 @@ for n in (2, 4, 8):
     np.testing.assert_allclose(pr1, prn, atol=1e-5)
 # With every on-device augmentation (gain, SpecAugment, mixup across device boundaries,
 # label smoothing): 8 devices still compute what 1 does.
-from jaxgenre import augment
+from jaxgenre.training import augment
 everything = augment.Augmentation(gain_db=6.0, freq_masks=2, time_masks=2, mixup_alpha=1.0,
                                   label_smoothing=0.1)
 augmented = {}

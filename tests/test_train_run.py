@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from configs import base
-from jaxgenre import checkpoint_check, experiments
+from jaxgenre import experiments
+from jaxgenre.checkpoint import check as checkpoint_check
 
 
 def _config(epochs):

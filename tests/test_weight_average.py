@@ -9,8 +9,9 @@ import optax
 import pytest
 
 from configs import base
-from jaxgenre import checkpoint, errors, models, parallel, validation, weight_average
-from jaxgenre import steps as steps_lib
+from jaxgenre import checkpoint, errors, models, parallel, validation
+from jaxgenre.training import weight_average
+from jaxgenre.training import steps as steps_lib
 from jaxgenre.models import adapter
 
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 from ml_collections import config_dict
 
-from jaxgenre import models, train
+from jaxgenre import models
+from jaxgenre.training import train
 from jaxgenre.models import torchvision_port
 from jaxgenre.testing import torch_reference
 

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from jaxgenre import errors, workdir_lock
+from jaxgenre import errors
+from jaxgenre.checkpoint import workdir_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_a_live_run_is_named_and_a_killed_ones_lock_is_taken_over(tmp_path):
     workdir = str(tmp_path / "run")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from jaxgenre import workdir_lock; "
+        [sys.executable, "-c", "import sys; from jaxgenre.checkpoint import workdir_lock; "
          f"workdir_lock.hold({workdir!r}); print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -98,7 +99,7 @@ def test_a_workdir_removed_under_a_live_run_stops_that_run_at_its_next_save(tmp_
     import jax.numpy as jnp
 
     from jaxgenre import checkpoint
-    from jaxgenre import steps as steps_lib
+    from jaxgenre.training import steps as steps_lib
 
     workdir = tmp_path / "run"
     state = steps_lib.TrainState(step=jnp.asarray(1, jnp.int32), params={"w": jnp.zeros(3)},
@@ -114,7 +115,7 @@ def test_a_workdir_removed_under_a_live_run_stops_that_run_at_its_next_save(tmp_
             workdir_lock.check(str(workdir))
         # A second run takes the folder (a new .lock), as nothing else can stop it ...
         taker = subprocess.run(
-            [sys.executable, "-c", "from jaxgenre import workdir_lock; "
+            [sys.executable, "-c", "from jaxgenre.checkpoint import workdir_lock; "
              f"workdir_lock.hold({str(workdir)!r}); print('taken')"],
             cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert taker.stdout.strip() == "taken", taker.stderr

@@ -28,7 +28,7 @@ import threading
 from typing import Dict, List, Optional, Tuple
 
 from jaxgenre import audio, strict_json
-from jaxgenre.audio_read import AudioDecodeError
+from jaxgenre.audio.read import AudioDecodeError
 from jaxgenre.data import download
 
 VERSION = 1

@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from jaxgenre import augment as augment_lib
-from jaxgenre import parallel, weight_average
+from jaxgenre.training import augment as augment_lib
+from jaxgenre import parallel
+from jaxgenre.training import weight_average
 from jaxgenre.errors import UserError
 
 Batch = Dict[str, jax.Array]

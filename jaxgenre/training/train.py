@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxgenre import (augment, checkpoint, evaluate, faults, models, parallel, selection,
-                      steps as steps_lib)
+from jaxgenre import checkpoint, faults, models, parallel
+from jaxgenre.training import augment, evaluate, selection, steps as steps_lib
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.errors import UserError

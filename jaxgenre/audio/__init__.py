@@ -36,8 +36,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from jaxgenre import audio_read
-from jaxgenre.audio_read import (MAX_CHANNELS, MAX_SR, MIN_SR, AudioDecodeError,  # noqa: F401
+from jaxgenre.audio import read as audio_read
+from jaxgenre.audio.read import (MAX_CHANNELS, MAX_SR, MIN_SR, AudioDecodeError,  # noqa: F401
                                  AudioInfo)
 
 DEFAULT_SR = 22050

@@ -28,7 +28,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from jaxgenre import errors
-from jaxgenre.audio_blocks import Blocks
+from jaxgenre.audio.blocks import Blocks
 
 # Sample rates a file may declare: telephone-grade 1 kHz-ish sources up to DXD-class
 # 768 kHz. Anything else is a damaged header (a flipped bit made one 537 MHz), and

@@ -34,9 +34,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import jax
 import orbax.checkpoint as ocp
 
-from jaxgenre import checkpoint_check as check
-from jaxgenre import faults, workdir_lock
-from jaxgenre.checkpoint_check import Damaged, brief  # noqa: F401 - brief: public here too
+from jaxgenre.checkpoint import check
+from jaxgenre import faults
+from jaxgenre.checkpoint import workdir_lock
+from jaxgenre.checkpoint.check import Damaged, brief  # noqa: F401 - brief: public here too
 from jaxgenre.errors import UserError
 
 
