@@ -1,5 +1,5 @@
 """One depthwise 3x3 convolution: XLA's grouped convolution (`nn.Conv` with
-`feature_group_count = channels`) against jaxgenre's CPU `layers.DepthwiseConv`
+`feature_group_count = channels`) against jaxgenre's CPU `cpu_ops.DepthwiseConv`
 (shifted multiply-adds), forward and gradients, with XLA's FLOP counts.
 
     python benchmarks/depthwise.py [--shape=32x64x64x96] [--repeats=3]
@@ -26,7 +26,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import common  # noqa: E402
-from jaxgenre.models import layers  # noqa: E402
+from jaxgenre.models import cpu_ops, layers  # noqa: E402
 
 
 def grouped(channels: int) -> nn.Module:
@@ -42,7 +42,7 @@ def main() -> None:
     shape = tuple(int(v) for v in args.shape.split("x"))
     x = jax.random.normal(jax.random.PRNGKey(0), shape)
     modules = {"grouped lax conv": grouped(shape[-1]),
-               "DepthwiseConv": layers.DepthwiseConv(3, padding=1)}
+               "DepthwiseConv": cpu_ops.DepthwiseConv(3, padding=1)}
     variables = modules["grouped lax conv"].init(jax.random.PRNGKey(1), x)
     print(f"depthwise 3x3, input {args.shape}, {jax.devices()[0].platform}, "
           f"{len(os.sched_getaffinity(0))} cores; ms per call (XLA GFLOP)")

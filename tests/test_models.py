@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from jaxgenre import models
-from jaxgenre.models import adapter, torchvision_port
+from jaxgenre.models import adapter, cpu_ops, torchvision_port
 from jaxgenre.testing import torch_reference
 
 torchvision = torch_reference.import_torchvision()
@@ -213,7 +213,7 @@ def test_adapter_shapes_and_normalisations():
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_cpu_depthwise_conv_equals_a_grouped_lax_conv_with_gradients(stride):
-    """layers.DepthwiseConv (shifted multiply-adds, used on CPU) against flax's grouped
+    """cpu_ops.DepthwiseConv (shifted multiply-adds, used on CPU) against flax's grouped
     nn.Conv: same initial kernel, same output and same gradients, odd and even sizes."""
     import flax.linen as nn
 
@@ -228,7 +228,7 @@ def test_cpu_depthwise_conv_equals_a_grouped_lax_conv_with_gradients(stride):
     class Shifted(nn.Module):
         @nn.compact
         def __call__(self, x):
-            return layers.DepthwiseConv(3, stride=stride, padding=1, name="dw")(x)
+            return cpu_ops.DepthwiseConv(3, stride=stride, padding=1, name="dw")(x)
 
     for shape in ((2, 17, 20, 24), (2, 16, 16, 24)):
         x = jax.random.normal(KEY, shape)
