@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgenre import checkpoint, experiments, models, parallel
+from jaxgenre import checkpoint, models, parallel
 from jaxgenre.training import augment, evaluate
 from jaxgenre.results import metrics
 from jaxgenre.training import selection
@@ -88,7 +88,7 @@ def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict
              for overlap in sorted({e[1] for e in EVALS})}
     data = parts[0.0]
     model = models.create(config.model.name, len(data.class_names),
-                          **experiments.model_options(config))
+                          **models.constructor_options(config.model))
     adapt = adapter.for_model(config.model, data.feature)
     segs = train_lib.epoch_segments(config, data, 0)
     tx = steps_lib.create_optimizer(config.optim, len(segs) // config.train.batch_size

@@ -30,9 +30,8 @@ def setup(model_name: str, input_shape: Tuple[int, ...], mesh: Mesh, *,
     """A replicated train state for one example of `input_shape` (after `adapt`, if
     given, which the steps then apply to every batch) and the steps compiled for `mesh`,
     with `augmentation` in the train step if given."""
-    depthwise = base.with_defaults({"model": {"name": model_name}}).model.depthwise
-    model = models.create(model_name, 10, **models.constructor_options(
-        model_name, dtype=dtype, depthwise=depthwise))
+    model_config = base.with_defaults({"model": {"name": model_name, "dtype": dtype}}).model
+    model = models.create(model_name, 10, **models.constructor_options(model_config))
     optim = base.with_defaults({"optim": {"name": "adam", "learning_rate": 1e-3,
                                           "weight_decay": 0.0, "schedule": "constant"}}).optim
     tx = steps_lib.create_optimizer(optim, 100)

@@ -2,7 +2,7 @@
 # The study grid on a lent GPU machine, every cell at once: one launch.py process per
 # cell (the cells of one feature share its cache; whichever process gets there first
 # writes it, entries are renamed into place so a race only repeats work). Each process
-# runs exactly what `configs/study_grid.py` runs for that cell (`experiments.cell_config`
+# runs exactly what `configs/study_grid.py` runs for that cell (`configs/base.cell`
 # sets only model.name and features.kind).
 #
 #   bash benchmarks/gpu_grid.sh OUTDIR SECONDS [launch.py overrides...]

@@ -25,7 +25,7 @@ xla_cpu.apply_cpu_flags()
 
 import numpy as np  # noqa: E402
 
-from jaxgenre import predict
+from jaxgenre import predict  # noqa: E402
 from jaxgenre.training import evaluate  # noqa: E402
 from jaxgenre.results import metrics  # noqa: E402
 from jaxgenre.data import pipeline, prepare  # noqa: E402

@@ -18,7 +18,7 @@ with that figure.
 
 --augment instead times, in one run, jaxgenre's train step on mel features
 (batch, 128, frames) plain and with every on-device augmentation on (gain, SpecAugment,
-mixup, label smoothing: `jaxgenre/augment.py`), and prints the ratio; random crops are
+mixup, label smoothing: `jaxgenre/training/augment.py`), and prints the ratio; random crops are
 cut on the host and cost the step nothing.
 """
 

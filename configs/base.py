@@ -128,7 +128,7 @@ def get_config() -> config_dict.ConfigDict:
     config.optim.schedule = "constant"  # constant | cosine | warmup_cosine
     config.optim.warmup_fraction = 0.05  # warmup_cosine: linear warm-up over this share of steps
     # > 0: validation, test and predict use an exponential moving average of the weights
-    # (jaxgenre/weight_average.py). The decay warms up as min(ema_decay, (1+n)/(10+n))
+    # (jaxgenre/training/weight_average.py). The decay warms up as min(ema_decay, (1+n)/(10+n))
     # after n steps, so it binds only after ~9/(1-ema_decay) steps (0.99: 891); before
     # that the average spans about the last n/9 steps. BatchNorm's running statistics
     # are the current weights', not averaged.
@@ -151,12 +151,12 @@ def get_config() -> config_dict.ConfigDict:
     # also loses that epoch. False: every save is on disk before training goes on.
     config.train.async_checkpoints = True
     config.train.label_smoothing = 0.0
-    # Which epoch is kept as the best (jaxgenre/selection.py): "accuracy" (the study's:
+    # Which epoch is kept as the best (jaxgenre/training/selection.py): "accuracy" (the study's:
     # the first epoch reaching the highest validation clip accuracy), "accuracy_loss"
     # (ties broken by the lower validation log-loss), "loss" or "last".
     config.train.select = "accuracy"
 
-    # Training-time augmentation (jaxgenre/augment.py), all off: the study used none.
+    # Training-time augmentation (jaxgenre/training/augment.py), all off: the study used none.
     # configs/recipe_*.py turn on what the ablation in BUILD_NOTES.md found worth it.
     config.augment = config_dict.ConfigDict()
     # Each epoch cuts every training window at a random position in its clip instead of

@@ -26,12 +26,6 @@ from jaxgenre.results import writer as writer_lib
 from jaxgenre.data import prepare
 
 
-def model_options(config) -> Dict:
-    """`models.constructor_options` of `config.model`."""
-    return models.constructor_options(config.model.name, dtype=config.model.dtype,
-                                      depthwise=config.model.depthwise)
-
-
 def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     """Trains `config.model` on `config.data` / `config.features`, keeps the best
     validation checkpoint, tests it, and writes every output into `workdir` (see
@@ -45,7 +39,7 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
         out.prepared(prepare.describe(data), config, data.parts["train"].length,
                      data.class_names)
         model = models.create(config.model.name, len(data.class_names),
-                              **model_options(config))
+                              **models.constructor_options(config.model))
         trained = train.train(config, data, model, workdir=workdir, writer=out)
         test = evaluate.evaluate_part(trained.steps.predict, trained.best_state, data.store,
                                       data.parts["test"], batch_size=config.eval.batch_size,

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import base
-from jaxgenre import audio, checkpoint, errors, experiments, models, parallel, strict_json
+from jaxgenre import audio, checkpoint, errors, models, parallel, strict_json
 from jaxgenre.training import evaluate
 from jaxgenre.results import metrics
 from jaxgenre.training import steps as steps_lib
@@ -63,7 +63,7 @@ class Predictor:
         self.mesh = parallel.data_mesh()
         model_cfg = self.config.model
         model = models.create(model_cfg.name, len(self.class_names),
-                              **experiments.model_options(self.config))  # as training
+                              **models.constructor_options(model_cfg))  # as training
         adapt = adapter.for_model(model_cfg, self.feature)
         tx = steps_lib.create_optimizer(self.config.optim, 1)  # the saved state's structure
         sample = jnp.zeros((1,) + self.feature.example_shape(self.segment_frames))

@@ -12,7 +12,7 @@ Every step is exact blockwise, so the result equals librosa.load's to the bit:
   bit (measured: 763 cases, 1-3 channels, 1 kHz-768 kHz, 1 to 1.3 M frames, blocks of
   999 to 262144 frames; `tests/test_audio_limits.py` holds it to librosa.load exactly).
 
-`audio_read` feeds it; nothing else imports this module.
+`audio.read` feeds it; nothing else imports this module.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ fallback second, each reading no more than asked and never trusting a header's l
 - A header is checked (sample rate, channels) before a single sample is read.
 - libsndfile is read block by block (`BLOCK_SAMPLES` samples a read), so a header that
   declares more than the data holds (a FLAC claiming 36 days) never sizes an allocation:
-  memory follows the audio decoded. Each block goes through `audio_blocks.Blocks` as it
+  memory follows the audio decoded. Each block goes through `blocks.Blocks` as it
   is read: checked for NaN/inf, mixed down (mono) and resampled (a soxr stream), exactly
   as `load_audio` treats the whole, so memory follows the output (twice it while the
   parts are joined, plus one block), whatever the file's rate and channel count. A stream

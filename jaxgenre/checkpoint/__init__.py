@@ -7,7 +7,7 @@ validation accuracy so far). Training saves at the end of epochs, so a resumed r
 restarts at the epoch after the newest checkpoint; since each epoch's batches depend
 only on (seed, epoch), it ends exactly where an uninterrupted run would.
 
-Restoring is not repairing (`checkpoint_check` tells the cases apart before anything is
+Restoring is not repairing (`checkpoint.check` tells the cases apart before anything is
 read or moved): only a checkpoint whose bytes or JSON cannot be read is damaged. In
 training such a step is moved aside into `checkpoints/damaged/` (kept for inspection,
 named in a one-line warning) and the one before it is used, so the run goes on and later
@@ -124,7 +124,7 @@ class Checkpoints:
 
     @staticmethod
     def _read(manager, step: int, abstract_state) -> Tuple[Any, Dict]:
-        """(state, record) of `step`, checked first (`checkpoint_check.read_step`)."""
+        """(state, record) of `step`, checked first (`check.read_step`)."""
         return check.read_step(
             os.path.join(str(manager.directory), str(step)), abstract_state,
             f"checkpoint {step} in {manager.directory}",

@@ -44,16 +44,16 @@ def get_spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
-def constructor_options(name: str, *, dtype: str, depthwise: str
-                        ) -> Dict[str, Any]:
-    """A model's constructor options (`config.model.dtype`, `config.model.depthwise`):
-    its dtype, and for models with depthwise convolutions how they run ('auto': 'shifted'
-    on the CPU — 2.5x faster EfficientNetV2-S training there — XLA's own elsewhere).
-    Training, predict and the benchmarks build their models with these."""
-    options: Dict[str, Any] = {"dtype": dtype}
-    if "depthwise" in get_spec(name).options:
+def constructor_options(model_config) -> Dict[str, Any]:
+    """The constructor options `config.model` asks for: its dtype, and for models with
+    depthwise convolutions how they run (`model.depthwise`; 'auto': 'shifted' on the CPU
+    — 2.5x faster EfficientNetV2-S training there — XLA's own elsewhere). Training,
+    predict and the benchmarks build their models with these."""
+    options: Dict[str, Any] = {"dtype": model_config.dtype}
+    if "depthwise" in get_spec(model_config.name).options:
+        choice = model_config.depthwise
         options["depthwise"] = ((("shifted" if jax.default_backend() == "cpu" else "xla")
-                                 if depthwise == "auto" else depthwise))
+                                 if choice == "auto" else choice))
     return options
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Tuple
 
-from jaxgenre import models
 from jaxgenre.results import paired, registry
 from jaxgenre.results import study as study_data
 
@@ -70,6 +69,8 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
     """The grid's clip-level test figures as the study's tables: (markdown lines, CSV rows),
     each cell beside the study's figure in brackets; an undefined figure (null in a
     cell's results.json) is n/a in the markdown and an empty CSV field."""
+    from jaxgenre import models  # display names; compare and ensemble need no jax
+
     rows, md = [], [f"# The study's grid, on {data_source} data",
                     "", "Each cell: jaxgenre's test figure (clip level; mean ± std where a cell "
                     "has several seeds or folds), and the study's in brackets (GTZAN, its "
