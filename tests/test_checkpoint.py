@@ -49,6 +49,26 @@ def test_last_k_best_and_fallback_from_a_damaged_checkpoint(tmp_path):
     ckpt.close()
 
 
+def test_orbax_still_writes_the_files_the_checks_read(tmp_path):
+    """The file names the damage checks read (`check.JSON_FILES`, orbax's and ours) are
+    pinned in one place; this fails when an orbax upgrade moves or renames them."""
+    import json
+
+    from jaxgenre.checkpoint import check
+
+    ckpt = checkpoint.Checkpoints(str(tmp_path), keep=2, use_async=False)
+    ckpt.save(_state(1, 1.0), {"epoch": 1, "best_valid_accuracy": 0.5}, best=True)
+    ckpt.close()
+    for kind in ("last", "best"):
+        step = tmp_path / "checkpoints" / kind / "1"
+        present = [name for name in check.JSON_FILES if (step / name).is_file()]
+        expected = [n for n in check.JSON_FILES if kind == "best" or "metrics" not in n]
+        assert present == expected, (kind, sorted(str(p.relative_to(step))
+                                                  for p in step.rglob("*")))
+        for name in present:
+            assert isinstance(json.loads((step / name).read_text()), dict), name
+
+
 def test_restore_step_reads_one_kept_epoch_from_last_or_best_and_names_a_missing_one(tmp_path):
     ckpt = checkpoint.Checkpoints(str(tmp_path), keep=2)
     for step in (1, 2, 3, 4):  # last keeps 3 and 4; best keeps 1 and 2 (ranked by epoch)
