@@ -43,6 +43,12 @@ _TRANSFORMS = {"mel": transforms.melspectrogram_db, "spec": transforms.spectrogr
                "mfcc": transforms.mfcc, "waveform": transforms.waveform}
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise UserError(f"unknown feature kind {kind!r} (config.features.kind); "
+                        f"expected one of {', '.join(KINDS)}")
+
+
 def known_keys() -> Tuple[str, ...]:
     """Every key `config.features` may hold: validation rejects the others."""
     return tuple(sorted(set(SHARED).union(*PARAMETERS.values())))
@@ -59,9 +65,7 @@ class FeatureSpec:
     params: Tuple[Tuple[str, Any], ...] = ()
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise UserError(f"unknown feature kind {self.kind!r} (config.features.kind); "
-                            f"expected one of {', '.join(KINDS)}")
+        _check_kind(self.kind)
         for name in ("sr", "hop_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -80,9 +84,7 @@ class FeatureSpec:
         an older run.json, or `{"kind": "mel", "ref": "max"}`): its kind plus only the keys
         that kind's transform takes. A missing key is the transform's (librosa's) default."""
         kind = features["kind"]
-        if kind not in KINDS:
-            raise UserError(f"unknown feature kind {kind!r} (config.features.kind); "
-                            f"expected one of {', '.join(KINDS)}")
+        _check_kind(kind)  # before PARAMETERS[kind] below
         unknown = sorted(set(features) - set(known_keys()))
         if unknown:
             raise UserError(f"config.features has no key {', '.join(unknown)}; the keys are "

@@ -19,6 +19,7 @@ its checkpoint's, which it trains again; a run that restarts from scratch, from 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -93,7 +94,7 @@ class EventWriter:
 
         with open(png_path, "rb") as f:
             data = f.read()
-        with Image.open(png_path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             channels = len(image.getbands())
         picture = self._summary_pb2.Summary.Image(height=height, width=width,

@@ -175,8 +175,7 @@ def repeats_summary(results: Dict, workdir: str, title: str, unit: str) -> None:
 def grid_tables(md: List[str], rows: List[Dict], confusion_cells: Dict, workdir: str) -> None:
     """The grid's results.md, results.csv and confusion_grid.png, and the tables printed."""
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "results.md"), "w") as f:
-            f.write("\n".join(md))
+        strict_json.write_text(os.path.join(workdir, "results.md"), "\n".join(md))
         with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
             table = csv.DictWriter(f, fieldnames=list(rows[0]))
             table.writeheader()
