@@ -247,17 +247,20 @@ def test_cpu_depthwise_conv_equals_a_grouped_lax_conv_with_gradients(stride):
     (3, 2, 1, (2, 8, 8, 2)),
     (2, 2, 0, (2, 8, 7, 4)),    # SpectralCNN's pool, a ragged edge dropped
 ])
-def test_max_pool_and_its_gradient_equal_torch_with_ties(window, stride, padding, shape):
-    """layers.max_pool against torch.nn.functional.max_pool2d: same output, and the
-    gradient goes to the same (first) maximum where a window holds several — ReLU
-    outputs are full of tied zeros, and a block of equal positive values is added."""
+@pytest.mark.parametrize("cpu_ops", [True, False])
+def test_max_pool_and_its_gradient_equal_torch_with_ties(window, stride, padding, shape,
+                                                         cpu_ops):
+    """layers.max_pool against torch.nn.functional.max_pool2d, both ways (the CPU's
+    written-out gradient and XLA's own): same output, and the gradient goes to the same
+    (first) maximum where a window holds several — ReLU outputs are full of tied zeros,
+    and a block of equal positive values is added."""
     from jaxgenre.models import layers
 
     rng = np.random.default_rng(0)
     x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
     x[0, :3, :3, 0] = 1.0
-    y, vjp = jax.vjp(lambda a: layers.max_pool(a, window, stride=stride, padding=padding),
-                     jnp.asarray(x))
+    y, vjp = jax.vjp(lambda a: layers.max_pool(a, window, stride=stride, padding=padding,
+                                               cpu_ops=cpu_ops), jnp.asarray(x))
     g = rng.standard_normal(y.shape).astype(np.float32)
     (dx,) = vjp(jnp.asarray(g))
 

@@ -61,8 +61,8 @@ def test_logits_and_stage_outputs_equal_torchvision(arch, shape):
     variables = torchvision_port.convert(reference.state_dict(), arch)
     # EfficientNetV2-S's depthwise convolutions both ways: XLA's grouped convolution
     # (GPU/TPU) at 224 x 224, the CPU's shifted copies on whole clips.
-    options = ({"depthwise": "shifted" if shape[2] == 1292 else "xla"}
-               if "depthwise" in models.get_spec(arch).options else {})
+    options = ({"cpu_ops": shape[2] == 1292}
+               if "cpu_ops" in models.get_spec(arch).options else {})
     model = models.create(arch, 1000, **options)
     with jax.default_matmul_precision("highest"):
         logits, state = jax.jit(lambda v, x: model.apply(v, x, train=False,
@@ -96,10 +96,11 @@ def test_training_mode_batchnorm_follows_torch_momentum():
                                        err_msg=f"{module}.{ours}")
 
 
-def test_training_mode_gradients_equal_torchvision():
-    """One training-mode backward pass of ResNet-18 against torch autograd, the max
-    pool's hand-written gradient (layers.max_pool) included; the stem's ReLU zeros
-    give the pool tied windows.
+@pytest.mark.parametrize("cpu_ops", [True, False])
+def test_training_mode_gradients_equal_torchvision(cpu_ops):
+    """One training-mode backward pass of ResNet-18 against torch autograd, with the max
+    pool's hand-written gradient (`cpu_ops`, layers.max_pool) and with XLA's own; the
+    stem's ReLU zeros give the pool tied windows.
 
     The input matters: where two values of a pool window lie within rounding of each
     other, or a ReLU input within rounding of zero, float32 rounding decides where a
@@ -121,7 +122,7 @@ def test_training_mode_gradients_equal_torchvision():
                  **{name: p.grad for name, p in reference.named_parameters()}}
     expected = torchvision_port.convert(grad_dict, "resnet18")["params"]
 
-    model = models.create("resnet18", 10)
+    model = models.create("resnet18", 10, cpu_ops=cpu_ops)
 
     def loss(params):
         logits, _ = model.apply({**variables, "params": params}, x, train=True,

@@ -7,18 +7,15 @@ validation accuracy so far). Training saves at the end of epochs, so a resumed r
 restarts at the epoch after the newest checkpoint; since each epoch's batches depend
 only on (seed, epoch), it ends exactly where an uninterrupted run would.
 
-Restoring is not repairing (`checkpoint.check` tells the cases apart before anything is
-read or moved): only a checkpoint whose bytes or JSON cannot be read is damaged. In
-training such a step is moved aside into `checkpoints/damaged/` (kept for inspection,
-named in a one-line warning) and the one before it is used, so the run goes on and later
-saves of the same step succeed; the same holds for the best checkpoints (the two best
-are kept, so there is one to fall back to). A checkpoint of another model (a changed
-shape, dtype or parameter tree) and a file the OS will not give (permission, I/O) are
-one-line `UserError`s, with nothing moved. `restore_best(workdir, ...)`, what predict
-uses, only reads: a damaged step is skipped, never moved. Orbax writes each step under a
-temporary name and renames it when complete, so a save cut off by a kill leaves the
-steps before it readable. Every save first checks that this run still holds its work
-directory (`workdir_lock.check_everywhere`).
+This module is the policy: which steps are kept, which one a run resumes from or
+serves, and what a failed write tells the user. Restoring is not repairing:
+`checkpoint.check` tells a damaged step (bytes or JSON that cannot be read) from another
+model's or an unreadable one before anything is read, and `checkpoint.repair` decides
+what happens to a damaged one — set aside in training, skipped by predict (the two best
+are kept, so there is one to fall back to). Orbax writes each step under a temporary
+name and renames it when complete, so a save cut off by a kill leaves the steps before
+it readable. Every save first checks that this run still holds its work directory
+(`workdir_lock.check_everywhere`).
 """
 
 from __future__ import annotations
@@ -27,17 +24,16 @@ import contextlib
 import os
 import re
 import shutil
-import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
 
-from jaxgenre.checkpoint import check
 from jaxgenre import faults
-from jaxgenre.checkpoint import workdir_lock
-from jaxgenre.checkpoint.check import Damaged, brief  # noqa: F401 - brief: public here too
+from jaxgenre.checkpoint import repair, workdir_lock
+from jaxgenre.checkpoint.check import brief  # noqa: F401 - public here too
+from jaxgenre.checkpoint.repair import steps_in  # noqa: F401 - public here too
 from jaxgenre.errors import UserError
 
 
@@ -59,7 +55,7 @@ class Checkpoints:
         root = os.path.abspath(os.path.join(workdir, "checkpoints"))
         self.root = root
         for name in ("last", "best"):  # orbax reads these files as soon as it opens a folder
-            self._screen(os.path.join(root, name))
+            repair.screen(root, os.path.join(root, name), warn)
         # Both managers may save the same step; in a multi-process run their barriers
         # (named after the step) must not collide, hence one key prefix each.
         sync = lambda name: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
@@ -122,79 +118,9 @@ class Checkpoints:
                             f"--workdir) and run the same command again; it resumes from the "
                             f"newest complete checkpoint") from None
 
-    @staticmethod
-    def _read(manager, step: int, abstract_state) -> Tuple[Any, Dict]:
-        """(state, record) of `step`, checked first (`check.read_step`)."""
-        return check.read_step(
-            os.path.join(str(manager.directory), str(step)), abstract_state,
-            f"checkpoint {step} in {manager.directory}",
-            restore=lambda args: manager.restore(step, args=args))
-
-    def _restore(self, manager, abstract_state, copies=None) -> Optional[Tuple[Any, Dict]]:
-        """The newest readable step of `manager`; a damaged one is set aside and, when
-        `copies` (another manager) holds the same step, that copy is read instead.
-        Another model's checkpoint or an unreadable file: a `UserError`, nothing moved."""
-        for step in sorted(manager.all_steps(), reverse=True):
-            try:
-                return self._read(manager, step, abstract_state)
-            except Damaged as e:  # set it aside, try the one before
-                moved = self._set_aside(str(manager.directory), step, manager)
-                copy = copies is not None and step in copies.all_steps()
-                self.warn(f"checkpoint {step} in {manager.directory} cannot be restored "
-                          f"({e}); moved to {moved}; "
-                          + (f"reading the same step in {copies.directory}" if copy
-                             else "trying the one before it"))
-                if copy:
-                    try:
-                        return self._read(copies, step, abstract_state)
-                    except Damaged:  # damaged there too: its own restore sets it aside
-                        pass
-        return None
-
-    def _screen(self, directory: str) -> None:
-        """Sets aside every step in `directory` whose small JSON files (orbax's step
-        metadata, the record, the best's metrics) do not parse: orbax reads them when a
-        manager opens the folder, and one damaged file would stop the run there. A file
-        the OS refuses is a `UserError` (nothing moved)."""
-        for step in sorted(steps_in(directory)):
-            where = f"checkpoint {step} in {directory}"
-            step_dir = os.path.join(directory, str(step))
-            check.check_readable(step_dir, where)
-            try:
-                check.screen_json(step_dir, where)
-            except Damaged as e:
-                moved = self._set_aside(directory, step)
-                self.warn(f"{where} cannot be read ({e}); moved to {moved}")
-
-    def _set_aside(self, directory: str, step: int, manager=None) -> str:
-        """Moves step `step` of `directory` to `checkpoints/damaged/<last|best>_<step>_<time>`
-        (so that the step can be saved again), refreshes `manager`'s view of the folder,
-        and returns where it went. In a multi-process run only process 0 moves it; the
-        others wait for it."""
-        source = os.path.join(directory, str(step))
-        target = os.path.join(self.root, "damaged", f"{os.path.basename(directory)}_{step}_"
-                                                    f"{time.strftime('%Y%m%dT%H%M%S')}")
-        while os.path.exists(target):  # the same step damaged twice within a second
-            target += "+"
-        if jax.process_index() == 0 and os.path.isdir(source):
-            try:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.replace(source, target)
-            except OSError as e:
-                raise UserError(f"checkpoint {step} in {directory} is damaged and cannot be "
-                                f"moved to {target} ({e.strerror}): move or delete it "
-                                f"yourself and run again") from None
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.sync_global_devices(f"jaxgenre_set_aside_{step}")
-        if manager is not None:
-            manager.reload()
-        return target
-
     def restore_latest(self, abstract_state) -> Optional[Tuple[Any, Dict]]:
         """(state, record) of the newest readable checkpoint, or None."""
-        return self._restore(self.last, abstract_state)
+        return repair.newest_repaired(self.root, self.last, abstract_state, self.warn)
 
     def restore_step(self, step: int, abstract_state) -> Tuple[Any, Dict]:
         """(state, record) of `step` as kept in `last` (or `best`), checked first: for
@@ -205,7 +131,7 @@ class Checkpoints:
             self.best.wait_until_finished()
         for manager in (self.last, self.best):
             if step in manager.all_steps():
-                return self._read(manager, step, abstract_state)
+                return repair.read_managed(manager, step, abstract_state)
         raise UserError(f"checkpoint {step} is not kept under {self.root} (steps there: "
                         f"{sorted(set(self.last.all_steps()) | set(self.best.all_steps()))})")
 
@@ -217,7 +143,8 @@ class Checkpoints:
         with self._writes_reported():
             self.last.wait_until_finished()
             self.best.wait_until_finished()
-        return self._restore(self.best, abstract_state, copies=self.last)
+        return repair.newest_repaired(self.root, self.best, abstract_state, self.warn,
+                                      copies=self.last)
 
     def close(self) -> None:
         with self._writes_reported():
@@ -253,18 +180,6 @@ def abstract(state):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
-def steps_in(directory: str) -> List[int]:
-    """The steps saved in `directory`, newest first ([] when it is not there); a folder
-    the OS will not list is a `UserError`."""
-    if not os.path.isdir(directory):
-        return []
-    try:
-        names = os.listdir(directory)
-    except OSError as e:
-        raise check.unreadable(f"the checkpoints in {directory}", e.errno, directory) from None
-    return sorted((int(d) for d in names if d.isdigit()), reverse=True)
-
-
 def restore_best(workdir: str, abstract_state, warn: Callable[[str], None] = _warn):
     """The best readable train state of a finished run in `workdir` (what predict
     serves), read-only: a damaged best step is skipped with a warning — the same step in
@@ -276,16 +191,8 @@ def restore_best(workdir: str, abstract_state, warn: Callable[[str], None] = _wa
     if not os.path.isdir(best_dir):
         raise UserError(f"no checkpoint in {best_dir}: --workdir must be the folder of a "
                         f"finished training run")
-    in_last = steps_in(last_dir)
-    for step in steps_in(best_dir):
-        for directory in (best_dir, last_dir) if step in in_last else (best_dir,):
-            try:
-                return check.read_step(os.path.join(directory, str(step)), abstract_state,
-                                       f"checkpoint {step} in {directory}")[0]
-            except Damaged as e:
-                then = (f"reading the same step in {last_dir}" if directory == best_dir
-                        and step in in_last else "trying the one before it")
-                warn(f"checkpoint {step} in {directory} cannot be restored ({e}); left in "
-                     f"place; {then}")
+    state = repair.first_readable(best_dir, last_dir, abstract_state, warn)
+    if state is not None:
+        return state
     raise UserError(f"no readable checkpoint in {best_dir} (every step there is damaged: see "
                     f"the warnings above): train again into a new --workdir")

@@ -46,21 +46,23 @@ def get_spec(name: str) -> ModelSpec:
 
 def constructor_options(model_config) -> Dict[str, Any]:
     """The constructor options `config.model` asks for: its dtype, and for models with
-    depthwise convolutions how they run (`model.depthwise`; 'auto': 'shifted' on the CPU
-    — 2.5x faster EfficientNetV2-S training there — XLA's own elsewhere). Training,
-    predict and the benchmarks build their models with these."""
+    operations written out for XLA's CPU backend (`models.cpu_ops`: depthwise
+    convolutions, max-pool gradients) whether they use them — the one switch
+    `model.depthwise`: 'shifted' yes, 'xla' no, 'auto' on the CPU only (2.5x faster
+    EfficientNetV2-S training there). Training, predict and the benchmarks build their
+    models with these."""
     options: Dict[str, Any] = {"dtype": model_config.dtype}
-    if "depthwise" in get_spec(model_config.name).options:
+    if "cpu_ops" in get_spec(model_config.name).options:
         choice = model_config.depthwise
-        options["depthwise"] = ((("shifted" if jax.default_backend() == "cpu" else "xla")
-                                 if choice == "auto" else choice))
+        options["cpu_ops"] = (choice == "shifted"
+                              or (choice == "auto" and jax.default_backend() == "cpu"))
     return options
 
 
 def create(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     """A model by registry name; `dtype` may be a dtype or 'float32' / 'bfloat16'
     (bfloat16 computes in bfloat16 and keeps float32 parameters). Other keywords are
-    the model's own fields (`spec.options`, e.g. EfficientNetV2-S's `depthwise`)."""
+    the model's own fields (`spec.options`, e.g. `cpu_ops`)."""
     spec = get_spec(name)
     if isinstance(kwargs.get("dtype"), str):
         if kwargs["dtype"] not in DTYPES:

@@ -33,12 +33,12 @@ class EfficientNetV2S(nn.Module):
     stochastic_depth: float = 0.2
     dropout: float = 0.2
     dtype: Any = jnp.float32
-    depthwise: str = "xla"  # or "shifted", for XLA's CPU backend (layers.conv)
+    cpu_ops: bool = False  # depthwise convolutions as shifted copies (layers.conv)
 
     def _conv_bn(self, x, name, features, kernel, *, train, stride=1, groups=1, act=True):
         """torchvision's Conv2dNormActivation: conv (no bias) → BN → SiLU."""
         x = conv(x, name + "_0", features, kernel, stride=stride, groups=groups,
-                 dtype=self.dtype, depthwise=self.depthwise)
+                 dtype=self.dtype, cpu_ops=self.cpu_ops)
         x = batch_norm(x, name + "_1", train=train, eps=_EPS, dtype=self.dtype)
         return nn.silu(x) if act else x
 
@@ -99,4 +99,4 @@ SPEC = ModelSpec(
         url="https://download.pytorch.org/models/efficientnet_v2_s-dd5fe13b.pth",
         sha256="dd5fe13b1d60ec15317ccc8ca158186e134d3366c3dde9cb9a4e301f2dc66c74",
         head="classifier_1"),
-    options=("depthwise",))
+    options=("cpu_ops",))

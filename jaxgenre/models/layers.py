@@ -14,27 +14,29 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgenre.models import cpu_ops
+from jaxgenre.models import cpu_ops as cpu_ops_lib
 
 Dtype = Any
 
 
+# `config.model.depthwise`'s values: how the operations `cpu_ops` writes out for XLA's
+# CPU backend run — 'shifted': those versions (the name is the depthwise convolution's,
+# the switch's first user), 'xla': XLA's own lowering, 'auto': the first on the CPU.
 DEPTHWISE = ("xla", "shifted")
 
 
 def conv(x, name: str, features: int, kernel: int, *, stride: int = 1, groups: int = 1,
          bias: bool = False, dtype: Dtype = jnp.float32, padding: Optional[int] = None,
-         depthwise: str = "xla"):
+         cpu_ops: bool = False):
     """torch.nn.Conv2d with symmetric padding (k - 1) // 2 unless given. A depthwise
-    convolution (groups == channels) runs as XLA's grouped convolution ('xla') or as
-    `DepthwiseConv`'s shifted copies ('shifted': 2.5x faster EfficientNetV2-S training
-    on the CPU, BUILD_NOTES "Speed work: depthwise convolutions"); same parameters."""
+    convolution (groups == channels) runs as XLA's grouped convolution, or with
+    `cpu_ops` as `DepthwiseConv`'s shifted copies (2.5x faster EfficientNetV2-S
+    training on the CPU, BUILD_NOTES "Speed work: depthwise convolutions"); same
+    parameters."""
     pad = (kernel - 1) // 2 if padding is None else padding
-    if depthwise not in DEPTHWISE:
-        raise ValueError(f"depthwise must be one of {DEPTHWISE}, got {depthwise!r}")
-    if (depthwise == "shifted" and groups > 1 and groups == features == x.shape[-1]
+    if (cpu_ops and groups > 1 and groups == features == x.shape[-1]
             and not bias):
-        return cpu_ops.DepthwiseConv(kernel, stride=stride, padding=pad, dtype=dtype,
+        return cpu_ops_lib.DepthwiseConv(kernel, stride=stride, padding=pad, dtype=dtype,
                                      name=name)(x)
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                    padding=((pad, pad), (pad, pad)), feature_group_count=groups, use_bias=bias,
@@ -87,14 +89,18 @@ def dense(x, name: str, features: int, *, dtype: Dtype = jnp.float32):
     return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, name=name)(x)
 
 
-def max_pool(x, window: int, *, stride: int, padding: int = 0):
+def max_pool(x, window: int, *, stride: int, padding: int = 0, cpu_ops: bool = False):
     """torch.nn.MaxPool2d(window, stride, padding) on NHWC (floating point), gradient
     included.
 
     The forward pass is `nn.max_pool`'s (padding counts as -inf). The gradient goes to
-    the first maximum of each window in row-major order, as torch's does. Why not let
-    JAX derive it: XLA lowers that gradient (select-and-scatter) on the CPU as a
-    reduce-window over index arrays plus a scatter; written out as below it is 2x
-    faster for ResNet-18's stem pool (`benchmarks/max_pool.py`).
+    the first maximum of each window in row-major order, as torch's does: XLA's own
+    (select-and-scatter, `ge`) by default, or with `cpu_ops` `cpu_ops.max_pool`'s,
+    written out because XLA lowers select-and-scatter on the CPU as a reduce-window over
+    index arrays plus a scatter; written out it is 2x faster for ResNet-18's stem pool
+    (`benchmarks/max_pool.py`). The two give the same gradient (tests/test_models.py).
     """
-    return cpu_ops.max_pool(x, window, stride, padding)
+    if cpu_ops:
+        return cpu_ops_lib.max_pool(x, window, stride, padding)
+    return nn.max_pool(x, (window, window), strides=(stride, stride),
+                       padding=((padding, padding), (padding, padding)))

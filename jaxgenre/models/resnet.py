@@ -25,6 +25,7 @@ class ResNet18(nn.Module):
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
     widths: Sequence[int] = (64, 128, 256, 512)
     dtype: Any = jnp.float32
+    cpu_ops: bool = False  # the stem's max-pool gradient written out (layers.max_pool)
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):
@@ -33,7 +34,7 @@ class ResNet18(nn.Module):
         bn = lambda y, name: batch_norm(y, name, train=train, eps=_EPS, dtype=self.dtype)
         x = conv(x, "conv1", 64, 7, stride=2, dtype=self.dtype)
         x = nn.relu(bn(x, "bn1"))
-        x = max_pool(x, 3, stride=2, padding=1)
+        x = max_pool(x, 3, stride=2, padding=1, cpu_ops=self.cpu_ops)
         self.sow("intermediates", "stem", x)
         for stage, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths), start=1):
             for block in range(blocks):

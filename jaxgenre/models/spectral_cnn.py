@@ -28,6 +28,7 @@ class SpectralCNN(nn.Module):
     dense_dropout: float = 0.3
     pool: int = 2
     dtype: Any = jnp.float32
+    cpu_ops: bool = False  # the max-pool gradients written out (layers.max_pool)
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):
@@ -37,7 +38,7 @@ class SpectralCNN(nn.Module):
             x = conv(x, f"conv{i}", width, 3, dtype=self.dtype)
             x = nn.relu(batch_norm(x, f"bn{i}", train=train, eps=1e-5, dtype=self.dtype))
             if min(x.shape[1:3]) >= self.pool:  # small inputs: stop pooling, keep going
-                x = max_pool(x, self.pool, stride=self.pool)
+                x = max_pool(x, self.pool, stride=self.pool, cpu_ops=self.cpu_ops)
             if i > 0:
                 x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
             self.sow("intermediates", f"block{i}", x)
@@ -51,4 +52,5 @@ class SpectralCNN(nn.Module):
 
 SPEC = ModelSpec(
     name="spectral_cnn", display_name="SpectralCNN", module=SpectralCNN, input_rank=3,
-    channels=1, normalisation="standardise", feature_kinds=IMAGE_FEATURES)
+    channels=1, normalisation="standardise", feature_kinds=IMAGE_FEATURES,
+    options=("cpu_ops",))
