@@ -80,7 +80,7 @@ def main(argv):
         # One run per work directory (`workdir_lock`): process 0 takes the lock and every
         # process learns its verdict before any other collective, so a refusal stops all.
         workdir_lock.hold_everywhere(workdir)
-        if config.get("grid"):
+        if config.grid:
             experiments.run_grid(config, workdir)
         else:  # one run, or every fold of a k-fold split
             experiments.run(config, workdir)

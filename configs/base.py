@@ -14,6 +14,9 @@ def get_config() -> config_dict.ConfigDict:
     # <workdir>/seed_<k>/, and report mean ± std and the seed ensemble (the grid too).
     config.seeds = config_dict.placeholder(int)
 
+    # True: launch.py runs the study's grid of cells (configs/study_grid.py) instead of
+    # one training run.
+    config.grid = False
     # The XLA flag that keeps CPU convolutions out of YNNPACK (jaxgenre/xla_cpu.py; the
     # ResNet-18 train step 1.6x faster on the CPU). launch.py applies it before JAX
     # starts; importing jaxgenre never changes XLA_FLAGS.

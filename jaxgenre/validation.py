@@ -6,10 +6,14 @@ folders are checked where they are opened (`data.sources`), with the same error 
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any, Dict, Tuple
+
 from jaxgenre import features, models
 from jaxgenre.training import selection, steps
 from jaxgenre.results import metrics
-from jaxgenre.data import archive, cache, download, fma, sources, splits, synthetic
+from jaxgenre.data import cache, fma, sources, splits, synthetic
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers
 
@@ -21,15 +25,202 @@ def _one_of(key: str, value, allowed) -> None:
 
 
 def _positive(key: str, value) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
+    if value is not None and (not _is_whole(value) or value < 1):
         raise UserError(f"config.{key} must be a whole number of at least 1; got {value!r}")
 
 
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What one config value may be, said once: `kind` is 'whole' (an int >= `low`),
+    'number' (a finite number >= `low`, or > `low` when `open_low`; below `high`, or at
+    most it when `closed_high`), 'flag' (True/False), 'choice' (one of `choices`, which
+    come from the module that uses the value), 'text' (a string: a path, a name or a
+    URL, checked where it is used), 'hex' (`length` hex digits: a digest) or 'urls' (a
+    non-empty tuple of http(s) addresses). `optional`: None is allowed too."""
+    kind: str
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False
+    closed_high: bool = True
+    choices: Tuple[Any, ...] = ()
+    length: int = 0
+    optional: bool = False
+
+    def check(self, key: str, value) -> None:
+        if value is None and self.optional:
+            return
+        if self.kind == "choice":
+            return _one_of(key, value, self.choices)
+        if self.kind == "whole":
+            if not _is_whole(value) or value < self.low:
+                raise UserError(f"config.{key} must be a whole number of at least "
+                                f"{self.low:g}{self._or_none}; got {value!r}")
+        elif self.kind == "number":
+            ok = _is_number(value) and (value > self.low if self.open_low
+                                        else value >= self.low)
+            if not (ok and (value <= self.high if self.closed_high else value < self.high)):
+                raise UserError(f"config.{key} must be {self._range}{self._or_none}; "
+                                f"got {value!r}")
+        elif self.kind == "flag":
+            if not isinstance(value, bool):
+                raise UserError(f"config.{key} must be True or False; got {value!r}")
+        elif self.kind == "text":
+            if not isinstance(value, str) or not value:
+                raise UserError(f"config.{key} must be a non-empty string{self._or_none}; "
+                                f"got {value!r}")
+        elif self.kind == "hex":
+            if not (isinstance(value, str) and len(value) == self.length
+                    and all(c in "0123456789abcdefABCDEF" for c in value)):
+                raise UserError(f"config.{key} must be {self.length} hex digits (a digest)"
+                                f"{self._or_none}; got {value!r}")
+        elif self.kind == "urls":
+            if not (isinstance(value, (tuple, list)) and value and all(
+                    isinstance(u, str) and u.startswith(("http://", "https://")) for u in value)):
+                raise UserError(f"config.{key} must be a non-empty tuple of http(s) addresses; "
+                                f"got {value!r}")
+        else:
+            raise ValueError(f"unknown rule kind {self.kind!r} for config.{key}")
+
+    @property
+    def _or_none(self) -> str:
+        return " (or None)" if self.optional else ""
+
+    @property
+    def _range(self) -> str:
+        if math.isinf(self.high):
+            return f"a number {'above' if self.open_low else 'of at least'} {self.low:g}"
+        return (f"a number in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
+                f"{']' if self.closed_high else ')'}")
+
+
+def _whole(low: int = 1, optional: bool = False) -> Rule:
+    return Rule("whole", low=low, optional=optional)
+
+
+def _number(low: float = 0.0, *, open_low: bool = True, high: float = math.inf,
+            closed_high: bool = True, optional: bool = False) -> Rule:
+    return Rule("number", low=low, open_low=open_low, high=high, closed_high=closed_high,
+                optional=optional)
+
+
+_FLAG, _TEXT, _PATH = Rule("flag"), Rule("text"), Rule("text", optional=True)
+_FRACTION = _number(0.0, open_low=False, high=1.0, closed_high=False)  # [0, 1)
+_UNIT = _number(0.0, open_low=False, high=1.0)                         # [0, 1]
+_AT_LEAST_0 = _number(0.0, open_low=False)
+
+
+def rules() -> Dict[str, Rule]:
+    """Every key of `configs/base.py`'s config → its rule; the choices are asked of the
+    modules that use them. `tests/test_validation_rules.py` fails when a key has none.
+    Keys read only in combination with others (data.fractions, data.fold,
+    features.ref, model.input_size) have their own checks below as well."""
+    choice = lambda values, optional=False: Rule("choice", choices=tuple(values),
+                                                  optional=optional)
+    return {
+        "seed": _whole(0), "seeds": _whole(1, optional=True), "cpu_xla_flags": _FLAG,
+        "grid": _FLAG,
+        "augment.crops_per_clip": _whole(1, optional=True),
+        "augment.freq_mask_fraction": _UNIT, "augment.time_mask_fraction": _UNIT,
+        "augment.freq_masks": _whole(0), "augment.time_masks": _whole(0),
+        "augment.gain_db": _AT_LEAST_0, "augment.mixup_alpha": _AT_LEAST_0,
+        "augment.random_crop": _FLAG, "augment.spec_augment": _FLAG,
+        "data.source": choice(sources.SOURCES),
+        "data.root": _PATH, "data.home": _PATH, "data.cache_dir": _PATH,
+        "data.tfds_dir": _PATH, "data.cache_dtype": choice(cache.DTYPES),
+        "data.clip_seconds": _number(), "data.min_seconds": _AT_LEAST_0,
+        "data.segment_seconds": _number(optional=True),
+        "data.segment_hop_seconds": _number(optional=True),
+        "data.split": choice(splits.SPLITS, optional=True),
+        "data.fold": _whole(0, optional=True), "data.folds": _whole(2),
+        "data.fractions": Rule("fractions"), "data.seed": _whole(0, optional=True),
+        "data.archive.max_bytes": _whole(1), "data.archive.max_members": _whole(1),
+        "data.archive.max_ratio": _number(),
+        "data.download.max_bytes": _whole(1), "data.download.deadline_seconds": _number(),
+        "data.gtzan.urls": Rule("urls"), "data.gtzan.sha256": Rule("hex", length=64),
+        "data.fma.mirrors": Rule("urls"), "data.fma.subset": choice(fma.SUBSETS),
+        **{f"data.fma.sha1.{name}": Rule("hex", length=40)
+           for name in (*fma.SUBSETS, "metadata")},
+        "data.synthetic.variant": choice(synthetic.VARIANTS),
+        "data.synthetic.clips_per_class": _whole(1), "data.synthetic.epochs": _whole(1),
+        "data.synthetic.seconds": _number(),
+        "eval.batch_size": _whole(1), "eval.clip_mean": choice(metrics.CLIP_MEANS),
+        "eval.plots": _FLAG, "eval.window_overlap": _FRACTION,
+        "features.kind": choice(features.KINDS), "features.sr": _whole(1),
+        "features.hop_length": _whole(1), "features.n_fft": _whole(1),
+        "features.n_mels": _whole(1), "features.n_mfcc": _whole(1),
+        "features.fmin": _AT_LEAST_0, "features.fmax": _number(optional=True),
+        "features.top_db": _number(optional=True), "features.ref": Rule("ref"),
+        "model.name": choice(models.REGISTRY), "model.checkpoint": _PATH,
+        "model.checkpoint_sha256": Rule("hex", length=64, optional=True),
+        "model.depthwise": choice(("auto",) + layers.DEPTHWISE),
+        "model.dtype": choice(models.DTYPES), "model.input_size": Rule("size", optional=True),
+        "model.normalisation": choice(adapter.NORMALISATIONS, optional=True),
+        "model.num_classes": _whole(2), "model.pretrained": _FLAG,
+        "optim.name": choice(steps.OPTIMIZERS), "optim.schedule": choice(steps.SCHEDULES),
+        "optim.learning_rate": _number(), "optim.weight_decay": _AT_LEAST_0,
+        "optim.warmup_fraction": _FRACTION, "optim.ema_decay": _FRACTION,
+        "train.async_checkpoints": _FLAG, "train.tensorboard": _FLAG,
+        "train.batch_size": _whole(1), "train.epochs": _whole(1, optional=True),
+        "train.keep": _whole(1), "train.checkpoint_every": _whole(1),
+        "train.log_every": _whole(1), "train.prefetch": _whole(0),
+        "train.label_smoothing": _FRACTION, "train.select": choice(selection.RULES),
+    }
+
+
+def _check_compound(key: str, value) -> None:
+    """The rules of values made of several parts."""
+    if key == "data.fractions":
+        ok = (isinstance(value, (tuple, list)) and len(value) == 3
+              and all(_is_number(f) and f >= 0 for f in value)
+              and math.isclose(sum(value), 1.0, abs_tol=1e-6))
+        if not ok:
+            raise UserError(f"config.data.fractions must be three non-negative numbers (train, "
+                            f"valid, test) summing to 1; got {value!r}")
+    elif key == "features.ref":
+        if not (value == "max" or (_is_number(value) and value > 0)):
+            raise UserError(f"config.features.ref must be a positive number or 'max'; "
+                            f"got {value!r}")
+    elif key == "model.input_size":
+        ok = (isinstance(value, (tuple, list)) and len(value) == 2
+              and all(_is_whole(v) and v >= 1 for v in value))
+        if not ok:
+            raise UserError(f"config.model.input_size must be (height, width) in whole "
+                            f"numbers of at least 1, or None; got {value!r}")
+
+
+def check_values(config) -> None:
+    """Every key `rules()` names, checked against its rule (a key the config lacks is
+    skipped: `configs/base.with_defaults` fills those in before a run)."""
+    for key, rule in rules().items():
+        node = config
+        for part in key.split("."):
+            if part not in node:
+                break
+            node = node[part]
+        else:
+            if node is None and rule.optional:
+                continue
+            if rule.kind in ("fractions", "ref", "size"):
+                _check_compound(key, node)
+            else:
+                rule.check(key, node)
+
+
 def check_config(config) -> None:
-    """Raises `UserError` for the first value that cannot work, else returns None."""
-    spec = models.get_spec(config.model.name)
+    """Raises `UserError` for the first value that cannot work, else returns None: each
+    value against its rule (`rules()`), then the values that must agree with each other."""
+    spec = models.get_spec(config.model.name)  # its own message lists the models
+    check_values(config)
     kind = config.features.kind
-    _one_of("features.kind", kind, features.KINDS)
     feature = features.FeatureSpec.from_config(config.features)  # refuses unknown keys
     if kind not in spec.feature_kinds:
         takers = [n for n, s in models.REGISTRY.items() if kind in s.feature_kinds]
@@ -37,91 +228,16 @@ def check_config(config) -> None:
             f"config.model.name={spec.name!r} takes {', '.join(spec.feature_kinds)} features, "
             f"not features.kind={kind!r}; pick one of those kinds, or a model that takes "
             f"{kind!r} ({', '.join(takers) or 'none is registered yet'})")
-    _one_of("data.source", config.data.source, sources.SOURCES)
-    # Values the sources check when they open, asked here before any download or decode.
-    _one_of("data.synthetic.variant", config.data.synthetic.variant, synthetic.VARIANTS)
-    _one_of("data.fma.subset", config.data.fma.subset, fma.SUBSETS)
     if config.data.source == "folder" and not config.data.root:
         raise UserError("data.source='folder' needs --config.data.root=PATH (a GTZAN folder "
                         "or any <root>/<class>/<audio files> folder)")
-    if config.data.split is not None:
-        _one_of("data.split", config.data.split, splits.SPLITS)
-    _one_of("model.dtype", config.model.dtype, tuple(models.DTYPES))
-    # Before the data are opened and cached: steps.create_optimizer runs only after that.
-    _one_of("optim.name", config.optim.name, steps.OPTIMIZERS)
-    _one_of("optim.schedule", config.optim.schedule, steps.SCHEDULES)
-    _one_of("data.cache_dtype", config.data.cache_dtype, cache.DTYPES)
-    if config.model.normalisation is not None:
-        _one_of("model.normalisation", config.model.normalisation, adapter.NORMALISATIONS)
-    _one_of("model.depthwise", config.model.depthwise,
-            ("auto",) + layers.DEPTHWISE)
-    for key in ("train.batch_size", "eval.batch_size", "train.epochs", "train.keep",
-                "train.checkpoint_every", "train.log_every", "data.folds"):
-        section, name = key.split(".")
-        _positive(key, config[section][name])
-    ref = config.features.ref
-    if not (ref == "max" or (isinstance(ref, (int, float)) and ref > 0)):
-        raise UserError(f"config.features.ref must be a positive number or 'max'; got {ref!r}")
-    if config.data.segment_seconds is not None and config.data.segment_seconds <= 0:
-        raise UserError(f"config.data.segment_seconds must be positive (or None for whole "
-                        f"clips); got {config.data.segment_seconds!r}")
-    _check_recipe(config, feature)
-    _check_fetch_limits(config.data)
-    if config.seeds is not None:
-        _positive("seeds", config.seeds)
-        if config.data.split == "kfold" and config.data.fold is None:
-            raise UserError("config.seeds with data.split='kfold' would train folds x seeds "
-                            "runs: pick one fold (--config.data.fold=K) or drop seeds")
-
-
-def _check_fetch_limits(data) -> None:
-    """`data.archive.*` and `data.download.*`: whole numbers / numbers above 0."""
-    for section, limits in (("archive", archive.Limits.from_config(data)),
-                            ("download", download.TransferLimits.from_config(data))):
-        for key, value in vars(limits).items():
-            if key.startswith("max_") and key != "max_ratio":
-                if value is None:  # _positive lets None (unset) through; these are caps
-                    raise UserError(f"config.data.{section}.{key} must be a whole number of "
-                                    f"at least 1; got None")
-                _positive(f"data.{section}.{key}", value)
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise UserError(f"config.data.{section}.{key} must be a number above 0; "
-                                f"got {value!r}")
-
-
-def _fraction(key: str, value, *, upper: float = 1.0, closed: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and 0 <= value and (value <= upper if closed
-                                                              else value < upper)
-    if not ok:
-        raise UserError(f"config.{key} must be a number in [0, {upper:g}{']' if closed else ')'}; "
-                        f"got {value!r}")
-
-
-def _check_recipe(config, feature: features.FeatureSpec) -> None:
-    """`augment.*`, `train.label_smoothing`, `optim.warmup_fraction` / `ema_decay`, `eval.*`
-    windows."""
-    aug = config.augment
-    if aug.spec_augment:
-        if feature.is_waveform:
-            raise UserError("config.augment.spec_augment masks frequency bands and frames "
-                            f"of a spectral feature; features.kind={feature.kind!r} has none: "
-                            "turn it off")
-        for key in ("freq_masks", "time_masks"):
-            if not isinstance(aug[key], int) or aug[key] < 0:
-                raise UserError(f"config.augment.{key} must be a whole number >= 0; "
-                                f"got {aug[key]!r}")
-        for key in ("freq_mask_fraction", "time_mask_fraction"):
-            _fraction(f"augment.{key}", aug[key])
-    if aug.crops_per_clip is not None:
-        _positive("augment.crops_per_clip", aug.crops_per_clip)
-    for key in ("mixup_alpha", "gain_db"):
-        value = aug[key]
-        if not isinstance(value, (int, float)) or value < 0:
-            raise UserError(f"config.augment.{key} must be a number >= 0 (0 is off); "
-                            f"got {value!r}")
-    _fraction("train.label_smoothing", config.train.label_smoothing, closed=False)
-    _fraction("optim.warmup_fraction", config.optim.warmup_fraction, closed=False)
-    _fraction("optim.ema_decay", config.optim.ema_decay, closed=False)
-    _fraction("eval.window_overlap", config.eval.window_overlap, closed=False)
-    _one_of("eval.clip_mean", config.eval.clip_mean, metrics.CLIP_MEANS)
-    _one_of("train.select", config.train.select, selection.RULES)
+    if config.data.fold is not None and config.data.fold >= config.data.folds:
+        raise UserError(f"config.data.fold must be below data.folds ({config.data.folds}): "
+                        f"0 .. {config.data.folds - 1}; got {config.data.fold!r}")
+    if config.augment.spec_augment and feature.is_waveform:
+        raise UserError("config.augment.spec_augment masks frequency bands and frames "
+                        f"of a spectral feature; features.kind={feature.kind!r} has none: "
+                        "turn it off")
+    if config.seeds is not None and config.data.split == "kfold" and config.data.fold is None:
+        raise UserError("config.seeds with data.split='kfold' would train folds x seeds "
+                        "runs: pick one fold (--config.data.fold=K) or drop seeds")
