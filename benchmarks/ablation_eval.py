@@ -92,7 +92,8 @@ def evaluate_run(config, run_dir: str, *, drop_checkpoints: bool = True) -> Dict
     adapt = adapter.for_model(config.model, data.feature)
     segs = train_lib.epoch_segments(config, data, 0)
     tx = steps_lib.create_optimizer(config.optim, len(segs) // config.train.batch_size
-                                    * train_lib.resolve_epochs(config))
+                                    * train_lib.resolve_epochs(config),
+                                    **models.optimizer_options(config.model))
     sample = jnp.zeros((1,) + data.feature.example_shape(segs.length))
     state = jax.device_put(
         steps_lib.create_train_state(jax.random.PRNGKey(config.seed), model, tx, adapt(sample)),

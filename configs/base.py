@@ -123,6 +123,11 @@ def get_config() -> config_dict.ConfigDict:
     # the CPU (EfficientNetV2-S trains 2.5x faster there) and as XLA's grouped
     # convolution elsewhere; or "xla" / "shifted" (models/layers.conv).
     config.model.depthwise = "auto"
+    # True: a probe. The backbone (everything but the model spec's `head` layers) runs in
+    # inference mode — BatchNorm's running statistics, no dropout, no gradient — and its
+    # weights stay as loaded; only the head trains. For models that declare it
+    # (`spec.options`: musicnn).
+    config.model.freeze_backbone = False
 
     config.optim = config_dict.ConfigDict()
     config.optim.name = "adam"
@@ -136,6 +141,11 @@ def get_config() -> config_dict.ConfigDict:
     # that the average spans about the last n/9 steps. BatchNorm's running statistics
     # are the current weights', not averaged.
     config.optim.ema_decay = 0.0
+    # The backbone's learning rate as a share of optim.learning_rate (the head's), for
+    # fine-tuning pretrained weights gently: 1.0 trains every layer alike (as before
+    # this key); 0 leaves the backbone's weights as they are. Needs a model spec that
+    # names its head.
+    config.optim.backbone_lr_scale = 1.0
 
     config.train = config_dict.ConfigDict()
     config.train.batch_size = 32

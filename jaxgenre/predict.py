@@ -65,7 +65,8 @@ class Predictor:
         model = models.create(model_cfg.name, len(self.class_names),
                               **models.constructor_options(model_cfg))  # as training
         adapt = adapter.for_model(model_cfg, self.feature)
-        tx = steps_lib.create_optimizer(self.config.optim, 1)  # the saved state's structure
+        tx = steps_lib.create_optimizer(  # the saved state's structure
+            self.config.optim, 1, **models.optimizer_options(model_cfg))
         sample = jnp.zeros((1,) + self.feature.example_shape(self.segment_frames))
         template = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, adapt(sample))
         template = jax.device_put(template, parallel.replicated(self.mesh))

@@ -165,6 +165,7 @@ def rules() -> Dict[str, Rule]:
         "model.dtype": choice(models.DTYPES), "model.input_size": Rule("size", optional=True),
         "model.normalisation": choice(adapter.NORMALISATIONS, optional=True),
         "model.num_classes": _whole(2), "model.pretrained": _FLAG,
+        "model.freeze_backbone": _FLAG, "optim.backbone_lr_scale": _AT_LEAST_0,
         "optim.name": choice(steps.OPTIMIZERS), "optim.schedule": choice(steps.SCHEDULES),
         "optim.learning_rate": _number(), "optim.weight_decay": _AT_LEAST_0,
         "optim.warmup_fraction": _FRACTION, "optim.ema_decay": _FRACTION,
@@ -228,6 +229,13 @@ def check_config(config) -> None:
             f"config.model.name={spec.name!r} takes {', '.join(spec.feature_kinds)} features, "
             f"not features.kind={kind!r}; pick one of those kinds, or a model that takes "
             f"{kind!r} ({', '.join(takers) or 'none is registered yet'})")
+    if config.model.freeze_backbone and "freeze_backbone" not in spec.options:
+        able = [n for n, s in models.REGISTRY.items() if "freeze_backbone" in s.options]
+        raise UserError(f"config.model.freeze_backbone: {spec.name} has no frozen-backbone "
+                        f"mode; models that have one: {', '.join(able) or 'none'}")
+    if config.optim.backbone_lr_scale != 1.0 and not spec.head_names():
+        raise UserError(f"config.optim.backbone_lr_scale={config.optim.backbone_lr_scale!r} "
+                        f"needs a model whose spec names its head; {spec.name} names none")
     if config.data.source == "folder" and not config.data.root:
         raise UserError("data.source='folder' needs --config.data.root=PATH (a GTZAN folder "
                         "or any <root>/<class>/<audio files> folder)")

@@ -8,11 +8,13 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs import base
 
-from jaxgenre import models, parallel
+from jaxgenre import models, parallel, validation
+from jaxgenre.errors import UserError
 from jaxgenre.training import augment
 from jaxgenre.training import steps as steps_lib
 from jaxgenre.models import adapter
@@ -135,3 +137,53 @@ def test_two_four_and_eight_devices_equal_one_device_for_the_same_global_batch()
     result = subprocess.run([sys.executable, "-c", EIGHT_DEVICES], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
+
+
+def _backbone_case(**optim_keys):
+    """A two-group parameter tree ('head' and a backbone 'body'), its gradients, and
+    the first update of `create_optimizer` with `optim_keys` against plain optax.adam."""
+    params = {"body": {"kernel": jnp.arange(6.0).reshape(2, 3), "bias": jnp.ones(3)},
+              "head": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}
+    grads = jax.tree.map(lambda p: jnp.cos(p) + 0.5, params)
+    optim = base.with_defaults({"optim": {"name": "adam", "learning_rate": 1e-2,
+                                          **optim_keys}}).optim
+    reference = optax.adam(1e-2)
+    expected, _ = reference.update(grads, reference.init(params), params)
+    return optim, params, grads, expected
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.5])
+def test_the_backbone_learns_at_its_share_of_the_rate_and_the_head_at_the_full_rate(scale):
+    optim, params, grads, expected = _backbone_case(backbone_lr_scale=scale)
+    tx = steps_lib.create_optimizer(optim, 10, head=("head",))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    for name, factor in (("head", 1.0), ("body", scale)):
+        jax.tree.map(lambda u, e: np.testing.assert_allclose(u, factor * e, rtol=1e-6),
+                     updates[name], expected[name])
+
+
+def test_a_frozen_backbone_does_not_move_weight_decay_included():
+    optim, params, grads, expected = _backbone_case(weight_decay=0.1, name="adamw")
+    tx = steps_lib.create_optimizer(optim, 10, head=("head",), freeze_backbone=True)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    jax.tree.map(lambda u: np.testing.assert_array_equal(u, 0.0), updates["body"])
+    reference = optax.adamw(1e-2, weight_decay=0.1, mask=steps_lib.decay_mask)
+    head_expected, _ = reference.update(grads, reference.init(params), params)
+    jax.tree.map(lambda u, e: np.testing.assert_allclose(u, e, rtol=1e-6),
+                 updates["head"], head_expected["head"])
+
+
+def test_the_backbone_options_need_a_model_that_names_its_head():
+    optim, *_ = _backbone_case(backbone_lr_scale=0.5)
+    with pytest.raises(UserError, match="names its head"):
+        steps_lib.create_optimizer(optim, 10)
+    config = base.get_config()
+    config.model.name, config.optim.backbone_lr_scale = "spectral_cnn", 0.5
+    with pytest.raises(UserError, match="spectral_cnn names none"):
+        validation.check_config(config)
+    config.optim.backbone_lr_scale, config.model.freeze_backbone = 1.0, True
+    with pytest.raises(UserError, match="no frozen-backbone mode"):
+        validation.check_config(config)
+    config.model.name, config.model.freeze_backbone = "resnet18", False
+    config.optim.backbone_lr_scale = 0.5  # ResNet-18's head: its ImageNet checkpoint's 'fc'
+    validation.check_config(config)

@@ -52,11 +52,20 @@ def constructor_options(model_config) -> Dict[str, Any]:
     EfficientNetV2-S training there). Training, predict and the benchmarks build their
     models with these."""
     options: Dict[str, Any] = {"dtype": model_config.dtype}
+    if "freeze_backbone" in get_spec(model_config.name).options:
+        options["freeze_backbone"] = model_config.freeze_backbone
     if "cpu_ops" in get_spec(model_config.name).options:
         choice = model_config.depthwise
         options["cpu_ops"] = (choice == "shifted"
                               or (choice == "auto" and jax.default_backend() == "cpu"))
     return options
+
+
+def optimizer_options(model_config) -> Dict[str, Any]:
+    """What `steps.create_optimizer` needs to know of the model: its head's parameter
+    groups and whether the backbone is frozen (`model.freeze_backbone`)."""
+    return {"head": get_spec(model_config.name).head_names(),
+            "freeze_backbone": model_config.freeze_backbone}
 
 
 def create(name: str, num_classes: int, **kwargs: Any) -> nn.Module:

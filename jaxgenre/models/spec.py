@@ -37,7 +37,10 @@ class ModelSpec:
     without its batch axis); `channels` is what the adapter makes of a feature image
     (1, or 3 for ImageNet weights: the channel repeated); `normalisation` is the
     adapter's default for it; `feature_kinds` the values of `config.features.kind` it
-    can train on; `options` the extra constructor fields it accepts (e.g. 'depthwise')."""
+    can train on; `options` the extra constructor fields it accepts (e.g. 'cpu_ops',
+    'freeze_backbone'); `head` the top-level parameter groups a pretrained model's new
+    task replaces and trains at the full learning rate (default: the ImageNet
+    checkpoint's head, if any)."""
     name: str
     display_name: str
     module: Callable[..., nn.Module]
@@ -47,3 +50,7 @@ class ModelSpec:
     feature_kinds: Tuple[str, ...]
     imagenet: Optional[ImageNetCheckpoint] = None
     options: Tuple[str, ...] = ()
+    head: Tuple[str, ...] = ()
+
+    def head_names(self) -> Tuple[str, ...]:
+        return self.head or ((self.imagenet.head,) if self.imagenet else ())

@@ -52,12 +52,18 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
-def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
+def create_optimizer(optim, total_steps: int, *, head: Tuple[str, ...] = (),
+                     freeze_backbone: bool = False) -> optax.GradientTransformation:
     """`config.optim` → optax: adam (adamw when weight_decay > 0) / adamw / sgd (momentum
     0.9), with a 'constant', 'cosine' or 'warmup_cosine' learning rate (a linear warm-up
     over `optim.warmup_fraction` of the steps, default 5%, then cosine decay to 0). Weight
     decay skips biases and BatchNorm parameters (`decay_mask`). `optim.ema_decay` > 0
-    chains a moving average of the weights (`weight_average`), which evaluation uses."""
+    chains a moving average of the weights (`weight_average`), which evaluation uses.
+
+    `head` names the model's top-level parameter groups that are its head (the model
+    spec's); the others are its backbone, whose updates are scaled by
+    `optim.backbone_lr_scale` (1: as the head's, the plain optimiser) and set to zero
+    when `freeze_backbone` (weight decay included: frozen weights do not move)."""
     lr = optim.learning_rate
     total_steps = max(int(total_steps), 1)
     warmup = max(1, int(total_steps * optim.warmup_fraction))
@@ -84,8 +90,24 @@ def create_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     else:
         raise UserError(f"config.optim.name must be one of {', '.join(OPTIMIZERS)}; "
                         f"got {optim.name!r}")
+    tx = _backbone_apart(tx, head, 0.0 if freeze_backbone else optim.backbone_lr_scale)
     ema_decay = optim.ema_decay
     return optax.chain(tx, weight_average.params_ema(ema_decay)) if ema_decay else tx
+
+
+def _backbone_apart(tx: optax.GradientTransformation, head: Tuple[str, ...],
+                    scale: float) -> optax.GradientTransformation:
+    """`tx` for the head; for the backbone `tx` with its updates times `scale`, or no
+    update at all when `scale` is 0. `scale` 1: `tx` itself (the same state as before
+    this option, so older runs resume)."""
+    if scale == 1.0:
+        return tx
+    if not head:
+        raise UserError("config.optim.backbone_lr_scale and config.model.freeze_backbone "
+                        "need a model whose spec names its head; this one names none")
+    backbone = optax.set_to_zero() if scale == 0.0 else optax.chain(tx, optax.scale(scale))
+    label = lambda params: {name: "head" if name in head else "backbone" for name in params}
+    return optax.multi_transform({"head": tx, "backbone": backbone}, label)
 
 
 def create_train_state(key: jax.Array, model, tx: optax.GradientTransformation,

@@ -109,7 +109,8 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     clip_mean = config.eval.clip_mean
     key = jax.random.PRNGKey(config.seed)
     n_epochs = resolve_epochs(config)
-    tx = steps_lib.create_optimizer(config.optim, steps_per_epoch * n_epochs)
+    tx = steps_lib.create_optimizer(config.optim, steps_per_epoch * n_epochs,
+                                    **models.optimizer_options(config.model))
     variables, init_note, warning = initial_variables(config, n_classes, key)
     if warning:
         writer.warn(warning)
