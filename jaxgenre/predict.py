@@ -73,6 +73,7 @@ class Predictor:
         self.state = checkpoint.restore_best(  # a damaged best: skipped (nothing moved), the next used
             workdir, checkpoint.abstract(template),
             warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+        self.model, self.adapt = model, adapt  # for jaxgenre.embed
         self.steps = steps_lib.compile_steps(model, None, adapt, self.mesh)
         self.batch_size = self.config.eval.batch_size
 

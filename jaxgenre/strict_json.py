@@ -66,7 +66,17 @@ def write_text(path: str, text: str) -> None:
     then renamed over it, so a reader (another process, a run resumed after a kill)
     never sees half a file, and a failed write leaves the old file. The new file gets
     the mode `open(path, "w")` would give (the old file's, else 0666 less the umask).
-    The package's one atomic file write (run files, results.md, audio-check verdicts)."""
+    The package's one atomic file write (run files, results.md, audio-check verdicts,
+    with `write_bytes` the embeddings)."""
+    _write_whole(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """`data` in `path`, whole or not at all, as `write_text` writes text."""
+    _write_whole(path, data)
+
+
+def _write_whole(path: str, data: bytes) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     try:
@@ -75,9 +85,9 @@ def write_text(path: str, text: str) -> None:
         mode = 0o666 & ~_UMASK
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
-            f.write(text)
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

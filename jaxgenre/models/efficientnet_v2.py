@@ -87,6 +87,7 @@ class EfficientNetV2S(nn.Module):
         x = self._conv_bn(x, "features_7", LAST_CHANNELS, 1, train=train)
         self.sow("intermediates", "features_7", x)
         x = jnp.mean(x, axis=(1, 2))
+        self.sow("intermediates", "embedding", x)  # what `jaxgenre.embed` returns
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return dense(x, "classifier_1", self.num_classes, dtype=self.dtype).astype(jnp.float32)
 

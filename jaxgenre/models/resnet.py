@@ -50,6 +50,7 @@ class ResNet18(nn.Module):
                 x = nn.relu(y + residual)
             self.sow("intermediates", f"layer{stage}", x)
         x = jnp.mean(x, axis=(1, 2))
+        self.sow("intermediates", "embedding", x)  # what `jaxgenre.embed` returns
         return dense(x, "fc", self.num_classes, dtype=self.dtype).astype(jnp.float32)
 
 

@@ -43,6 +43,7 @@ class SampleCNN(nn.Module):
                 x = nn.max_pool(x, (3,), strides=(3,))
             self.sow("intermediates", f"block{i}", x)
         x = jnp.mean(x, axis=1)
+        self.sow("intermediates", "embedding", x)  # what `jaxgenre.embed` returns
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return dense(x, "head", self.num_classes, dtype=self.dtype).astype(jnp.float32)
 

@@ -45,6 +45,8 @@ class SpectralCNN(nn.Module):
         x = jnp.mean(x, axis=(1, 2))
         for i, width in enumerate(self.dense_widths):
             x = nn.relu(dense(x, f"dense{i}", width, dtype=self.dtype))
+            if i == len(self.dense_widths) - 1:  # the penultimate layer: `jaxgenre.embed`'s
+                self.sow("intermediates", "embedding", x)
             x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
         return dense(x, f"dense{len(self.dense_widths)}", self.num_classes,
                      dtype=self.dtype).astype(jnp.float32)
