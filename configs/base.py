@@ -94,7 +94,7 @@ def get_config() -> config_dict.ConfigDict:
     config.data.seed = config_dict.placeholder(int)
 
     config.features = config_dict.ConfigDict()
-    config.features.kind = "mel"  # mel | spec | mfcc | waveform
+    config.features.kind = "mel"  # mel | spec | mfcc | waveform | musicnn (sr 16000, hop 256)
     config.features.sr = 22050
     config.features.n_fft = 2048
     config.features.hop_length = 512

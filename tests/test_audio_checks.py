@@ -174,7 +174,7 @@ def test_the_feature_figure_is_drawn_once_per_data_set(tmp_path, monkeypatch):
     every = features.every_kind(config.features)
     plots.class_panel(source, every, str(tmp_path / "a.png"),
                       figure_dir=str(figures))
-    assert sorted(computed) == sorted(features.KINDS)
+    assert sorted(computed) == sorted(features.STUDY_KINDS)
     computed.clear()
     plots.class_panel(source, every, str(tmp_path / "b.png"),
                       figure_dir=str(figures))
@@ -183,14 +183,14 @@ def test_the_feature_figure_is_drawn_once_per_data_set(tmp_path, monkeypatch):
     # Other feature parameters are another figure.
     other = features.every_kind(dict(config.features, n_mels=64))
     plots.class_panel(source, other, str(tmp_path / "c.png"), figure_dir=str(figures))
-    assert len(computed) == len(features.KINDS) and len(os.listdir(figures)) == 2
+    assert len(computed) == len(features.STUDY_KINDS) and len(os.listdir(figures)) == 2
     # A kept file that is no PNG is not copied into a run: drawn again.
     computed.clear()
     for kept in figures.iterdir():
         kept.write_bytes(b"not a png")
     plots.class_panel(source, every, str(tmp_path / "d.png"),
                       figure_dir=str(figures))
-    assert len(computed) == len(features.KINDS)
+    assert len(computed) == len(features.STUDY_KINDS)
     assert (tmp_path / "d.png").read_bytes() == (tmp_path / "a.png").read_bytes()
 
 

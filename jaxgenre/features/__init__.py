@@ -10,9 +10,9 @@ fused kernel behind them, `filters` the constant matrices (windows, mel banks, D
 `spec` the one place that knows what a feature kind implies (issue 23, item 1).
 """
 
-from jaxgenre.features.spec import KINDS, FeatureSpec, every_kind
-from jaxgenre.features.transforms import (Ref, melspectrogram_db, mfcc, spectrogram_db,
-                                          waveform)
+from jaxgenre.features.spec import KINDS, STUDY_KINDS, FeatureSpec, every_kind
+from jaxgenre.features.transforms import (Ref, melspectrogram_db, mfcc, musicnn_logmel,
+                                          spectrogram_db, waveform)
 
-__all__ = ["KINDS", "FeatureSpec", "Ref", "every_kind", "melspectrogram_db", "mfcc", "spectrogram_db",
-           "waveform"]
+__all__ = ["KINDS", "STUDY_KINDS", "FeatureSpec", "Ref", "every_kind", "melspectrogram_db",
+           "mfcc", "musicnn_logmel", "spectrogram_db", "waveform"]

@@ -23,7 +23,11 @@ import jax
 from jaxgenre.errors import UserError
 from jaxgenre.features import transforms
 
-KINDS = ("mel", "spec", "mfcc", "waveform")
+# The study's four inputs, then musicnn's fixed front end (the input of its pretrained
+# models, `models.musicnn`), which takes only the shared sr and hop_length, to refuse any
+# but its own (16000, 256).
+STUDY_KINDS = ("mel", "spec", "mfcc", "waveform")
+KINDS = STUDY_KINDS + ("musicnn",)
 
 # The keyword parameters each transform takes (librosa's names), so a config key that
 # belongs to another kind is left out of this one's computation and of its cache key.
@@ -35,12 +39,14 @@ PARAMETERS: Dict[str, Tuple[str, ...]] = {
     "mel": _STFT + _MEL_BANK + ("norm",),
     "mfcc": _STFT + _MEL_BANK + ("n_mfcc", "dct_type", "norm", "lifter", "mel_norm"),
     "waveform": ("norm",),
+    "musicnn": ("sr", "hop_length"),
 }
 # Keys every kind reads besides its transform's: the audio's sample rate and the hop,
 # which turn seconds into samples or frames.
 SHARED = ("kind", "sr", "hop_length")
 _TRANSFORMS = {"mel": transforms.melspectrogram_db, "spec": transforms.spectrogram_db,
-               "mfcc": transforms.mfcc, "waveform": transforms.waveform}
+               "mfcc": transforms.mfcc, "waveform": transforms.waveform,
+               "musicnn": transforms.musicnn_logmel}
 
 
 def _check_kind(kind: str) -> None:
@@ -71,6 +77,13 @@ class FeatureSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"config.features.{name} must be a whole number of at least "
                                 f"1; got {value!r}")
+        musicnn = transforms.MUSICNN
+        if self.kind == "musicnn" and (self.sr, self.hop_length) != (
+                musicnn["sr"], musicnn["hop_length"]):
+            raise UserError(f"features.kind='musicnn' is musicnn's fixed front end: set "
+                            f"--config.features.sr={musicnn['sr']} --config.features."
+                            f"hop_length={musicnn['hop_length']} (got {self.sr}, "
+                            f"{self.hop_length})")
         extra = [k for k, _ in self.params if k not in PARAMETERS[self.kind] or k in SHARED]
         if extra:
             raise UserError(f"features.kind={self.kind!r} takes no parameter "
@@ -91,8 +104,9 @@ class FeatureSpec:
                             f"{', '.join(known_keys())}")
         taken = [k for k in PARAMETERS[kind] if k not in SHARED]
         params = tuple(sorted((k, _plain(features[k])) for k in features if k in taken))
-        librosa = inspect.signature(transforms.melspectrogram_db).parameters  # sr, hop
-        shared = {k: _whole(features[k]) if k in features else librosa[k].default
+        own = inspect.signature(_TRANSFORMS[kind]).parameters  # sr, hop: its, or librosa's
+        librosa = inspect.signature(transforms.melspectrogram_db).parameters
+        shared = {k: _whole(features[k]) if k in features else (own.get(k) or librosa[k]).default
                   for k in ("sr", "hop_length")}
         return cls(kind=kind, params=params, **shared)
 
@@ -133,6 +147,8 @@ class FeatureSpec:
         """The image's height: mel bands, STFT bins or coefficients; None for a signal."""
         if self.kind == "mel":
             return int(self.value("n_mels"))
+        if self.kind == "musicnn":
+            return transforms.MUSICNN["n_mels"]
         if self.kind == "mfcc":
             return int(self.value("n_mfcc"))
         if self.kind == "spec":
@@ -166,9 +182,10 @@ class FeatureSpec:
 
 
 def every_kind(features: Mapping[str, Any]) -> Tuple[FeatureSpec, ...]:
-    """The four kinds, each with one `config.features` group's parameters: the figures
-    that show a clip's features side by side."""
-    return tuple(FeatureSpec.from_config({**dict(features), "kind": kind}) for kind in KINDS)
+    """The study's four kinds, each with one `config.features` group's parameters: the
+    figures that show a clip's features side by side."""
+    return tuple(FeatureSpec.from_config({**dict(features), "kind": kind})
+                 for kind in STUDY_KINDS)
 
 
 def _whole(value: Any) -> Any:

@@ -71,6 +71,8 @@ class Params:
     top_db: Optional[float]
     mel: Optional[Mel] = None
     dct: Optional[Dct] = None
+    # musicnn's compression log10(1 + log_c * S) in place of dB (ref, amin, top_db unused)
+    log_c: Optional[float] = None
 
     def n_frames(self, n_samples: int) -> int:
         padded = n_samples + (2 * (self.n_fft // 2) if self.center else 0)
@@ -142,6 +144,8 @@ def one_clip(y: jax.Array, p: Params) -> jax.Array:
     power = jnp.square(spectrum.real) + jnp.square(spectrum.imag)
     if p.mel is not None:
         power = mel_power(power, p)
+    if p.log_c is not None:  # log1p: exact where log_c * S is small
+        return (jnp.log1p(p.log_c * power) * np.float32(1 / np.log(10))).T
     db = power_to_db(power, p)  # (n_frames, n_bands)
     if p.dct is not None:
         n_mfcc, lifter = p.dct.n_mfcc, p.dct.lifter

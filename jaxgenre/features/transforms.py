@@ -159,6 +159,34 @@ def _mel_params(name: str, n_samples: int, *, sr: int = 22050, n_fft: int = 2048
                                          norm))
 
 
+# musicnn's front end (Pons & Serra; musicnn/configuration.py): 16 kHz, a 512-point Hann
+# STFT every 256 samples, 96 mel bands. Its extractor calls librosa's melspectrogram with
+# librosa's defaults of the time (musicnn 0.1.0 requires librosa 0.7 or 0.8): power 2,
+# Slaney mel bands with area norm, centred frames padded by reflection (librosa >= 0.10
+# pads with zeros instead).
+MUSICNN = {"sr": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96, "pad_mode": "reflect"}
+MUSICNN_LOG_C = 10000.0
+
+
+def musicnn_logmel(y, *, sr: int = 16000, hop_length: int = 256) -> jax.Array:
+    """musicnn's input, log10(1 + 10000 * mel power): `(..., 96, n_frames)` float32.
+
+    Equals musicnn's `extractor.batch_data` before it cuts patches, i.e.
+    `np.log10(10000 * librosa.feature.melspectrogram(y=y, sr=16000, hop_length=256,
+    n_fft=512, n_mels=96, pad_mode='reflect') + 1)`, except that musicnn casts the mel
+    power to float16 first (which overflows to inf under NumPy 2 for loud bins): this
+    stays float32. The parameters are the pretrained models'; `sr` and `hop_length`
+    are taken only to refuse other values, as the feature spec passes them.
+    """
+    y = _as_audio(y, "musicnn_logmel")
+    if (sr, hop_length) != (MUSICNN["sr"], MUSICNN["hop_length"]):
+        raise UserError(f"musicnn's front end is fixed at sr={MUSICNN['sr']}, hop_length="
+                        f"{MUSICNN['hop_length']} (its pretrained weights'); got sr={sr}, "
+                        f"hop_length={hop_length}")
+    p = _mel_params("musicnn_logmel", y.shape[-1], **MUSICNN)
+    return spectral.run(y, dataclasses.replace(p, log_c=MUSICNN_LOG_C))
+
+
 def waveform(y, *, norm: str = "peak") -> jax.Array:
     """The study's waveform input: each example scaled to peak |y| = 1 ('peak') or to
     unit RMS ('rms'). Silent examples stay all-zero. Shape is unchanged."""

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgenre.errors import UserError
-from jaxgenre.models import efficientnet_v2, resnet, sample_cnn, spectral_cnn
+from jaxgenre.models import efficientnet_v2, musicnn, resnet, sample_cnn, spectral_cnn
 from jaxgenre.models.spec import ModelSpec
 
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in (
@@ -28,6 +28,8 @@ REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     resnet.SPEC,
     efficientnet_v2.SPEC,
     sample_cnn.SPEC,
+    musicnn.SPEC,
+    musicnn.VGG_SPEC,
 )}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
