@@ -110,6 +110,9 @@ def get_config() -> config_dict.ConfigDict:
     config.model.name = "resnet18"  # a name in jaxgenre.models.REGISTRY
     config.model.num_classes = 10
     config.model.pretrained = True  # ImageNet weights, for models whose spec has them
+    # musicnn's models: pretrained on the Million Song Dataset ("MSD") or MagnaTagATune
+    # ("MTT"); musicnn 0.1.0's checkpoints (requirements-musicnn.txt).
+    config.model.weights = "MSD"
     # Weights of your own for the same architecture (a path or URL), instead of
     # torchvision's pinned file (fetched into $TORCH_HOME/hub/checkpoints when missing).
     config.model.checkpoint = config_dict.placeholder(str)
@@ -256,6 +259,25 @@ def recipe(*, model: str, feature: str = "mel") -> config_dict.ConfigDict:
     config.train.select = "accuracy_loss"
     # Test windows stay the study's tiles: overlapping windows helped on one real-music
     # variant and hurt on the other (BUILD_NOTES).
+    return config
+
+
+def musicnn_transfer(*, probe: bool) -> config_dict.ConfigDict:
+    """musicnn pretrained on the Million Song Dataset, moved to this task: a probe (the
+    backbone frozen, a new head trained) or a fine-tune (every layer trained, the
+    backbone at a tenth of the head's learning rate, with the recipe's augmentation).
+    Both keep the recipe's optimiser, schedule, label smoothing and epoch selection, the
+    study's batch size and epochs, and musicnn's own front end and 3 s windows."""
+    config = recipe(model="musicnn", feature="musicnn")
+    # musicnn's front end: 16 kHz, hop 256, 96 mel bands; 187 frames (2.992 s) per
+    # window, as its weights were trained and its extractor cuts.
+    config.features.update(sr=16000, hop_length=256)
+    config.data.segment_seconds = 187 * 256 / 16000
+    config.model.update(pretrained=True, weights="MSD", freeze_backbone=probe)
+    if probe:  # the frozen features do not change; masking them would only add noise
+        config.augment.spec_augment = False
+    else:
+        config.optim.backbone_lr_scale = 0.1
     return config
 
 

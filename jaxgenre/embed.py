@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import io
 import math
@@ -35,13 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgenre import audio, errors, strict_json
+from jaxgenre import audio, errors, models, strict_json
 from jaxgenre.features import FeatureSpec
 from jaxgenre.training import weight_average
 
 DEFAULT_MAX_SECONDS = 600.0
-# Name → a function building that pretrained embedder (filled by the models that have
-# weights for it, e.g. musicnn's taggers).
+# --model's names → a function building that pretrained embedder (musicnn's taggers,
+# filled below: musicnn_msd, musicnn_mtt, vgg_msd, vgg_mtt).
 PRETRAINED: Dict[str, Callable[[], "Embedder"]] = {}
 
 
@@ -84,6 +85,37 @@ def from_run(workdir: str) -> Embedder:
                     window_frames=int(p.segment_frames),
                     forward=lambda w: tuple(np.asarray(a) for a in forward(jnp.asarray(w))),
                     tag_names=tuple(p.class_names), batch_size=p.batch_size)
+
+
+def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
+    """One of musicnn's pretrained taggers ('MSD_musicnn', 'MTT_musicnn', 'MSD_vgg',
+    'MTT_vgg'): its penultimate layer (musicnn; 200-d) or its last pool flattened (VGG)
+    as the embedding, its 50 tags' sigmoid as the taggram, musicnn's front end and its
+    extractor's 3 s windows (187 frames, back to back)."""
+    from jaxgenre.models import musicnn_port
+
+    arch, _ = musicnn_port.CHECKPOINTS[checkpoint]
+    variables = musicnn_port.load_pretrained(checkpoint)
+    model = models.create(arch, len(musicnn_port.tags(checkpoint)))
+    layer = "embedding" if arch == "musicnn" else "pool5"
+
+    @jax.jit
+    def forward(windows):
+        logits, sown = model.apply(variables, windows[..., None], train=False,
+                                   mutable=["intermediates"])
+        emb = sown["intermediates"][layer][0]
+        return (emb.reshape(emb.shape[0], -1).astype(jnp.float32),
+                jax.nn.sigmoid(logits.astype(jnp.float32)))
+
+    feature = FeatureSpec.from_config({"kind": "musicnn", "sr": 16000, "hop_length": 256})
+    return Embedder(name=checkpoint, feature=feature,
+                    window_frames=musicnn_port.INPUT_SHAPE[1],
+                    forward=lambda w: tuple(np.asarray(a) for a in forward(jnp.asarray(w))),
+                    tag_names=musicnn_port.tags(checkpoint), batch_size=batch_size)
+
+
+PRETRAINED.update({f"{arch}_{data.lower()}": functools.partial(from_tagger, f"{data}_{arch}")
+                   for arch in ("musicnn", "vgg") for data in ("MSD", "MTT")})
 
 
 def windows(feature: np.ndarray, window_frames: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -165,7 +165,7 @@ def rules() -> Dict[str, Rule]:
         "model.dtype": choice(models.DTYPES), "model.input_size": Rule("size", optional=True),
         "model.normalisation": choice(adapter.NORMALISATIONS, optional=True),
         "model.num_classes": _whole(2), "model.pretrained": _FLAG,
-        "model.freeze_backbone": _FLAG, "optim.backbone_lr_scale": _AT_LEAST_0,
+        "model.freeze_backbone": _FLAG, "model.weights": choice(("MSD", "MTT")), "optim.backbone_lr_scale": _AT_LEAST_0,
         "optim.name": choice(steps.OPTIMIZERS), "optim.schedule": choice(steps.SCHEDULES),
         "optim.learning_rate": _number(), "optim.weight_decay": _AT_LEAST_0,
         "optim.warmup_fraction": _FRACTION, "optim.ema_decay": _FRACTION,
@@ -233,6 +233,15 @@ def check_config(config) -> None:
         able = [n for n, s in models.REGISTRY.items() if "freeze_backbone" in s.options]
         raise UserError(f"config.model.freeze_backbone: {spec.name} has no frozen-backbone "
                         f"mode; models that have one: {', '.join(able) or 'none'}")
+    if spec.tagger_weights and config.model.pretrained:
+        # The weights learnt musicnn's front end: another one would feed them noise.
+        norm = config.model.normalisation or spec.normalisation
+        if norm != "none" or config.model.input_size is not None:
+            raise UserError(f"config.model.name={spec.name!r} with pretrained weights takes "
+                            f"musicnn's log-mel patches as they are: leave "
+                            f"model.normalisation and model.input_size unset (got "
+                            f"{norm!r}, {config.model.input_size!r}), or set "
+                            f"model.pretrained=False")
     if config.optim.backbone_lr_scale != 1.0 and not spec.head_names():
         raise UserError(f"config.optim.backbone_lr_scale={config.optim.backbone_lr_scale!r} "
                         f"needs a model whose spec names its head; {spec.name} names none")

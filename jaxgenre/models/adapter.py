@@ -31,7 +31,9 @@ from jaxgenre.features import FeatureSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NORMALISATIONS = ("standardise", "imagenet")
+# "none": the feature as it is (musicnn's pretrained weights take raw log-mel patches;
+# its first layer is a batch norm).
+NORMALISATIONS = ("standardise", "imagenet", "none")
 
 
 def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
@@ -50,7 +52,9 @@ def adapt(features: jax.Array, *, input_size: Optional[Sequence[int]] = None,
         height, width = _size(input_size)
         x = jax.image.resize(x, (x.shape[0], height, width), method="bilinear")
     axes = (1, 2)
-    if normalisation == "standardise":
+    if normalisation == "none":
+        x = jnp.repeat(x[..., None], channels, axis=-1)
+    elif normalisation == "standardise":
         mean = jnp.mean(x, axis=axes, keepdims=True)
         x = (x - mean) / jnp.maximum(jnp.std(x, axis=axes, keepdims=True), eps)
         x = jnp.repeat(x[..., None], channels, axis=-1)

@@ -36,6 +36,7 @@ from typing import Any
 
 import chex
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxgenre.models.layers import BatchNorm
@@ -64,6 +65,10 @@ def _patch(x, dtype) -> jnp.ndarray:
 
 
 class MusiCNN(nn.Module):
+    """`freeze_backbone`: a probe — everything below the head ('dense_1') runs in
+    inference mode (batch norms on their running statistics, no dropout) and passes no
+    gradient, so only the head learns (with `model.freeze_backbone`, the optimiser also
+    leaves the backbone's weights as they are)."""
     num_classes: int = 50
     timbral_filters: int = 204      # int(1.6 * 128)
     temporal_filters: int = 51      # int(1.6 * 32)
@@ -71,9 +76,11 @@ class MusiCNN(nn.Module):
     backend_units: int = 200
     dropout: float = 0.5
     dtype: Any = jnp.float32
+    freeze_backbone: bool = False
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):
+        head_train, train = train, train and not self.freeze_backbone
         x = _patch(x, self.dtype)[..., None]  # (batch, frames, 96, 1)
         x = _bn(x, 0, train=train, dtype=self.dtype)
         time_pad = jnp.pad(x, ((0, 0), (3, 3), (0, 0), (0, 0)))
@@ -107,7 +114,10 @@ class MusiCNN(nn.Module):
                                  name="dense")(pooled))
         penultimate = _bn(dense, 10, train=train, dtype=self.dtype)
         self.sow("intermediates", "penultimate", penultimate)
-        dense = nn.Dropout(self.dropout, deterministic=not train)(penultimate)
+        self.sow("intermediates", "embedding", penultimate)  # what `jaxgenre.embed` returns
+        if self.freeze_backbone:
+            penultimate = jax.lax.stop_gradient(penultimate)
+        dense = nn.Dropout(self.dropout, deterministic=not head_train)(penultimate)
         logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
                           name="dense_1")(dense)
         return logits.astype(jnp.float32)
@@ -140,9 +150,13 @@ class MusicnnVGG(nn.Module):
         return logits.astype(jnp.float32)
 
 
+# Raw log-mel patches in ('none'), as the pretrained weights were trained; their
+# checkpoints are musicnn_port.CHECKPOINTS' '<MSD|MTT>_<tagger_weights>'.
 SPEC = ModelSpec(
     name="musicnn", display_name="musicnn (Pons & Serra)", module=MusiCNN, input_rank=3,
-    channels=1, normalisation="standardise", feature_kinds=("musicnn",))
+    channels=1, normalisation="none", feature_kinds=("musicnn",),
+    options=("freeze_backbone",), head=("dense_1",), tagger_weights="musicnn")
 VGG_SPEC = ModelSpec(
     name="musicnn_vgg", display_name="musicnn's VGG baseline", module=MusicnnVGG,
-    input_rank=3, channels=1, normalisation="standardise", feature_kinds=("musicnn",))
+    input_rank=3, channels=1, normalisation="none", feature_kinds=("musicnn",),
+    head=("dense",), tagger_weights="vgg")

@@ -86,9 +86,13 @@ def checkpoint_prefix(checkpoint: str) -> str:
     return index[:-len(".index")]
 
 
+# One example as the models take it: 96 mel bands x musicnn's 187 frames (3 s), 1 channel.
+INPUT_SHAPE = (96, 187, 1)
+
+
 def _template(arch: str, num_classes: int):
     model = models.create(arch, num_classes)
-    x = jnp.zeros((1, 96, 187, 1))
+    x = jnp.zeros((1,) + INPUT_SHAPE)
     shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
     return {"params": shapes["params"], "batch_stats": shapes["batch_stats"]}
 

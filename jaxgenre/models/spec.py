@@ -51,6 +51,9 @@ class ModelSpec:
     imagenet: Optional[ImageNetCheckpoint] = None
     options: Tuple[str, ...] = ()
     head: Tuple[str, ...] = ()
+    # Music-tagging weights (musicnn's checkpoints '<config.model.weights>_<this>'),
+    # loaded when `config.model.pretrained`; None for models without.
+    tagger_weights: Optional[str] = None
 
     def head_names(self) -> Tuple[str, ...]:
         return self.head or ((self.imagenet.head,) if self.imagenet else ())

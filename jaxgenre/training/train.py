@@ -59,7 +59,11 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
     to random initialisation with a warning; a file that is there but wrong, or a
     `checkpoint` that cannot be had, is a `UserError`."""
     name = config.model.name
-    if not config.model.pretrained or models.get_spec(name).imagenet is None:
+    spec = models.get_spec(name)
+    if config.model.pretrained and spec.tagger_weights:
+        return tagger_variables(config.model, num_classes, key), (
+            f"musicnn's {config.model.weights}_{spec.tagger_weights} weights, a new head"), ""
+    if not config.model.pretrained or spec.imagenet is None:
         return None, "random initialisation", ""
     own, own_sha256 = config.model.checkpoint, config.model.checkpoint_sha256
     try:
@@ -73,6 +77,22 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
                 f"{e} Training starts from random initialisation instead.")
     return variables, ("ImageNet weights (torchvision)" if not own
                        else f"ImageNet weights ({own})"), ""
+
+
+def tagger_variables(model_config, num_classes: int, key) -> Dict:
+    """musicnn's pretrained variables (`model.weights`: MSD or MTT) with the tagging head
+    replaced by a freshly initialised one of `num_classes` outputs."""
+    from jaxgenre.models import musicnn_port
+
+    spec = models.get_spec(model_config.name)
+    variables = musicnn_port.load_pretrained(f"{model_config.weights}_{spec.tagger_weights}")
+    model = models.create(model_config.name, num_classes)
+    sample = jnp.zeros((1,) + musicnn_port.INPUT_SHAPE)
+    fresh = jax.jit(lambda k: model.init(k, sample, train=False))(jax.random.fold_in(key, 1))
+    params = dict(variables["params"])
+    for name in spec.head_names():
+        params[name] = fresh["params"][name]
+    return {"params": params, "batch_stats": variables["batch_stats"]}
 
 
 def epoch_segments(config, data: PreparedData, epoch: int) -> pipeline.Segments:

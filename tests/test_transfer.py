@@ -1,0 +1,101 @@
+"""Transfer from musicnn: the pretrained weights under a new head, a probe's train steps
+that move the head only, a fine-tune's backbone at its share of the rate, and the
+configs that would feed the weights another front end refused before any work."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import base
+from jaxgenre import models, parallel, validation
+from jaxgenre.errors import UserError
+from jaxgenre.features import FeatureSpec
+from jaxgenre.models import adapter, musicnn_port
+from jaxgenre.training import steps as steps_lib
+from jaxgenre.training import train as train_lib
+
+
+def _state_after_steps(config, n_steps: int = 2):
+    """(initial variables, state after `n_steps` train steps) of `config`'s model on
+    random log-mel-like windows, as training builds them."""
+    spec = FeatureSpec.from_config(config.features)
+    model = models.create("musicnn", 10, **models.constructor_options(config.model))
+    variables = train_lib.tagger_variables(config.model, 10, jax.random.PRNGKey(0))
+    before = jax.tree.map(np.array, variables)  # the train step donates the state's buffers
+    tx = steps_lib.create_optimizer(config.optim, 10, **models.optimizer_options(config.model))
+    adapt = adapter.for_model(config.model, spec)
+    rng = np.random.default_rng(0)
+    sample = jnp.zeros((1,) + spec.example_shape(187))
+    state = steps_lib.create_train_state(jax.random.PRNGKey(0), model, tx, adapt(sample),
+                                         variables)
+    mesh = parallel.data_mesh(jax.devices()[:1])
+    steps = steps_lib.compile_steps(model, tx, adapt, mesh)
+    state = jax.device_put(state, parallel.replicated(mesh))
+    for _ in range(n_steps):
+        batch = {"inputs": rng.uniform(0, 3, (4, 96, 187)).astype(np.float32),
+                 "labels": rng.integers(0, 10, 4).astype(np.int32),
+                 "mask": np.ones(4, np.float32)}
+        state, _ = steps.train(state, batch)
+    return before, jax.tree.map(np.asarray, {"params": state.params,
+                                                "batch_stats": state.batch_stats})
+
+
+def test_the_pretrained_weights_come_with_a_new_head_of_the_tasks_size():
+    config = base.musicnn_transfer(probe=True)
+    variables = train_lib.tagger_variables(config.model, 10, jax.random.PRNGKey(0))
+    msd = musicnn_port.load_pretrained("MSD_musicnn")
+    assert variables["params"]["dense_1"]["kernel"].shape == (200, 10)
+    for group in ("params", "batch_stats"):
+        for name, layer in msd[group].items():
+            if name != "dense_1":
+                jax.tree.map(np.testing.assert_array_equal, variables[group][name], layer)
+
+
+def test_a_probe_trains_the_head_only_and_keeps_the_backbones_statistics():
+    config = base.musicnn_transfer(probe=True)
+    before, after = _state_after_steps(config)
+    for group in ("params", "batch_stats"):
+        for name, layer in before[group].items():
+            if name != "dense_1":
+                jax.tree.map(np.testing.assert_array_equal, after[group][name], layer)
+    assert not np.allclose(after["params"]["dense_1"]["kernel"],
+                           before["params"]["dense_1"]["kernel"])
+
+
+def test_a_fine_tune_moves_the_backbone_too():
+    config = base.musicnn_transfer(probe=False)
+    config.augment.spec_augment = False
+    before, after = _state_after_steps(config)
+    for name in ("conv2d", "dense", "batch_normalization_9"):
+        assert not np.allclose(after["params"][name]["kernel" if "conv" in name or name ==
+                                                     "dense" else "scale"],
+                               before["params"][name]["kernel" if "conv" in name or name ==
+                                                      "dense" else "scale"]), name
+    assert not np.allclose(after["batch_stats"]["batch_normalization"]["mean"],
+                           before["batch_stats"]["batch_normalization"]["mean"])
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"model": {"normalisation": "standardise"}}, "log-mel patches as they are"),
+    ({"model": {"input_size": (128, 128)}}, "log-mel patches as they are"),
+    ({"features": {"kind": "mel"}}, "takes musicnn features"),
+    ({"features": {"sr": 22050}}, "musicnn's fixed front end"),
+    ({"model": {"weights": "GTZAN"}}, "config.model.weights must be one of"),
+])
+def test_pretrained_musicnn_with_another_front_end_is_a_config_error(change, message):
+    config = base.musicnn_transfer(probe=True)
+    for section, values in change.items():
+        config[section].update(values)
+    with pytest.raises(UserError, match=message):
+        validation.check_config(config)
+
+
+def test_both_transfer_configs_validate_and_a_random_init_may_use_any_normalisation():
+    for probe in (True, False):
+        validation.check_config(base.musicnn_transfer(probe=probe))
+    config = base.musicnn_transfer(probe=False)
+    config.model.update(pretrained=False, normalisation="standardise")
+    validation.check_config(config)
