@@ -262,23 +262,34 @@ def recipe(*, model: str, feature: str = "mel") -> config_dict.ConfigDict:
     return config
 
 
+def music_cell(*, probe: bool, config: Optional[config_dict.ConfigDict] = None
+               ) -> config_dict.ConfigDict:
+    """musicnn pretrained on the Million Song Dataset, moved to this task: `config` (a
+    copy; default the base config) with musicnn, its weights and its own front end and
+    3 s windows, as a probe (the backbone frozen, a new head trained) or a fine-tune
+    (every layer trained, the backbone at a tenth of the head's learning rate). The
+    rest — optimiser, epochs, augmentation — stays as `config` has it: the study's grid
+    runs these cells beside the nine with the grid's recipe."""
+    out = cell(model="musicnn", feature="musicnn", config=config)
+    with out.unlocked():
+        # musicnn's front end: 16 kHz, hop 256, 96 mel bands; 187 frames (2.992 s) per
+        # window, as its weights were trained and its extractor cuts.
+        out.features.update(sr=16000, hop_length=256)
+        out.data.segment_seconds = 187 * 256 / 16000
+        out.model.update(pretrained=True, weights="MSD", freeze_backbone=probe)
+        out.model.input_size = None
+        out.model.normalisation = None
+        out.optim.backbone_lr_scale = 1.0 if probe else 0.1
+        if probe:  # the frozen features do not change; masking them would only add noise
+            out.augment.spec_augment = False
+    return out
+
+
 def musicnn_transfer(*, probe: bool) -> config_dict.ConfigDict:
-    """musicnn pretrained on the Million Song Dataset, moved to this task: a probe (the
-    backbone frozen, a new head trained) or a fine-tune (every layer trained, the
-    backbone at a tenth of the head's learning rate, with the recipe's augmentation).
-    Both keep the recipe's optimiser, schedule, label smoothing and epoch selection, the
-    study's batch size and epochs, and musicnn's own front end and 3 s windows."""
-    config = recipe(model="musicnn", feature="musicnn")
-    # musicnn's front end: 16 kHz, hop 256, 96 mel bands; 187 frames (2.992 s) per
-    # window, as its weights were trained and its extractor cuts.
-    config.features.update(sr=16000, hop_length=256)
-    config.data.segment_seconds = 187 * 256 / 16000
-    config.model.update(pretrained=True, weights="MSD", freeze_backbone=probe)
-    if probe:  # the frozen features do not change; masking them would only add noise
-        config.augment.spec_augment = False
-    else:
-        config.optim.backbone_lr_scale = 0.1
-    return config
+    """configs/musicnn_probe.py and musicnn_finetune.py: `music_cell` on the recipe (its
+    optimiser, schedule, label smoothing, epoch selection and, for the fine-tune,
+    augmentation), the study's batch size and epochs."""
+    return music_cell(probe=probe, config=recipe(model="musicnn", feature="musicnn"))
 
 
 def flat(tree: dict, prefix: str = "") -> dict:

@@ -24,6 +24,7 @@ from jaxgenre.results import clip_table, repeats, run_files, stats, study
 from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib
 from jaxgenre.data import prepare
+from jaxgenre.errors import UserError
 
 
 def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
@@ -154,27 +155,51 @@ def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     return results
 
 
-def grid_cells() -> List[Tuple[str, str]]:
+def grid_cells(music: bool = False) -> List[Tuple[str, str]]:
     """The study's nine cells (feature by feature, as its tables), then one cell per
-    registered model for each feature the study did not train (the waveform)."""
+    registered model for each feature the study did not train (the waveform), then with
+    `music` the music-pretrained cells ("musicnn", "probe" | "finetune")."""
     return ([(m, f) for f in study.FEATURES for m in study.MODELS]
             + [(name, f) for f in study.EXTRA_FEATURES
-               for name, spec in models.REGISTRY.items() if f in spec.feature_kinds])
+               for name, spec in models.REGISTRY.items() if f in spec.feature_kinds]
+            + ([("musicnn", mode) for mode in study.MUSIC_MODES] if music else []))
+
+
+def music_weights_missing() -> Optional[str]:
+    """Why the grid cannot run its music-pretrained cells (musicnn's weights are not
+    installed), or None when it can."""
+    from jaxgenre.models import musicnn_port
+
+    try:
+        musicnn_port.checkpoint_prefix("MSD_musicnn")
+    except UserError as e:
+        return str(e)
+    return None
+
+
+def cell_config(config, model: str, feature: str):
+    """A grid cell's config: `base.music_cell` for the music-pretrained cells, else
+    `base.cell`."""
+    if feature in study.MUSIC_MODES:
+        return base.music_cell(probe=feature == "probe", config=config)
+    return base.cell(model=model, feature=feature, config=config)
 
 
 def run_grid(config, workdir: str, cells: List[Tuple[str, str]] = None) -> Dict:
     """Every study cell (or `cells`) in `<workdir>/<model>_<feature>/`, then results.md,
     results.csv and confusion_grid.png laid out like the study's tables 1-3; by default
     also a waveform row, one cell per registered model that takes waveforms."""
-    cells = cells or grid_cells()
+    missing = None
+    if cells is None:
+        missing = music_weights_missing()
+        cells = grid_cells(music=missing is None)
     results = {}
     for model, feature in cells:
         cell_dir = os.path.join(workdir, f"{model}_{feature}")
         results[(model, feature)] = _results(
             cell_dir, f"grid cell {model} x {feature}",
-            lambda: run(base.cell(model=model, feature=feature, config=config), cell_dir,
-                        workdir))
-    md, rows = tables_lib.grid_tables(results, config.data.source)
+            lambda: run(cell_config(config, model, feature), cell_dir, workdir))
+    md, rows = tables_lib.grid_tables(results, config.data.source, music_missing=missing)
     md += _compare_grid(config, workdir, cells, results)
     shown = [(m, f) for m in study.MODELS for f in study.FEATURES]  # "not run" if absent
     shown += [cell for cell in cells if cell not in shown]
@@ -199,7 +224,7 @@ def _compare_grid(config, workdir: str, cells, results) -> List[str]:
         return ["## The study's conclusions, tested", "",
                 "Not tested: fewer than two cells have test_predictions.csv.", ""]
     result = comparisons.compare_cells(tables, seed=config.seed)
-    claim_list = comparisons.claims(result)
+    claim_list = comparisons.claims(result, imagenet=config.model.pretrained)
     chart = [{"label": f"{models.get_spec(m).display_name} / {f}",
               "accuracy": results[(m, f)]["test"]["clips"]["accuracy"],
               "low": results[(m, f)]["test"]["clips"].get("accuracy_ci", [None] * 2)[0],

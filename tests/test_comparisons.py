@@ -135,3 +135,41 @@ def test_cells_with_a_duplicate_clip_are_refused_naming_the_cell_and_the_clip():
         tuple(t.clip_ids[i] for i in rows), t.labels[rows], t.probabilities[rows], CLASSES)
     with pytest.raises(UserError, match="resnet18/mel.*clip4"):
         comparisons.compare_cells(tables)
+
+
+@pytest.mark.parametrize("music_accuracy,expected", [
+    ({"probe": 0.95, "finetune": 0.9}, "supported"),
+    ({"probe": 0.3, "finetune": 0.9}, "contradicted: resnet18/mel is significantly better "
+                                      "than musicnn/probe"),
+    ({"probe": 0.62, "finetune": 0.95}, "not shown: 2 of 4 pairs"),
+])
+def test_the_music_pretraining_claim_is_judged_on_every_music_imagenet_pair(music_accuracy,
+                                                                           expected):
+    """Four made-up cells, two ImageNet (0.6) and two music-pretrained: each pair's
+    evidence is Holm-adjusted McNemar over the whole grid (statsmodels' exact binomial
+    test and multipletests, independently), and the verdict follows from it."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    accuracies = {("resnet18", "mel"): 0.6, ("efficientnet_v2_s", "spec"): 0.6,
+                  **{("musicnn", mode): acc for mode, acc in music_accuracy.items()}}
+    tables = _grid(accuracies)
+    result = comparisons.compare_cells(tables)
+    claim = comparisons.claims(result)[-1]
+    assert claim["claim"].startswith("music pretraining beats ImageNet pretraining")
+    assert claim["verdict"].startswith(expected)
+    assert len(claim["evidence"]) == 4
+    labels = tables[("resnet18", "mel")].labels
+    right = {c: t.probabilities.argmax(1) == labels for c, t in tables.items()}
+    cells = list(tables)
+    pairs = [(a, b) for i, a in enumerate(cells) for b in cells[i + 1:]]
+    p_raw = [mcnemar([[np.sum(right[a] & right[b]), np.sum(right[a] & ~right[b])],
+                      [np.sum(~right[a] & right[b]), np.sum(~right[a] & ~right[b])]],
+                     exact=True).pvalue for a, b in pairs]
+    p_holm = dict(zip(pairs, multipletests(p_raw, method="holm")[1]))
+    for e in claim["evidence"]:
+        a, b = (tuple(e["a"].split("/")), tuple(e["b"].split("/")))
+        assert b[0] == "musicnn" and a[0] in ("resnet18", "efficientnet_v2_s")
+        np.testing.assert_allclose(e["p_holm"], p_holm.get((a, b), p_holm.get((b, a))))
+        np.testing.assert_allclose(e["delta_accuracy"], right[b].mean() - right[a].mean())
+    assert comparisons.claims(result, imagenet=False)[-1]["verdict"].startswith(
+        "not tested: the grid's ResNet-18")

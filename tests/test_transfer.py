@@ -99,3 +99,34 @@ def test_both_transfer_configs_validate_and_a_random_init_may_use_any_normalisat
     config = base.musicnn_transfer(probe=False)
     config.model.update(pretrained=False, normalisation="standardise")
     validation.check_config(config)
+
+
+def test_the_grid_gains_the_music_pretrained_cells_and_their_table():
+    from jaxgenre import experiments
+    from jaxgenre.results import tables as tables_lib
+
+    assert experiments.grid_cells(music=True)[-2:] == [("musicnn", "probe"),
+                                                         ("musicnn", "finetune")]
+    assert ("musicnn", "probe") not in experiments.grid_cells()
+    assert experiments.music_weights_missing() is None  # the test command installs them
+    grid = base.get_config()
+    grid.train.epochs = 7
+    for mode in ("probe", "finetune"):
+        config = experiments.cell_config(grid, "musicnn", mode)
+        validation.check_config(config)
+        assert config.model.freeze_backbone == (mode == "probe")
+        assert config.train.epochs == 7 and config.optim.name == grid.optim.name
+    clips = lambda acc: {"test": {"clips": {"accuracy": acc, "macro_precision": acc,
+                                            "macro_recall": acc, "macro_f1": acc}}}
+    md, rows = tables_lib.grid_tables({("resnet18", "mel"): clips(0.5),
+                                       ("musicnn", "probe"): clips(0.75),
+                                       ("musicnn", "finetune"): clips(0.8)}, "folder")
+    text = "\n".join(md)
+    assert "## Music-pretrained: musicnn, Million Song Dataset weights" in text
+    assert "| musicnn (MSD), probe | 0.7500 (-)" in text
+    assert "| musicnn (MSD), fine-tuned | 0.8000 (-)" in text
+    assert [(r["model"], r["feature"]) for r in rows][1:] == [("musicnn", "probe"),
+                                                               ("musicnn", "finetune")]
+    md, _ = tables_lib.grid_tables({("resnet18", "mel"): clips(0.5)}, "folder",
+                                   music_missing="musicnn is not installed: pip install it")
+    assert "Not run: musicnn is not installed: pip install it" in "\n".join(md)

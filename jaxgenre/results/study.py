@@ -7,6 +7,13 @@ from __future__ import annotations
 FEATURES = ("mel", "spec", "mfcc")
 # The study extracted the waveform but trained no model on it: the grid adds that row.
 EXTRA_FEATURES = ("waveform",)
+# Beyond the study: musicnn pretrained on the Million Song Dataset, as a probe and
+# fine-tuned (configs/base.music_cell), cells ("musicnn", mode) on musicnn's front end.
+MUSIC_MODES = ("probe", "finetune")
+MUSIC_TITLE = "Music-pretrained: musicnn, Million Song Dataset weights (beyond the study)"
+MUSIC_LABELS = {"probe": "musicnn (MSD), probe", "finetune": "musicnn (MSD), fine-tuned"}
+# The study's ImageNet-pretrained models (its transfer question).
+IMAGENET_MODELS = ("resnet18", "efficientnet_v2_s")
 TITLES = {"mel": "Table 1. Mel-spectrogram input", "spec": "Table 2. Spectrogram input",
           "mfcc": "Table 3. MFCC input",
           "waveform": "Waveform input (the study trained no model on it)"}

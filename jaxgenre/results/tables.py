@@ -64,11 +64,13 @@ def with_interval(report: Dict, key: str) -> str:
     return f"{value} [{interval[0]:.4f}, {interval[1]:.4f}]"
 
 
-def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
-                ) -> Tuple[List[str], List[Dict]]:
+def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str,
+                music_missing: Optional[str] = None) -> Tuple[List[str], List[Dict]]:
     """The grid's clip-level test figures as the study's tables: (markdown lines, CSV rows),
     each cell beside the study's figure in brackets; an undefined figure (null in a
-    cell's results.json) is n/a in the markdown and an empty CSV field."""
+    cell's results.json) is n/a in the markdown and an empty CSV field. The
+    music-pretrained cells get their own table; `music_missing` says why they were not
+    run, in that table's place."""
     from jaxgenre import models  # display names; compare and ensemble need no jax
 
     rows, md = [], [f"# The study's grid, on {data_source} data",
@@ -76,23 +78,29 @@ def grid_tables(results: Dict[Tuple[str, str], Dict], data_source: str
                     "has several seeds or folds), and the study's in brackets (GTZAN, its "
                     "tables 1-3).", ""]
     shown = registry.STUDY_METRICS
-    for feature in study_data.FEATURES + study_data.EXTRA_FEATURES:
-        cells = [(m, f) for m, f in results if f == feature]
+    for feature in study_data.FEATURES + study_data.EXTRA_FEATURES + ("music",):
+        music = feature == "music"
+        cells = [(m, f) for m, f in results
+                 if (f in study_data.MUSIC_MODES if music else f == feature)]
+        if music and music_missing:
+            md += [f"## {study_data.MUSIC_TITLE}", "", f"Not run: {music_missing}", ""]
         if not cells:
             continue
-        md += [f"## {study_data.TITLES[feature]}", "",
+        md += [f"## {study_data.MUSIC_TITLE if music else study_data.TITLES[feature]}", "",
                "| model | " + " | ".join(m.label for m in shown) + " |",
                "|---" * (1 + len(shown)) + "|"]
-        for model, _ in cells:
-            ours = results[(model, feature)]["test"]["clips"]
-            study = study_data.STUDY.get((model, feature))
+        for model, kind in cells:
+            ours = results[(model, kind)]["test"]["clips"]
+            study = study_data.STUDY.get((model, kind))
             theirs = [f"({study[i]:.4f})" if study else "(-)" for i in range(len(shown))]
             spread = lambda key: f" ± {figure(ours[key + '_std'])}" if key + "_std" in ours \
                 else ""
-            md.append(f"| {models.get_spec(model).display_name} | " + " | ".join(
+            name = (study_data.MUSIC_LABELS[kind] if music
+                    else models.get_spec(model).display_name)
+            md.append(f"| {name} | " + " | ".join(
                 f"{figure(ours.get(m.key))}{spread(m.key)} {theirs[i]}"
                 for i, m in enumerate(shown)) + " |")
-            rows.append({"model": model, "feature": feature, "data": data_source,
+            rows.append({"model": model, "feature": kind, "data": data_source,
                          **{m.label: csv_field(ours.get(m.key)) for m in shown},
                          **{f"{m.label}_std": csv_field(ours.get(f"{m.key}_std", ""))
                             for m in shown},
