@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.ablation import check_same_run, stat_line  # noqa: E402
 from configs import base  # noqa: E402
-from jaxgenre import experiments  # noqa: E402
+from jaxgenre import experiments, strict_json  # noqa: E402
 from jaxgenre.results import clip_table  # noqa: E402
 
 ARMS = {
@@ -95,9 +95,7 @@ def main(argv=None) -> None:
         f"{arm} {np.mean(s) / 60:.1f} min" for arm, s in seconds.items() if s))
     text = "\n".join(lines)
     print(text)
-    os.makedirs(args.workdir, exist_ok=True)
-    with open(os.path.join(args.workdir, "transfer.md"), "w") as f:
-        f.write(text + "\n")
+    strict_json.write_text(os.path.join(args.workdir, "transfer.md"), text + "\n")
 
 
 if __name__ == "__main__":

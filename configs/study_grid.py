@@ -1,5 +1,8 @@
-"""All nine model x feature cells of the study's tables 1-3, one after another, then
-results.md / results.csv / confusion_grid.png beside the study's numbers."""
+"""All nine model x feature cells of the study's tables 1-3, one after another, then the
+waveform row and, when musicnn's weights are installed, the music-pretrained cells
+(musicnn probe and fine-tune); then results.md / results.csv / confusion_grid.png beside
+the study's numbers, with the study's claims and "music pretraining beats ImageNet
+pretraining" tested."""
 
 from configs import base
 

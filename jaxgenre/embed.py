@@ -58,10 +58,12 @@ class Embedder:
     tag_names: Tuple[str, ...]
     batch_size: int = 32
 
-    def identity(self) -> str:
-        """What a kept partial result must have been made by to be reused."""
+    def identity(self, max_seconds: float) -> str:
+        """What a kept partial result must have been made by to be reused: this model
+        (for a run, its restored step), feature, windows and `--max_seconds`."""
         text = repr((self.name, self.feature.identity(), self.feature.sr,
-                     self.feature.hop_length, self.window_frames, self.tag_names))
+                     self.feature.hop_length, self.window_frames, self.tag_names,
+                     float(max_seconds)))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -75,21 +77,33 @@ def from_run(workdir: str) -> Embedder:
     variables = {"params": params, "batch_stats": p.state.batch_stats}
 
     @jax.jit
-    def forward(windows):
+    def forward(variables, windows):
         logits, sown = p.model.apply(variables, p.adapt(windows), train=False,
                                      mutable=["intermediates"])
         return (sown["intermediates"]["embedding"][0].astype(jnp.float32),
                 jax.nn.softmax(logits.astype(jnp.float32), axis=-1))
 
-    return Embedder(name=f"run:{os.path.abspath(workdir)}", feature=p.feature,
+    try:  # a model that sows no 'embedding' is one this command cannot read
+        jax.eval_shape(forward, variables,
+                       jnp.zeros((1,) + p.feature.example_shape(p.segment_frames)))
+    except KeyError:
+        raise errors.UserError(f"the model of {workdir} ({p.config.model.name}) gives no "
+                               f"embedding to read") from None
+    step = int(jax.device_get(p.state.step))
+    return Embedder(name=f"run:{os.path.abspath(workdir)}@step{step}", feature=p.feature,
                     window_frames=int(p.segment_frames),
-                    forward=lambda w: tuple(np.asarray(a) for a in forward(jnp.asarray(w))),
+                    forward=functools.partial(_run_forward, forward, variables),
                     tag_names=tuple(p.class_names), batch_size=p.batch_size)
+
+
+def _run_forward(forward, variables, windows):
+    return tuple(np.asarray(a) for a in forward(variables, jnp.asarray(windows)))
 
 
 def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
     """One of musicnn's pretrained taggers ('MSD_musicnn', 'MTT_musicnn', 'MSD_vgg',
-    'MTT_vgg'): its penultimate layer (musicnn; 200-d) or its last pool flattened (VGG)
+    'MTT_vgg'): its penultimate layer (musicnn; 200-d) or its last pool flattened (VGG;
+    the 'embedding' both sow)
     as the embedding, its 50 tags' sigmoid as the taggram, musicnn's front end and its
     extractor's 3 s windows (187 frames, back to back)."""
     from jaxgenre.models import musicnn_port
@@ -97,20 +111,18 @@ def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
     arch, _ = musicnn_port.CHECKPOINTS[checkpoint]
     variables = musicnn_port.load_pretrained(checkpoint)
     model = models.create(arch, len(musicnn_port.tags(checkpoint)))
-    layer = "embedding" if arch == "musicnn" else "pool5"
 
     @jax.jit
-    def forward(windows):
+    def forward(variables, windows):
         logits, sown = model.apply(variables, windows[..., None], train=False,
                                    mutable=["intermediates"])
-        emb = sown["intermediates"][layer][0]
-        return (emb.reshape(emb.shape[0], -1).astype(jnp.float32),
-                jax.nn.sigmoid(logits.astype(jnp.float32)))
+        emb = sown["intermediates"]["embedding"][0]
+        return emb.astype(jnp.float32), jax.nn.sigmoid(logits.astype(jnp.float32))
 
     feature = FeatureSpec.from_config({"kind": "musicnn", "sr": 16000, "hop_length": 256})
     return Embedder(name=checkpoint, feature=feature,
                     window_frames=musicnn_port.INPUT_SHAPE[1],
-                    forward=lambda w: tuple(np.asarray(a) for a in forward(jnp.asarray(w))),
+                    forward=functools.partial(_run_forward, forward, variables),
                     tag_names=musicnn_port.tags(checkpoint), batch_size=batch_size)
 
 
@@ -118,14 +130,17 @@ PRETRAINED.update({f"{arch}_{data.lower()}": functools.partial(from_tagger, f"{d
                    for arch in ("musicnn", "vgg") for data in ("MSD", "MTT")})
 
 
-def windows(feature: np.ndarray, window_frames: int) -> Tuple[np.ndarray, np.ndarray]:
+def windows(feature: np.ndarray, window_frames: int, *, fill: Optional[float] = None
+            ) -> Tuple[np.ndarray, np.ndarray]:
     """(windows (n, ..., window_frames), their first frames): back to back from frame 0,
     a last partial window dropped (musicnn's extractor does the same); a feature shorter
-    than one window is padded with its minimum (the dB floor) to one."""
+    than one window is padded to one with `fill`, by default its minimum (the dB floor;
+    predict pads the same way, and a waveform with 0)."""
     frames = feature.shape[-1]
     if frames < window_frames:
         pad = [(0, 0)] * (feature.ndim - 1) + [(0, window_frames - frames)]
-        feature = np.pad(feature, pad, constant_values=feature.min() if feature.size else 0)
+        fill = fill if fill is not None else (feature.min() if feature.size else 0.0)
+        feature = np.pad(feature, pad, constant_values=fill)
         frames = window_frames
     starts = np.arange(0, frames - window_frames + 1, window_frames)
     return np.stack([feature[..., s:s + window_frames] for s in starts]), starts
@@ -137,9 +152,16 @@ def embed_file(embedder: Embedder, path: str, max_seconds: float) -> Dict[str, n
     spec = embedder.feature
     decoded = audio.load_capped(path, sr=spec.sr, max_seconds=max_seconds)
     feature = np.asarray(spec.compute(decoded.samples))
-    cut, starts = windows(feature, embedder.window_frames)
-    outputs = [embedder.forward(cut[i:i + embedder.batch_size])
-               for i in range(0, len(cut), embedder.batch_size)]
+    cut, starts = windows(feature, embedder.window_frames,
+                          fill=0.0 if spec.is_waveform else None)
+    outputs = []
+    for i in range(0, len(cut), embedder.batch_size):  # whole batches: one compilation
+        batch = cut[i:i + embedder.batch_size]
+        short = embedder.batch_size - len(batch)
+        if short:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], short, axis=0)])
+        emb, tags = embedder.forward(batch)
+        outputs.append((emb[:len(batch) - short], tags[:len(batch) - short]))
     emb = np.concatenate([o[0] for o in outputs]).astype(np.float32)
     tags = np.concatenate([o[1] for o in outputs]).astype(np.float32)
     if not (np.all(np.isfinite(emb)) and np.all(np.isfinite(tags))):
@@ -170,7 +192,7 @@ def _kept(part: str, stamp: str) -> Optional[Dict[str, np.ndarray]]:
             if str(z["stamp"]) != stamp:
                 return None
             return {k: z[k] for k in ("embeddings", "taggram", "starts")}
-    except (OSError, KeyError, ValueError):
+    except Exception:  # noqa: BLE001 - damaged (EOFError, BadZipFile, ...): embed again
         return None
 
 
@@ -178,7 +200,7 @@ def run(embedder: Embedder, files: Sequence[str], out: str, *, max_seconds: floa
         progress: Callable = lambda it, **kw: it) -> Dict[str, np.ndarray]:
     """Embeds `files` into `out` (see the module's docstring) and returns its arrays."""
     partial = f"{out}.partial"
-    folder = os.path.join(partial, embedder.identity())
+    folder = os.path.join(partial, embedder.identity(max_seconds))
     os.makedirs(folder, exist_ok=True)
     rows: List[Tuple[str, Dict]] = []
     failed: List[Tuple[str, str]] = []
@@ -189,7 +211,8 @@ def run(embedder: Embedder, files: Sequence[str], out: str, *, max_seconds: floa
         if result is None:
             try:
                 result = embed_file(embedder, path, max_seconds)
-            except (audio.AudioDecodeError, FileNotFoundError, IsADirectoryError) as e:
+            except (audio.AudioDecodeError, FileNotFoundError, IsADirectoryError,
+                    errors.UserError) as e:  # UserError: e.g. too short for the front end
                 failed.append((path, str(e)))
                 continue
             strict_json.write_bytes(part, _npz_bytes({**result, "stamp": np.array(stamp)}))

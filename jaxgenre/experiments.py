@@ -224,7 +224,9 @@ def _compare_grid(config, workdir: str, cells, results) -> List[str]:
         return ["## The study's conclusions, tested", "",
                 "Not tested: fewer than two cells have test_predictions.csv.", ""]
     result = comparisons.compare_cells(tables, seed=config.seed)
-    claim_list = comparisons.claims(result, imagenet=config.model.pretrained)
+    imagenet = {c for c in tables if str(results[c].get("initialisation", "")).startswith(
+        "ImageNet")}
+    claim_list = comparisons.claims(result, imagenet_cells=imagenet)
     chart = [{"label": f"{models.get_spec(m).display_name} / {f}",
               "accuracy": results[(m, f)]["test"]["clips"]["accuracy"],
               "low": results[(m, f)]["test"]["clips"].get("accuracy_ci", [None] * 2)[0],

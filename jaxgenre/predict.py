@@ -130,7 +130,10 @@ def classify(predictor: Predictor, path: str, top_k: int, max_seconds: float) ->
         decoded = audio.load_capped(path, sr=sr, max_seconds=max_seconds)
     except (audio.AudioDecodeError, FileNotFoundError) as e:
         return {"file": path, "error": str(e)}
-    probs = np.asarray(predictor.probabilities(decoded.samples))
+    try:
+        probs = np.asarray(predictor.probabilities(decoded.samples))
+    except errors.UserError as e:  # e.g. too short for the feature's front end
+        return {"file": path, "error": f"'{path}': {e}"}
     if not np.all(np.isfinite(probs)):
         return {"file": path, "error": f"the model gave non-finite probabilities for "
                                        f"'{path}': the run's checkpoint is damaged or diverged"}

@@ -15,7 +15,7 @@ from jaxgenre.training import selection, steps
 from jaxgenre.results import metrics
 from jaxgenre.data import cache, fma, sources, splits, synthetic
 from jaxgenre.errors import UserError
-from jaxgenre.models import adapter, layers
+from jaxgenre.models import adapter, layers, musicnn_port
 
 
 def _one_of(key: str, value, allowed) -> None:
@@ -45,7 +45,7 @@ class Rule:
     most it when `closed_high`), 'flag' (True/False), 'choice' (one of `choices`, which
     come from the module that uses the value), 'text' (a string: a path, a name or a
     URL, checked where it is used), 'hex' (`length` hex digits: a digest) or 'urls' (a
-    non-empty tuple of http(s) addresses). `optional`: None is allowed too."""
+    non-empty tuple of addresses: http(s) or file:// URLs, paths). `optional`: None is allowed too."""
     kind: str
     low: float = -math.inf
     high: float = math.inf
@@ -82,11 +82,11 @@ class Rule:
                     and all(c in "0123456789abcdefABCDEF" for c in value)):
                 raise UserError(f"config.{key} must be {self.length} hex digits (a digest)"
                                 f"{self._or_none}; got {value!r}")
-        elif self.kind == "urls":
-            if not (isinstance(value, (tuple, list)) and value and all(
-                    isinstance(u, str) and u.startswith(("http://", "https://")) for u in value)):
-                raise UserError(f"config.{key} must be a non-empty tuple of http(s) addresses; "
-                                f"got {value!r}")
+        elif self.kind == "urls":  # what download.fetch takes: http(s) or file:// URLs, paths
+            if not (isinstance(value, (tuple, list)) and value
+                    and all(isinstance(u, str) and u for u in value)):
+                raise UserError(f"config.{key} must be a non-empty tuple of addresses (http(s) "
+                                f"or file:// URLs, or paths); got {value!r}")
         else:
             raise ValueError(f"unknown rule kind {self.kind!r} for config.{key}")
 
@@ -165,7 +165,9 @@ def rules() -> Dict[str, Rule]:
         "model.dtype": choice(models.DTYPES), "model.input_size": Rule("size", optional=True),
         "model.normalisation": choice(adapter.NORMALISATIONS, optional=True),
         "model.num_classes": _whole(2), "model.pretrained": _FLAG,
-        "model.freeze_backbone": _FLAG, "model.weights": choice(("MSD", "MTT")), "optim.backbone_lr_scale": _AT_LEAST_0,
+        "model.freeze_backbone": _FLAG,
+        "model.weights": choice(musicnn_port.TAGS),  # MSD | MTT
+        "optim.backbone_lr_scale": _AT_LEAST_0,
         "optim.name": choice(steps.OPTIMIZERS), "optim.schedule": choice(steps.SCHEDULES),
         "optim.learning_rate": _number(), "optim.weight_decay": _AT_LEAST_0,
         "optim.warmup_fraction": _FRACTION, "optim.ema_decay": _FRACTION,
@@ -233,6 +235,21 @@ def check_config(config) -> None:
         able = [n for n, s in models.REGISTRY.items() if "freeze_backbone" in s.options]
         raise UserError(f"config.model.freeze_backbone: {spec.name} has no frozen-backbone "
                         f"mode; models that have one: {', '.join(able) or 'none'}")
+    if spec.tagger_weights and config.model.input_size is not None:
+        raise UserError(f"config.model.name={spec.name!r} takes musicnn's 96 mel bands as "
+                        f"they are: leave model.input_size unset (got "
+                        f"{config.model.input_size!r})")
+    frames = feature.frames(config.data.segment_seconds)
+    if spec.fixed_frames and frames != spec.fixed_frames:
+        seconds = spec.fixed_frames * feature.hop_length / feature.sr
+        raise UserError(f"config.model.name={spec.name!r} takes exactly {spec.fixed_frames} "
+                        f"frames per window; data.segment_seconds="
+                        f"{config.data.segment_seconds!r} gives {frames}: set "
+                        f"--config.data.segment_seconds={seconds!r}")
+    if spec.tagger_weights and config.model.pretrained and config.model.checkpoint:
+        raise UserError(f"config.model.checkpoint is for ImageNet weights; "
+                        f"{spec.name}'s pretrained weights are musicnn's "
+                        f"(model.weights=MSD|MTT): leave model.checkpoint unset")
     if spec.tagger_weights and config.model.pretrained:
         # The weights learnt musicnn's front end: another one would feed them noise.
         norm = config.model.normalisation or spec.normalisation

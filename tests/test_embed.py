@@ -5,6 +5,7 @@ and a resumed run against an uninterrupted one."""
 
 from __future__ import annotations
 
+import glob
 import os
 
 import jax.numpy as jnp
@@ -72,8 +73,10 @@ def test_a_runs_embeddings_agree_with_predict_and_a_hand_cut_forward_pass(run_di
         _, sown = predictor.model.apply(
             {"params": predictor.state.params, "batch_stats": predictor.state.batch_stats},
             predictor.adapt(jnp.asarray(cut)), train=False, mutable=["intermediates"])
+        # (embed runs whole batches of eval.batch_size; another batch shape may round
+        # XLA's convolutions differently in the last float32 digits)
         np.testing.assert_allclose(emb, np.asarray(sown["intermediates"]["embedding"][0]),
-                                   atol=1e-5)
+                                   rtol=1e-4, atol=1e-5)
     assert not os.path.exists(f"{out}.partial")
 
 
@@ -114,6 +117,21 @@ def test_a_resumed_embedding_reuses_finished_files_and_ends_as_an_uninterrupted_
     changed = embed.run(embedder, files, out, max_seconds=600)
     assert [os.path.basename(p) for p in calls] == ["b.wav", "broken.mp3", "a.flac"]
     assert not np.array_equal(changed["clip_mean"][0], whole["clip_mean"][0])
+    # A kept result of another --max_seconds is not reused, and a damaged one (cut to
+    # nothing) is embedded again instead of stopping the run.
+    with pytest.raises(Stop):
+        embed.run(embedder, files, out, max_seconds=1.0, progress=stop_after_one)
+    calls.clear()
+    again = embed.run(embedder, files, out, max_seconds=600)
+    assert len(calls) == 3
+    np.testing.assert_array_equal(again["window_file"], changed["window_file"])
+    with pytest.raises(Stop):
+        embed.run(embedder, files, out, max_seconds=600, progress=stop_after_one)
+    for part in glob.glob(f"{out}.partial/*/*.npz"):
+        open(part, "wb").close()
+    calls.clear()
+    embed.run(embedder, files, out, max_seconds=600)
+    assert len(calls) == 3
 
 
 def test_usage_errors_name_the_fix(run_dir, folder, tmp_path):

@@ -80,7 +80,11 @@ def test_a_fine_tune_moves_the_backbone_too():
 
 @pytest.mark.parametrize("change,message", [
     ({"model": {"normalisation": "standardise"}}, "log-mel patches as they are"),
-    ({"model": {"input_size": (128, 128)}}, "log-mel patches as they are"),
+    ({"model": {"input_size": (128, 128)}}, "96 mel bands as they are"),
+    ({"model": {"checkpoint": "/some/weights.pth"}}, "model.checkpoint is for ImageNet"),
+    ({"model": {"name": "musicnn_vgg", "freeze_backbone": False},
+      "data": {"segment_seconds": 3.0}},
+     "takes exactly 187 frames per window.*gives 188.*segment_seconds=2.992"),
     ({"features": {"kind": "mel"}}, "takes musicnn features"),
     ({"features": {"sr": 22050}}, "musicnn's fixed front end"),
     ({"model": {"weights": "GTZAN"}}, "config.model.weights must be one of"),
@@ -91,6 +95,15 @@ def test_pretrained_musicnn_with_another_front_end_is_a_config_error(change, mes
         config[section].update(values)
     with pytest.raises(UserError, match=message):
         validation.check_config(config)
+
+
+def test_musicnn_from_random_weights_still_takes_96_bands_and_the_vgg_its_187_frames():
+    config = base.musicnn_transfer(probe=False)
+    config.model.update(pretrained=False, input_size=(128, 128))
+    with pytest.raises(UserError, match="96 mel bands as they are"):
+        validation.check_config(config)
+    config.model.update(name="musicnn_vgg", input_size=None)
+    validation.check_config(config)  # 2.992 s: 187 frames
 
 
 def test_both_transfer_configs_validate_and_a_random_init_may_use_any_normalisation():

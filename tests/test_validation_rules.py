@@ -56,7 +56,7 @@ def _wrong_values(rule: validation.Rule):
     elif rule.kind == "hex":
         out += ["z" * rule.length, "a" * (rule.length - 1), 7]
     elif rule.kind == "urls":
-        out += [(), ("ftp://example.org/x",), "https://example.org/x"]
+        out += [(), ("",), (7,), "https://example.org/x"]
     elif rule.kind == "fractions":
         out += [(0.5, 0.5), (0.8, 0.1, 0.2), (-0.1, 0.6, 0.5), "0.8,0.1,0.1"]
     elif rule.kind == "ref":
@@ -108,9 +108,25 @@ def test_a_wrong_value_of_every_key_is_refused_naming_the_key(key, value):
     ("eval.window_overlap", 0.0), ("augment.freq_mask_fraction", 1.0),
     ("data.fractions", (0.7, 0.15, 0.15)), ("model.checkpoint_sha256", "ab" * 32),
     ("train.prefetch", 0), ("model.normalisation", "imagenet"),
+    # download.fetch's other address forms (README: a mirror of your own)
+    ("data.gtzan.urls", ("file:///srv/genres.tar.gz",)), ("data.fma.mirrors", ("/srv/fma",)),
 ])
 def test_values_at_the_edges_of_their_rules_are_accepted(key, value):
     validation.check_config(_with(key, value))
+
+
+@pytest.mark.parametrize("key,value", [
+    ("optim.learning_rate", 0.0), ("features.n_mels", 0), ("model.num_classes", 1),
+    ("optim.ema_decay", 1.0), ("train.label_smoothing", 1.0), ("data.folds", 1),
+    ("train.batch_size", 0), ("eval.window_overlap", 1.0), ("augment.gain_db", -1.0),
+    ("data.clip_seconds", 0.0), ("features.fmax", 0.0), ("optim.backbone_lr_scale", -0.1),
+    ("seed", -1), ("features.sr", 0), ("data.synthetic.clips_per_class", 0),
+])
+def test_values_known_not_to_work_are_refused(key, value):
+    """Written out by hand, not derived from the rules: a bound moved the wrong way in
+    `rules()` fails here."""
+    with pytest.raises(UserError, match=f"config\\.{key.replace('.', '[.]')}"):
+        validation.check_config(_with(key, value))
 
 
 def test_values_that_must_agree_are_checked_together():

@@ -144,7 +144,9 @@ class MusicnnVGG(nn.Module):
             self.sow("intermediates", f"pool{i + 1}", x)
             if i < 4:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = nn.Dropout(0.5, deterministic=not train)(x.reshape(x.shape[0], -1))
+        x = x.reshape(x.shape[0], -1)
+        self.sow("intermediates", "embedding", x)  # what `jaxgenre.embed` returns
+        x = nn.Dropout(0.5, deterministic=not train)(x)
         logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
                           name="dense")(x)
         return logits.astype(jnp.float32)
@@ -159,4 +161,4 @@ SPEC = ModelSpec(
 VGG_SPEC = ModelSpec(
     name="musicnn_vgg", display_name="musicnn's VGG baseline", module=MusicnnVGG,
     input_rank=3, channels=1, normalisation="none", feature_kinds=("musicnn",),
-    head=("dense",), tagger_weights="vgg")
+    head=("dense",), tagger_weights="vgg", fixed_frames=VGG_FRAMES)

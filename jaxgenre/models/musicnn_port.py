@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import warnings
 from typing import Dict, Mapping, Optional, Tuple
 
 import flax
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgenre import models
+from jaxgenre import models, strict_json
 from jaxgenre.errors import UserError
 from jaxgenre.models import tf_bundle, torchvision_port
 
@@ -176,9 +177,9 @@ def load_pretrained(checkpoint: str = "MTT_musicnn", *, cache_dir: Optional[str]
             variables = None
     if variables is None:
         variables = convert(tf_bundle.load_bundle(prefix), arch, head)
-        os.makedirs(cache_dir, exist_ok=True)
-        partial = f"{cached}.{os.getpid()}.partial"
-        with open(partial, "wb") as f:
-            f.write(flax.serialization.msgpack_serialize(variables))
-        os.replace(partial, cached)
+        try:  # whole or not at all; a cache that cannot be written only costs the speed-up
+            strict_json.write_bytes(cached, flax.serialization.msgpack_serialize(variables))
+        except OSError as e:
+            warnings.warn(f"cannot keep the converted musicnn weights in {cache_dir} "
+                          f"({e.strerror or e}); converting them again next time")
     return jax.tree.map(jnp.asarray, variables)

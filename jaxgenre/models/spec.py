@@ -14,10 +14,12 @@ from typing import Callable, Optional, Tuple
 
 import flax.linen as nn
 
-from jaxgenre.features import KINDS, FeatureSpec
+from jaxgenre.features import STUDY_KINDS, FeatureSpec
 
-# The feature kinds whose examples are (rows, frames) images, as the feature spec says.
-IMAGE_FEATURES = tuple(k for k in KINDS if FeatureSpec.from_config({"kind": k}).example_rank == 2)
+# The study's feature kinds whose examples are (rows, frames) images, as the feature spec
+# says: what the study's image models take (musicnn's front end is musicnn's own).
+IMAGE_FEATURES = tuple(k for k in STUDY_KINDS
+                       if FeatureSpec.from_config({"kind": k}).example_rank == 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,9 @@ class ModelSpec:
     # Music-tagging weights (musicnn's checkpoints '<config.model.weights>_<this>'),
     # loaded when `config.model.pretrained`; None for models without.
     tagger_weights: Optional[str] = None
+    # The one window length (frames) the model takes, when it takes only one (musicnn's
+    # VGG flattens its last pool); validation checks data.segment_seconds against it.
+    fixed_frames: Optional[int] = None
 
     def head_names(self) -> Tuple[str, ...]:
         return self.head or ((self.imagenet.head,) if self.imagenet else ())
