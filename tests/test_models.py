@@ -13,6 +13,7 @@ import optax
 import pytest
 import torch
 
+from configs import base
 from jaxgenre import models
 from jaxgenre.models import adapter, cpu_ops, torchvision_port
 from jaxgenre.testing import torch_reference
@@ -273,3 +274,18 @@ def test_max_pool_and_its_gradient_equal_torch_with_ties(window, stride, padding
     np.testing.assert_allclose(np.asarray(dx), x_t.grad.permute(0, 2, 3, 1).numpy(),
                                atol=1e-6)
     assert np.count_nonzero(np.asarray(dx)) == np.count_nonzero(x_t.grad.numpy())
+
+
+def test_every_model_with_cpu_ops_declares_the_switch():
+    """A model whose module has a `cpu_ops` field must list it in its spec's options, or
+    `model.depthwise` would silently stop reaching it (ResNet-18 once lost its CPU
+    max-pool gradient that way, and the README's main command its figures)."""
+    import dataclasses
+
+    for name, spec in models.REGISTRY.items():
+        fields = {f.name for f in dataclasses.fields(spec.module)}
+        assert ("cpu_ops" in fields) == ("cpu_ops" in spec.options), name
+        if "cpu_ops" in fields:
+            config = base.get_config()
+            config.model.update(name=name, depthwise="shifted")
+            assert models.constructor_options(config.model)["cpu_ops"] is True

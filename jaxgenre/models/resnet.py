@@ -56,7 +56,7 @@ class ResNet18(nn.Module):
 
 SPEC = ModelSpec(
     name="resnet18", display_name="ResNet-18", module=ResNet18, input_rank=3, channels=3,
-    normalisation="standardise", feature_kinds=IMAGE_FEATURES,
+    normalisation="standardise", feature_kinds=IMAGE_FEATURES, options=("cpu_ops",),
     imagenet=ImageNetCheckpoint(  # torchvision's ResNet18_Weights.IMAGENET1K_V1
         file="resnet18-f37072fd.pth",
         url="https://download.pytorch.org/models/resnet18-f37072fd.pth",
