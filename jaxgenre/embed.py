@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgenre import audio, errors, models, strict_json
-from jaxgenre.features import FeatureSpec
+from jaxgenre.features import FeatureSpec, transforms
 from jaxgenre.training import weight_average
 
 DEFAULT_MAX_SECONDS = 600.0
@@ -119,7 +119,9 @@ def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
         emb = sown["intermediates"]["embedding"][0]
         return emb.astype(jnp.float32), jax.nn.sigmoid(logits.astype(jnp.float32))
 
-    feature = FeatureSpec.from_config({"kind": "musicnn", "sr": 16000, "hop_length": 256})
+    front = transforms.MUSICNN
+    feature = FeatureSpec.from_config({"kind": "musicnn", "sr": front["sr"],
+                                       "hop_length": front["hop_length"]})
     return Embedder(name=checkpoint, feature=feature,
                     window_frames=musicnn_port.INPUT_SHAPE[1],
                     forward=functools.partial(_run_forward, forward, variables),
@@ -130,18 +132,11 @@ PRETRAINED.update({f"{arch}_{data.lower()}": functools.partial(from_tagger, f"{d
                    for arch in ("musicnn", "vgg") for data in ("MSD", "MTT")})
 
 
-def windows(feature: np.ndarray, window_frames: int, *, fill: Optional[float] = None
-            ) -> Tuple[np.ndarray, np.ndarray]:
+def windows(feature: np.ndarray, window_frames: int) -> Tuple[np.ndarray, np.ndarray]:
     """(windows (n, ..., window_frames), their first frames): back to back from frame 0,
-    a last partial window dropped (musicnn's extractor does the same); a feature shorter
-    than one window is padded to one with `fill`, by default its minimum (the dB floor;
-    predict pads the same way, and a waveform with 0)."""
+    a last partial window dropped (musicnn's extractor does the same). A feature shorter
+    than one window is padded to one beforehand (`FeatureSpec.pad_to`, as predict)."""
     frames = feature.shape[-1]
-    if frames < window_frames:
-        pad = [(0, 0)] * (feature.ndim - 1) + [(0, window_frames - frames)]
-        fill = fill if fill is not None else (feature.min() if feature.size else 0.0)
-        feature = np.pad(feature, pad, constant_values=fill)
-        frames = window_frames
     starts = np.arange(0, frames - window_frames + 1, window_frames)
     return np.stack([feature[..., s:s + window_frames] for s in starts]), starts
 
@@ -152,8 +147,8 @@ def embed_file(embedder: Embedder, path: str, max_seconds: float) -> Dict[str, n
     spec = embedder.feature
     decoded = audio.load_capped(path, sr=spec.sr, max_seconds=max_seconds)
     feature = np.asarray(spec.compute(decoded.samples))
-    cut, starts = windows(feature, embedder.window_frames,
-                          fill=0.0 if spec.is_waveform else None)
+    cut, starts = windows(spec.pad_to(feature, embedder.window_frames),
+                          embedder.window_frames)
     outputs = []
     for i in range(0, len(cut), embedder.batch_size):  # whole batches: one compilation
         batch = cut[i:i + embedder.batch_size]

@@ -85,10 +85,7 @@ class Predictor:
         combined as the run's test clips were (`eval.window_overlap`, `eval.clip_mean`)."""
         feat = self._feature(y)
         frames = self.segment_frames
-        if feat.shape[-1] < frames:  # shorter than one segment: pad (dB floor for dB kinds)
-            fill = 0.0 if self.feature.is_waveform else feat.min()
-            pad = [(0, 0)] * (feat.ndim - 1) + [(0, frames - feat.shape[-1])]
-            feat = np.pad(feat, pad, constant_values=fill)
+        feat = self.feature.pad_to(feat, frames)  # shorter than one segment: padded
         store = FeatureStore(path="", features=feat[None], clip_ids=("clip",),
                              labels=np.zeros(1, np.int32), class_names=tuple(self.class_names),
                              hit=False)

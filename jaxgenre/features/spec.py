@@ -19,6 +19,7 @@ import inspect
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import jax
+import numpy as np
 
 from jaxgenre.errors import UserError
 from jaxgenre.features import transforms
@@ -131,6 +132,17 @@ class FeatureSpec:
     def time_unit(self) -> str:
         """What the last axis counts: 'samples' or 'frames'."""
         return "samples" if self.is_waveform else "frames"
+
+    def pad_to(self, feature, frames: int):
+        """`feature` (a numpy array, time last) padded at the end to at least `frames`:
+        with 0 for a waveform, with its minimum (the dB floor) for the spectral kinds.
+        What predict and embed do with a file shorter than one window."""
+        short = frames - feature.shape[-1]
+        if short <= 0:
+            return feature
+        fill = 0.0 if self.is_waveform or not feature.size else feature.min()
+        return np.pad(feature, [(0, 0)] * (feature.ndim - 1) + [(0, short)],
+                      constant_values=fill)
 
     def frames(self, seconds: Optional[float]) -> Optional[int]:
         """A duration along the time axis (None stays None): samples at `sr` for a
