@@ -169,7 +169,7 @@ def test_a_tensor_used_as_another_tensors_storage_is_refused(tmp_path):
     inner = tensor(storage("0", 12), 0, (2, 6), (6, 1))
     path = write_pth(tmp_path / "nest.pth", {"w": tensor(inner, 1, (12,), (1,))},
                      {"0": FLOATS.tobytes()})
-    with pytest.raises(pth.UnreadableCheckpoint, match=r"nest.pth'.*not one of the archive's "
+    with pytest.raises(pth.UnreadableCheckpoint, match=r"nest.pth'.*not one of the file's "
                                                        r"storages"):
         pth.load_state_dict(path)
 

@@ -1,22 +1,27 @@
 """torch's `.pth` checkpoints read with numpy alone: no torch import, no arbitrary code,
 and no tensor outside its storage.
 
-Why by hand: the ImageNet weights come as torchvision `.pth` files, and torch is a
-test-only dependency of jaxgenre (training, evaluation and predict must run without
-it). No maintained package reads torch's format without torch itself.
+Why by hand: the ImageNet weights come as torchvision `.pth` files, PANNs' as a `.pth`
+released in 2020 (which of the two formats below it has could not be checked here), and
+torch is a test-only dependency of jaxgenre (training, evaluation
+and predict must run without it). No maintained package reads torch's format without
+torch itself.
 
-The format (torch >= 1.6, `torch.save`'s default): a zip archive with one top folder
-holding `data.pkl` (a pickle of the state dict), `data/<key>` (each storage's raw bytes)
-and `byteorder`. The pickle names tensors by `torch._utils._rebuild_tensor_v2(storage,
-offset, size, stride, ...)` calls whose storages are persistent ids `('storage',
-torch.<Type>Storage, key, location, numel)`.
+Two formats, told apart by the file's first bytes (`load_state_dict` dispatches):
+- torch >= 1.6's default (read here): a zip archive with one top folder holding
+  `data.pkl` (a pickle of the object), `data/<key>` (each storage's raw bytes) and
+  `byteorder`. The pickle names tensors by `torch._utils._rebuild_tensor_v2(storage,
+  offset, size, stride, ...)` calls whose storages are persistent ids `('storage',
+  torch.<Type>Storage, key, location, numel)`;
+- torch < 1.6's, a sequence of pickles and then the raw storages: `pth_legacy`.
+torch < 0.4's tar format is refused, saying so.
 
-The unpickler accepts exactly what `torch.load(weights_only=True)` needs for a state
-dict — tensor and parameter rebuilds, storage types, `OrderedDict()` and pickle's own
-plain containers — and refuses any other global with `UnsafeCheckpoint`, before
-anything is called: a crafted file cannot run code, nor set attributes on what it may
-call (pickle's BUILD). Every file, pinned or not, is then held to what torch.save
-writes, so a crafted one cannot read memory or exhaust it:
+The unpickler (`pth_objects.Unpickler`) accepts exactly what `torch.load(weights_only=
+True)` needs for tensors in containers — tensor and parameter rebuilds, storage types,
+`OrderedDict()` and pickle's own plain containers — and refuses any other global with
+`UnsafeCheckpoint`, before anything is called: a crafted file cannot run code, nor set
+attributes on what it may call (pickle's BUILD). Every file, pinned or not, is then held
+to what torch.save writes, so a crafted one cannot read memory or exhaust it:
 - data.pkl inflates to at most the file's size (1 MiB at least;
   `pth_archive.pickle_limit`), and is scanned opcode by opcode before it is unpickled
   (`pth_scan`): the objects it would make stay within the file's limit too (counted
@@ -27,36 +32,34 @@ writes, so a crafted one cannot read memory or exhaust it:
   `numel * itemsize` bytes its id declares, under one storage type;
 - a tensor's storage is such a storage (not another tensor, not a list), its offset an
   int, its size and stride tuples of ints of one length (at most 64), none negative,
-  and every element it addresses inside the storage (then numpy's `as_strided` is
-  safe: its last byte is checked to lie in the buffer);
+  and every element it addresses inside the storage (`pth_objects.rebuild_tensor`);
 - the bytes a file materialises — storages, then tensors (a stride-0 view counts at
   its full size) — stay within `pth_archive.default_limit` of the file's size, checked
   before anything is allocated, and no zip member inflates past its declared size
   (`pth_archive.read_member`).
 Anything else is refused in one line naming the file and the member.
+
+A state dict may be the file's top-level object (torchvision's) or one entry of a dict
+beside plain values (PANNs' `{'model': state_dict, 'iteration': ...}`): `entry`.
 """
 
 from __future__ import annotations
 
 import collections
-import io
-import math
+import itertools
 import os
-import pickle
-import re
 import zipfile
 from typing import Any, Dict, Optional
 
 import numpy as np
 
 from jaxgenre.errors import UserError
-from jaxgenre.models import pth_archive, pth_scan
+from jaxgenre.models import pth_archive, pth_legacy, pth_scan
 from jaxgenre.models.pth_archive import Refusal, short
-from jaxgenre.models.pth_objects import (STORAGE_DTYPES, Function, Storage, StorageType,
-                                         Tensor, ordered_dict, rebuild_parameter)
+from jaxgenre.models.pth_objects import StateDict, Storage, StorageType, Tensor, Unpickler
 
-_MAX_DIMS = 64  # numpy's limit
 _FIX = "not a file torch.save writes (crafted or damaged): use the original checkpoint"
+_TAR_MAGIC_AT = 257  # a tar header's "ustar" (torch < 0.4 saved a tar of pickles)
 
 
 class UnsafeCheckpoint(UserError):
@@ -64,109 +67,39 @@ class UnsafeCheckpoint(UserError):
 
 
 class UnreadableCheckpoint(UserError):
-    """A file that is not a readable zip-format torch checkpoint."""
+    """A file that is not a readable torch checkpoint (or not the state dict asked for)."""
 
 
-def _int_tuple(value, what: str, where: str) -> tuple:
-    if type(value) is not tuple:
-        raise Refusal(f"{where} has {what} {short(value)}, not a tuple of ints")
-    if len(value) > _MAX_DIMS:
-        raise Refusal(f"{where} has {len(value)} dimensions (at most {_MAX_DIMS})")
-    if not all(type(n) is int for n in value):
-        raise Refusal(f"{where} has {what} {short(value)}, not a tuple of ints")
-    return value
+class _Unpickler(Unpickler):
+    """The zip format's unpickler: a storage is the archive's member `data/<key>`."""
 
+    def __init__(self, data, archive: zipfile.ZipFile, prefix: str,
+                 budget: pth_archive.Budget, where: str):
+        super().__init__(data, budget, where)
+        self.archive, self.prefix = archive, prefix
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str,
-                 budget: pth_archive.Budget):
-        super().__init__(file)
-        self.archive, self.prefix, self.budget = archive, prefix, budget
-        self.storages: Dict[str, Storage] = {}
-        self.allowed = {key: Function(".".join(key), function) for key, function in {
-            ("collections", "OrderedDict"): ordered_dict,
-            ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_parameter"): rebuild_parameter,
-        }.items()}
+    def storage_name(self, key: str) -> str:
+        return f"member '{self.prefix}data/{key}'"
 
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.allowed:
-            return self.allowed[(module, name)]
-        if module == "torch" and name in STORAGE_DTYPES:
-            return StorageType(name)
-        raise Refusal(
-            f"asks to load {short(module, 60)}.{short(name, 60)}, which a weights file "
-            f"never needs; refused (only tensors and containers are read). Use the "
-            f"original file from download.pytorch.org", unsafe=True)
-
-    def persistent_load(self, pid) -> Storage:
-        if not (type(pid) is tuple and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], StorageType) and type(pid[2]) is str
-                and re.fullmatch(r"\w{1,100}", pid[2]) and type(pid[3]) is str):
-            raise Refusal(f"holds an unexpected reference {short(pid)}", unsafe=True)
-        storage_type, key, numel = pid[1], pid[2], pid[4]
+    def new_storage(self, name: str, storage_type: StorageType, key: str,
+                    numel: int) -> Storage:
         member = f"{self.prefix}data/{key}"
-        if type(numel) is not int or numel < 0:
-            raise Refusal(f"member '{member}' declares {short(numel)} {storage_type.name} "
-                          f"elements, not a count")
-        known = self.storages.get(key)
-        if known is not None:
-            if known.type.name != storage_type.name or known.array.size != numel:
-                raise Refusal(
-                    f"member '{member}' is declared as {known.array.size} "
-                    f"{known.type.name} elements and as {numel} {storage_type.name} ones")
-            return known
         try:
             info = self.archive.getinfo(member)
         except KeyError:
             raise Refusal(f"lacks storage {key} ('{member}')") from None
         nbytes = numel * storage_type.dtype.itemsize
         if info.file_size != nbytes:
-            raise Refusal(f"member '{member}' declares {numel} {storage_type.name} elements "
+            raise Refusal(f"{name} declares {numel} {storage_type.name} elements "
                           f"({nbytes} bytes) but holds {info.file_size}")
-        self.budget.spend(nbytes, f"member '{member}'")
+        self.budget.spend(nbytes, name)
         array = np.frombuffer(pth_archive.read_member(self.archive, member, nbytes),
                               dtype=storage_type.dtype)
         array.flags.writeable = False
-        self.storages[key] = Storage(member, storage_type, array)
-        return self.storages[key]
-
-    def rebuild_tensor_v2(self, storage, offset, size, stride, requires_grad=False,
-                          backward_hooks=None, metadata=None) -> Tensor:
-        """`size` elements of `storage` from `offset` with `stride` (in elements), each
-        checked to lie inside it before numpy touches the buffer, as a contiguous copy."""
-        if not isinstance(storage, Storage):
-            raise Refusal(f"rebuilds a tensor on {short(storage)}, which is not one of the "
-                          f"archive's storages")
-        where = f"a tensor on member '{storage.member}'"
-        if type(offset) is not int:
-            raise Refusal(f"{where} has offset {short(offset)}, not an int")
-        size, stride = _int_tuple(size, "size", where), _int_tuple(stride, "stride", where)
-        if len(size) != len(stride):
-            raise Refusal(f"{where} has {len(size)} sizes but {len(stride)} strides")
-        if offset < 0 or min(size + stride, default=0) < 0:
-            raise Refusal(f"{where} has a negative offset, size or stride (offset {offset}, "
-                          f"size {short(size)}, stride {short(stride)})")
-        itemsize, numel = storage.type.dtype.itemsize, math.prod(size)
-        self.budget.spend(numel * itemsize, where)
-        if numel == 0:  # addresses nothing: torch accepts any offset and stride
-            try:
-                return Tensor(np.empty(size, storage.type.dtype))
-            except ValueError:
-                raise Refusal(f"{where} has size {short(size)}, too large for an array "
-                              f"even when empty") from None
-        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-        if last >= storage.array.size:
-            raise Refusal(f"{where} reaches element {last}, outside its storage of "
-                          f"{storage.array.size} elements")
-        # In bounds: offset <= last < storage size, each step (n-1)*s <= last.
-        view = np.lib.stride_tricks.as_strided(
-            storage.array[offset:], shape=size, writeable=False,
-            strides=[s * itemsize if n > 1 else 0 for n, s in zip(size, stride)])
-        return Tensor(np.array(view))
+        return Storage(name, storage_type, numel, array)
 
 
-def _read(archive: zipfile.ZipFile, budget: pth_archive.Budget, file_size: int) -> Any:
+def _read_zip(archive: zipfile.ZipFile, budget: pth_archive.Budget, file_size: int) -> Any:
     """The unpickled top-level object of `archive` (a file of `file_size` bytes), its
     pickle scanned first (`pth_scan`)."""
     names = pth_archive.check_names(archive)
@@ -181,41 +114,117 @@ def _read(archive: zipfile.ZipFile, budget: pth_archive.Budget, file_size: int) 
             raise Refusal("was saved big-endian; not supported")
     data = pth_archive.read_member(archive, pickles[0],
                                    pth_archive.pickle_limit(file_size, budget.limit))
-    pth_scan.scan(data, budget.limit, pickles[0])
-    unpickler = _Unpickler(io.BytesIO(data), archive, prefix, budget)
-    try:
-        return unpickler.load()
-    except Refusal:
-        raise
-    except Exception as e:  # a damaged pickle (its arguments may be the pickle's values)
-        raise Refusal(f"cannot be unpickled ({type(e).__name__}: "
-                      f"{short(e.args[0] if len(e.args) == 1 else e.args, 200)})") from None
+    where = f"member '{pickles[0]}'"
+    pth_scan.scan(data, budget.limit, where)
+    return _Unpickler(data, archive, prefix, budget, where).read()
 
 
-def load_state_dict(path: str, *, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
-    """`torch.load(path, weights_only=True)` for a state dict, as numpy arrays (a
-    `collections.OrderedDict`, torch's order kept). `max_bytes` bounds what the file
-    may materialise (storages and tensors; and, counted apart, the objects its pickle
-    makes); by default `pth_archive.default_limit` of its size. A file torch.save would not write raises `UnreadableCheckpoint` (or
-    `UnsafeCheckpoint`) naming it."""
+def _load(path: str, max_bytes: Optional[int]) -> Any:
+    """The top-level object of the checkpoint at `path` (tensors as `Tensor`s), read by
+    the reader its first bytes call for."""
     try:
         file_size = os.path.getsize(path)
-        limit = pth_archive.default_limit(file_size) if max_bytes is None else max_bytes
+        with open(path, "rb") as f:
+            head = f.read(_TAR_MAGIC_AT + 5)
+    except OSError as e:
+        raise UnreadableCheckpoint(f"'{path}' cannot be read ({e})") from None
+    limit = pth_archive.default_limit(file_size) if max_bytes is None else max_bytes
+    if head[_TAR_MAGIC_AT:] == b"ustar":
+        raise UnreadableCheckpoint(
+            f"'{path}' is in torch < 0.4's tar format, which is not read here "
+            f"(torch.load(weights_only=True) refuses it too): load it with that torch "
+            f"and save it again with a recent one")
+    if not head.startswith(b"PK"):
+        return _guarded(path, lambda: pth_legacy.read(path, file_size,
+                                                      pth_archive.Budget(limit)))
+    try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise UnreadableCheckpoint(
             f"'{path}' is not a readable torchvision checkpoint (not a zip-format torch "
-            f"file: {type(e).__name__}: {e}; a truncated download, or torch < 1.6's "
-            f"format)") from None
+            f"file: {type(e).__name__}: {e}; a truncated download?)") from None
     with archive:
-        try:
-            state = _read(archive, pth_archive.Budget(limit), file_size)
-        except Refusal as e:
-            if e.unsafe:
-                raise UnsafeCheckpoint(f"'{path}' {e}") from None
-            raise UnreadableCheckpoint(f"'{path}' {e}; {_FIX}") from None
-    if not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
-        raise UnreadableCheckpoint(f"'{path}' does not hold a state dict of tensors "
-                                   f"(got {short(state)}); {_FIX}")
+        return _guarded(path, lambda: _read_zip(archive, pth_archive.Budget(limit),
+                                                file_size))
+
+
+def _guarded(path: str, read) -> Any:
+    """`read()`, its `Refusal` turned into the one-line error naming `path`."""
+    try:
+        return read()
+    except Refusal as e:
+        if e.unsafe:
+            raise UnsafeCheckpoint(f"'{path}' {e}") from None
+        raise UnreadableCheckpoint(f"'{path}' {e}; {_FIX}") from None
+    except OSError as e:  # the file vanished or cannot be read midway
+        raise UnreadableCheckpoint(f"'{path}' cannot be read ({e})") from None
+
+
+def _is_state_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in value.items())
+
+
+def _keys(entries: dict) -> str:
+    """An entry dict's keys for a message: the first 20, each cut short."""
+    shown = [short(k, 40) for k in itertools.islice(entries, 20)]
+    more = f" and {len(entries) - 20} more" if len(entries) > 20 else ""
+    return (", ".join(shown) or "none") + more
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` is None, a bool, int, float, str, bytes, tensor, or a list, tuple
+    or dict (`OrderedDict` too) of these (each container visited once: a pickle's
+    shared references make a DAG whose paths are exponential)."""
+    seen, work = set(), [value]
+    while work:
+        item = work.pop()
+        if item is None or type(item) in (bool, int, float, str, bytes) \
+                or isinstance(item, Tensor):
+            continue
+        if type(item) not in (list, tuple, dict, StateDict):
+            return False
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        work.extend(itertools.chain.from_iterable(item.items()) if isinstance(item, dict)
+                    else item)
+    return True
+
+
+def load_state_dict(path: str, *, entry: Optional[str] = None,
+                    max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """`torch.load(path, weights_only=True)` for a state dict, as numpy arrays (a
+    `collections.OrderedDict`, torch's order kept), from either format torch.save
+    writes. With `entry`, the file holds a dict whose `entry` is the state dict (PANNs'
+    `'model'`), its other values plain (None, bool, int, float, str, tensors, and
+    lists, tuples and dicts of these), which are ignored; without, the state dict is the
+    top-level object. `max_bytes` bounds what the file may materialise (storages and
+    tensors; and, counted apart, the objects its pickles make); by default
+    `pth_archive.default_limit` of its size. A file torch.save would not write, or
+    without the state dict asked for, raises `UnreadableCheckpoint` (or
+    `UnsafeCheckpoint`) naming it."""
+    top = _load(path, max_bytes)
+    state, what = top, "does not hold a state dict of tensors"
+    if entry is not None:
+        if not isinstance(top, dict):
+            raise UnreadableCheckpoint(f"'{path}' does not hold a dict of entries, so no "
+                                       f"entry {short(entry)} (got {short(top)})")
+        if entry not in top:
+            raise UnreadableCheckpoint(f"'{path}' has no entry {short(entry)}; its entries "
+                                       f"are {_keys(top)}")
+        odd = next((k for k, v in top.items() if k != entry and not _plain(v)), None)
+        if odd is not None:
+            raise UnreadableCheckpoint(
+                f"'{path}' entry {short(odd)} holds {short(top[odd])}, not plain values "
+                f"or tensors; {_FIX}")
+        state, what = top[entry], f"entry {short(entry)} does not hold a state dict of tensors"
+    if not _is_state_dict(state):
+        hint = ""
+        if entry is None and isinstance(top, dict):
+            inner = [k for k in ("model", "state_dict") if isinstance(top.get(k), dict)]
+            if inner:
+                hint = (f"; it holds entries {_keys(top)}: is the state dict its "
+                        f"{inner[0]!r} entry (load_state_dict(..., entry={inner[0]!r}))?")
+        raise UnreadableCheckpoint(f"'{path}' {what} (got {short(state)}){hint or '; ' + _FIX}")
     return collections.OrderedDict((k, v.array) for k, v in state.items())

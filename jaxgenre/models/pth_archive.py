@@ -10,7 +10,8 @@ bounded by the file's own size: `default_limit`. torch.save writes members uncom
 so a real checkpoint materialises about twice its size (storages, then tensors; up to
 three times with tied weights), and its data.pkl is never larger than the file
 (`pickle_limit`). The reader's one-line messages show a value through `short`, which
-looks at a bounded part of it.
+looks at a bounded part of it. The legacy reader (`pth_legacy`, no zip) holds a file to
+the same `Budget`, `default_limit` and `pickle_limit`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""A `.pth`'s pickle checked opcode by opcode before it is unpickled (`models.pth`):
-what it would build is bounded, and nothing is built to find out.
+"""A `.pth`'s pickle checked opcode by opcode before it is unpickled (`models.pth`,
+`models.pth_legacy`): what it would build is bounded, and nothing is built to find out.
 
 Why: pickle's memo lets a few bytes make many objects or reach one object many times.
 A 16 KB file whose data.pkl is 16 Mi `EMPTY_LIST` opcodes makes 1.4 GB of lists; one
@@ -70,8 +70,8 @@ def _height(value: Value) -> int:
 class _Machine:
     """pickle's stack, marks and memo, on stand-ins; `_pickle.c`'s underflow rules."""
 
-    def __init__(self, limit: int, member: str):
-        self.limit, self.member = limit, member
+    def __init__(self, limit: int, where: str):
+        self.limit, self.where = limit, where
         self.stack: List[Value] = []
         self.marks: List[int] = []
         self.memo: Dict[int, Value] = {}
@@ -79,13 +79,13 @@ class _Machine:
         self.pos = 0
 
     def fail(self, why: str) -> Refusal:
-        return Refusal(f"member '{self.member}' {why} (opcode at byte {self.pos})")
+        return Refusal(f"{self.where} {why} (opcode at byte {self.pos})")
 
     def charge(self, nbytes: int) -> None:
         self.used += nbytes
         if self.used > self.limit:
             raise Refusal(
-                f"member '{self.member}' would make over {self.limit} bytes of pickle "
+                f"{self.where} would make over {self.limit} bytes of pickle "
                 f"objects (opcode at byte {self.pos}), over the limit for this file")
 
     def pop(self, n: int) -> List[Value]:
@@ -205,18 +205,20 @@ class _Machine:
         return True
 
 
-def scan(data: Union[bytes, bytearray], limit: int, member: str) -> None:
-    """Refuses (`Refusal`) the pickle `data` (zip member `member`) if unpickling it
-    would make more than `limit` bytes of objects, nest containers more than
-    `MAX_DEPTH` deep, or fail as a damaged pickle; builds none of its objects."""
-    machine = _Machine(limit, member)
+def scan(data: Union[bytes, bytearray], limit: int, where: str) -> int:
+    """Refuses (`Refusal`) the pickle `data` (named by `where` in messages, say
+    "member 'archive/data.pkl'") if unpickling it would make more than `limit` bytes of
+    objects, nest containers more than `MAX_DEPTH` deep, or fail as a damaged pickle;
+    builds none of its objects. Returns the bytes it charged (at most `limit`)."""
+    machine = _Machine(limit, where)
     try:
         for opcode, arg, pos in pickletools.genops(data):
             machine.pos = pos
             if not machine.step(opcode.name, arg):
-                return
+                return machine.used
     except Refusal:
         raise
     except Exception as e:  # genops: an unknown opcode, an argument cut short, no STOP
-        raise Refusal(f"member '{member}' is not a whole pickle ({type(e).__name__}: "
+        raise Refusal(f"{where} is not a whole pickle ({type(e).__name__}: "
                       f"{short(e.args[0] if len(e.args) == 1 else e.args, 200)})") from None
+    return machine.used  # not reached: genops stops at STOP or raises
