@@ -1,13 +1,16 @@
 """Transfer from music against the recipe trained from scratch, on the same splits, seeds
 and epochs: the recipe on SpectralCNN (and ResNet-18 with --resnet), the musicnn probe
-and the musicnn fine-tune (configs/musicnn_*.py), each a normal run folder.
+and the musicnn fine-tune (configs/musicnn_*.py), PANNs' CNN14 probe and fine-tune
+(configs/panns_*.py; arms panns_probe, panns_finetune), each a normal run folder.
 
     python benchmarks/transfer.py --root=DIR [--seeds=3,4,5] [--epochs=15]
         [--fractions=0.5,0.1,0.4] [--arms=recipe,probe,finetune] [--resnet]
         [--workdir=runs/transfer]
+    python benchmarks/transfer.py --root=synthetic:hard ...   # the built-in hard set
 
 On a folder each seed is its own split (`data.seed=seed`), shared by every arm of that
-seed. Prints and writes `<workdir>/transfer.md`: test clip accuracy per arm (mean ± sd
+seed. `--root=synthetic:hard` is the ablation's hard synthetic set (30 clips per class
+of 10 s, data seed 0: one set and split, the seeds vary the training). Prints and writes `<workdir>/transfer.md`: test clip accuracy per arm (mean ± sd
 [t interval over seeds]) and against the first arm seed by seed (Δ with its t interval;
 the clips only one of the two gets right over all seeds, exact McNemar). An interrupted
 benchmark resumes run by run. Needs musicnn's weights
@@ -39,14 +42,27 @@ ARMS = {
     "resnet": ("the recipe, ResNet-18 (ImageNet)", lambda: base.recipe(model="resnet18")),
     "probe": ("musicnn MSD, probe", lambda: base.musicnn_transfer(probe=True)),
     "finetune": ("musicnn MSD, fine-tune", lambda: base.musicnn_transfer(probe=False)),
+    "panns_probe": ("PANNs CNN14, probe", lambda: base.panns_transfer(probe=True)),
+    "panns_finetune": ("PANNs CNN14, fine-tune", lambda: base.panns_transfer(probe=False)),
 }
+SYNTHETIC = "synthetic:"
+
+
+def _data(config, seed: int, args) -> None:
+    """A folder split by `seed`, or the hard synthetic set as the ablation builds it."""
+    if args.root.startswith(SYNTHETIC):
+        config.data.update(source="synthetic", seed=0, clip_seconds=10.0)
+        config.data.synthetic.update(variant=args.root[len(SYNTHETIC):], clips_per_class=30,
+                                     seconds=10.0)
+    else:
+        config.data.update(source="folder", root=args.root, seed=seed,
+                           fractions=tuple(float(f) for f in args.fractions.split(",")))
 
 
 def arm_config(arm: str, seed: int, args):
     config = ARMS[arm][1]()
     config.seed = seed
-    config.data.update(source="folder", root=args.root, seed=seed,
-                       fractions=tuple(float(f) for f in args.fractions.split(",")))
+    _data(config, seed, args)
     config.train.epochs = args.epochs
     config.eval.plots = False
     return config

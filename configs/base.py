@@ -94,7 +94,9 @@ def get_config() -> config_dict.ConfigDict:
     config.data.seed = config_dict.placeholder(int)
 
     config.features = config_dict.ConfigDict()
-    config.features.kind = "mel"  # mel | spec | mfcc | waveform | musicnn (sr 16000, hop 256)
+    # mel | spec | mfcc | waveform, or a pretrained model's fixed front end: musicnn
+    # (sr 16000, hop 256) | panns (sr 32000, hop 320)
+    config.features.kind = "mel"
     config.features.sr = 22050
     config.features.n_fft = 2048
     config.features.hop_length = 512
@@ -113,8 +115,9 @@ def get_config() -> config_dict.ConfigDict:
     # musicnn's models: pretrained on the Million Song Dataset ("MSD") or MagnaTagATune
     # ("MTT"); musicnn 0.1.0's checkpoints (requirements-musicnn.txt).
     config.model.weights = "MSD"
-    # Weights of your own for the same architecture (a path or URL), instead of
-    # torchvision's pinned file (fetched into $TORCH_HOME/hub/checkpoints when missing).
+    # Weights of your own for the same architecture (a path or URL; for PANNs' CNN14 a
+    # path), instead of torchvision's or PANNs' pinned file (fetched into
+    # $TORCH_HOME/hub/checkpoints when missing).
     config.model.checkpoint = config_dict.placeholder(str)
     config.model.checkpoint_sha256 = config_dict.placeholder(str)
     config.model.dtype = "float32"
@@ -129,7 +132,7 @@ def get_config() -> config_dict.ConfigDict:
     # True: a probe. The backbone (everything but the model spec's `head` layers) runs in
     # inference mode — BatchNorm's running statistics, no dropout, no gradient — and its
     # weights stay as loaded; only the head trains. For models that declare it
-    # (`spec.options`: musicnn).
+    # (`spec.options`: musicnn, panns_cnn14).
     config.model.freeze_backbone = False
 
     config.optim = config_dict.ConfigDict()
@@ -290,6 +293,31 @@ def musicnn_transfer(*, probe: bool) -> config_dict.ConfigDict:
     optimiser, schedule, label smoothing, epoch selection and, for the fine-tune,
     augmentation), the study's batch size and epochs."""
     return music_cell(probe=probe, config=recipe(model="musicnn", feature="musicnn"))
+
+
+def audioset_cell(*, probe: bool, config: Optional[config_dict.ConfigDict] = None
+                  ) -> config_dict.ConfigDict:
+    """PANNs' CNN14 pretrained on AudioSet, moved to this task as `music_cell` moves
+    musicnn: its weights (Zenodo's file, fetched into torch's hub folder, or
+    model.checkpoint), its own front end, 10 s windows (the length it was trained on), as
+    a probe or a fine-tune (the backbone at a tenth of the head's learning rate)."""
+    out = cell(model="panns_cnn14", feature="panns", config=config)
+    with out.unlocked():
+        out.features.update(sr=32000, hop_length=320)
+        out.data.segment_seconds = 10.0
+        out.model.update(pretrained=True, freeze_backbone=probe)
+        out.model.input_size = None
+        out.model.normalisation = None
+        out.optim.backbone_lr_scale = 1.0 if probe else 0.1
+        if probe:
+            out.augment.spec_augment = False
+    return out
+
+
+def panns_transfer(*, probe: bool) -> config_dict.ConfigDict:
+    """configs/panns_probe.py and panns_finetune.py: `audioset_cell` on the recipe, as
+    `musicnn_transfer` is for musicnn."""
+    return audioset_cell(probe=probe, config=recipe(model="panns_cnn14", feature="panns"))
 
 
 def flat(tree: dict, prefix: str = "") -> dict:

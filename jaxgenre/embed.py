@@ -1,12 +1,14 @@
 """Embeddings and tags for any audio files, from a pretrained tagger or a trained run:
 
     python -m jaxgenre.embed --model=musicnn_msd --out=FILE.npz song.mp3 album/
+    python -m jaxgenre.embed --model=panns_cnn14 --out=FILE.npz album/
     python -m jaxgenre.embed --workdir=runs/resnet_mel --out=FILE.npz album/
 
 Each file (folders are walked recursively for audio) is decoded at the model's sample
-rate, turned into the model's feature, and cut into windows back to back — the
-pretrained taggers' windows are musicnn's own extractor's (3 s, no overlap), a run's are
-its training segments — and each window goes through the model in batches. FILE.npz
+rate, turned into the model's feature, and cut into windows back to back — musicnn's
+taggers' windows are musicnn's own extractor's (3 s, no overlap), PANNs' CNN14's are
+10 s, a run's are its training segments — and each window goes through the model in
+batches. FILE.npz
 holds, as plain arrays (no pickles): `files`; per clip `clip_mean` and `clip_max` (the
 mean and max of its windows' embeddings) and `clip_tags` (the mean taggram); per window
 `window_embeddings`, `taggram` (tag probabilities: sigmoid for a tagger, the run's class
@@ -41,8 +43,8 @@ from jaxgenre.features import FeatureSpec, transforms
 from jaxgenre.training import weight_average
 
 DEFAULT_MAX_SECONDS = 600.0
-# --model's names → a function building that pretrained embedder (musicnn's taggers,
-# filled below: musicnn_msd, musicnn_mtt, vgg_msd, vgg_mtt).
+# --model's names → a function building that pretrained embedder (filled below: musicnn's
+# taggers musicnn_msd, musicnn_mtt, vgg_msd, vgg_mtt, and PANNs' panns_cnn14).
 PRETRAINED: Dict[str, Callable[[], "Embedder"]] = {}
 
 
@@ -109,9 +111,44 @@ def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
     from jaxgenre.models import musicnn_port
 
     arch, _ = musicnn_port.CHECKPOINTS[checkpoint]
-    variables = musicnn_port.load_pretrained(checkpoint)
     model = models.create(arch, len(musicnn_port.tags(checkpoint)))
+    return Embedder(name=checkpoint, feature=_fixed_front_end("musicnn"),
+                    window_frames=musicnn_port.INPUT_SHAPE[1],
+                    forward=_tagger_forward(model, musicnn_port.load_pretrained(checkpoint)),
+                    tag_names=musicnn_port.tags(checkpoint), batch_size=batch_size)
 
+
+def from_panns(batch_size: int = 8) -> Embedder:
+    """PANNs' CNN14 pretrained on AudioSet (`panns_port.load_pretrained`: the published
+    file, fetched and md5-checked): its 2048-d `fc1` activations as the embedding, its
+    527 classes' sigmoid as the taggram, PANNs' front end, 10 s windows back to back
+    (the clip length it was trained on). The tags are named by their AudioSet index
+    ('audioset_000' ... 'audioset_526', the rows of AudioSet's class_labels_indices.csv,
+    which is not shipped here)."""
+    from jaxgenre.models import panns_port
+
+    try:
+        variables = panns_port.load_pretrained()
+    except FileNotFoundError as e:
+        raise errors.UserError(str(e)) from None
+    width, classes = panns_port.width_and_classes(variables)
+    feature = _fixed_front_end("panns")
+    return Embedder(name="panns_cnn14", feature=feature, window_frames=feature.frames(10.0),
+                    forward=_tagger_forward(models.create("panns_cnn14", classes,
+                                                          width=width), variables),
+                    tag_names=tuple(f"audioset_{i:03d}" for i in range(classes)),
+                    batch_size=batch_size)
+
+
+def _fixed_front_end(kind: str) -> FeatureSpec:
+    front = transforms.FIXED_FRONT_ENDS[kind]
+    return FeatureSpec.from_config({"kind": kind, "sr": front["sr"],
+                                    "hop_length": front["hop_length"]})
+
+
+def _tagger_forward(model, variables):
+    """A pretrained tagger's `Embedder.forward`: its sown 'embedding' and the sigmoid of
+    its logits for a batch of feature windows."""
     @jax.jit
     def forward(variables, windows):
         logits, sown = model.apply(variables, windows[..., None], train=False,
@@ -119,17 +156,12 @@ def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
         emb = sown["intermediates"]["embedding"][0]
         return emb.astype(jnp.float32), jax.nn.sigmoid(logits.astype(jnp.float32))
 
-    front = transforms.MUSICNN
-    feature = FeatureSpec.from_config({"kind": "musicnn", "sr": front["sr"],
-                                       "hop_length": front["hop_length"]})
-    return Embedder(name=checkpoint, feature=feature,
-                    window_frames=musicnn_port.INPUT_SHAPE[1],
-                    forward=functools.partial(_run_forward, forward, variables),
-                    tag_names=musicnn_port.tags(checkpoint), batch_size=batch_size)
+    return functools.partial(_run_forward, forward, variables)
 
 
 PRETRAINED.update({f"{arch}_{data.lower()}": functools.partial(from_tagger, f"{data}_{arch}")
                    for arch in ("musicnn", "vgg") for data in ("MSD", "MTT")})
+PRETRAINED["panns_cnn14"] = from_panns
 
 
 def windows(feature: np.ndarray, window_frames: int) -> Tuple[np.ndarray, np.ndarray]:

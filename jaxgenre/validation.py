@@ -235,10 +235,11 @@ def check_config(config) -> None:
         able = [n for n, s in models.REGISTRY.items() if "freeze_backbone" in s.options]
         raise UserError(f"config.model.freeze_backbone: {spec.name} has no frozen-backbone "
                         f"mode; models that have one: {', '.join(able) or 'none'}")
-    if spec.tagger_weights and config.model.input_size is not None:
-        raise UserError(f"config.model.name={spec.name!r} takes musicnn's 96 mel bands as "
-                        f"they are: leave model.input_size unset (got "
-                        f"{config.model.input_size!r})")
+    fixed_front_end = spec.tagger_weights or spec.audioset
+    if fixed_front_end and config.model.input_size is not None:
+        raise UserError(f"config.model.name={spec.name!r} takes its front end's "
+                        f"{feature.n_rows} mel bands as they are: leave model.input_size "
+                        f"unset (got {config.model.input_size!r})")
     frames = feature.frames(config.data.segment_seconds)
     if spec.fixed_frames and frames != spec.fixed_frames:
         seconds = spec.fixed_frames * feature.hop_length / feature.sr
@@ -250,12 +251,17 @@ def check_config(config) -> None:
         raise UserError(f"config.model.checkpoint is for ImageNet weights; "
                         f"{spec.name}'s pretrained weights are musicnn's "
                         f"(model.weights=MSD|MTT): leave model.checkpoint unset")
-    if spec.tagger_weights and config.model.pretrained:
-        # The weights learnt musicnn's front end: another one would feed them noise.
+    if spec.audioset and config.model.pretrained and config.model.checkpoint and "://" in \
+            config.model.checkpoint:
+        raise UserError(f"config.model.checkpoint for {spec.name} is a file path (download "
+                        f"{config.model.checkpoint} yourself and give its path and "
+                        f"model.checkpoint_sha256); only PANNs' own file is fetched here")
+    if fixed_front_end and config.model.pretrained:
+        # The weights learnt their front end's values: another scaling would feed them noise.
         norm = config.model.normalisation or spec.normalisation
         if norm != "none" or config.model.input_size is not None:
             raise UserError(f"config.model.name={spec.name!r} with pretrained weights takes "
-                            f"musicnn's log-mel patches as they are: leave "
+                            f"its front end's log-mel images as they are: leave "
                             f"model.normalisation and model.input_size unset (got "
                             f"{norm!r}, {config.model.input_size!r}), or set "
                             f"model.pretrained=False")

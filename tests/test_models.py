@@ -25,9 +25,10 @@ KEY = jax.random.PRNGKey(0)
 def test_registry_builds_every_model_and_rejects_unknown_names():
     inputs = {3: jnp.zeros((2, 64, 96, 3)), 2: jnp.zeros((2, 600, 1))}  # by spec.input_rank
     for name, spec in models.REGISTRY.items():
-        # musicnn's models take its front end's 96 bands (the VGG its 187 frames) only
-        x = jnp.zeros((2, 96, 187, 1)) if spec.feature_kinds == ("musicnn",) else \
-            inputs[spec.input_rank]
+        # the pretrained front ends' models take their bands only: musicnn's 96 (the VGG
+        # its 187 frames), PANNs' 64
+        x = {("musicnn",): jnp.zeros((2, 96, 187, 1)), ("panns",): jnp.zeros((2, 64, 96, 1))
+             }.get(spec.feature_kinds, inputs[spec.input_rank])
         model = models.create(name, 10)
         variables = jax.eval_shape(model.init, KEY, x)  # shapes only: no compile needed
         assert set(variables) == {"params", "batch_stats"}

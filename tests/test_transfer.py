@@ -79,14 +79,14 @@ def test_a_fine_tune_moves_the_backbone_too():
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"model": {"normalisation": "standardise"}}, "log-mel patches as they are"),
+    ({"model": {"normalisation": "standardise"}}, "log-mel images as they are"),
     ({"model": {"input_size": (128, 128)}}, "96 mel bands as they are"),
     ({"model": {"checkpoint": "/some/weights.pth"}}, "model.checkpoint is for ImageNet"),
     ({"model": {"name": "musicnn_vgg", "freeze_backbone": False},
       "data": {"segment_seconds": 3.0}},
      "takes exactly 187 frames per window.*gives 188.*segment_seconds=2.992"),
     ({"features": {"kind": "mel"}}, "takes musicnn features"),
-    ({"features": {"sr": 22050}}, "musicnn's fixed front end"),
+    ({"features": {"sr": 22050}}, "'musicnn' is a pretrained model's fixed front end"),
     ({"model": {"weights": "GTZAN"}}, "config.model.weights must be one of"),
 ])
 def test_pretrained_musicnn_with_another_front_end_is_a_config_error(change, message):

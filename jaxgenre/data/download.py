@@ -89,6 +89,7 @@ class Asset:
     sha256: Optional[str] = None
     size: Optional[int] = None
     sha1: Optional[str] = None  # where a data set publishes only sha1 (FMA)
+    md5: Optional[str] = None  # where the publisher gives only md5 (Zenodo: PANNs' weights)
 
 
 def data_home(configured: Optional[str] = None) -> str:
@@ -112,6 +113,8 @@ def _problem(path: str, asset: Asset) -> Optional[str]:
         return f"sha256 {digest}, expected {asset.sha256}"
     if asset.sha1 and (digest := file_digest(path, "sha1")) != asset.sha1.lower():
         return f"sha1 {digest}, expected {asset.sha1}"
+    if asset.md5 and (digest := file_digest(path, "md5")) != asset.md5.lower():
+        return f"md5 {digest}, expected {asset.md5}"
     return None
 
 
@@ -189,7 +192,8 @@ def _fetch_locked(asset: Asset, final: str, *, say: Callable[[str], None], **tra
         return final
     tried = "; ".join(failures) or "no URL configured"
     digest = (f" (sha256 {asset.sha256})" if asset.sha256
-              else f" (sha1 {asset.sha1})" if asset.sha1 else "")
+              else f" (sha1 {asset.sha1})" if asset.sha1
+              else f" (md5 {asset.md5})" if asset.md5 else "")
     raise DownloadError(f"could not fetch {asset.name}: {tried}. Download it by hand and put "
                         f"it at {final}{digest}, or give a URL or path that works")
 

@@ -24,11 +24,11 @@ import numpy as np
 from jaxgenre.errors import UserError
 from jaxgenre.features import transforms
 
-# The study's four inputs, then musicnn's fixed front end (the input of its pretrained
-# models, `models.musicnn`), which takes only the shared sr and hop_length, to refuse any
-# but its own (16000, 256).
+# The study's four inputs, then the fixed front ends of pretrained models
+# (`transforms.FIXED_FRONT_ENDS`: musicnn's, `models.musicnn`, and PANNs', `models.panns`),
+# which take only the shared sr and hop_length, to refuse any but their own.
 STUDY_KINDS = ("mel", "spec", "mfcc", "waveform")
-KINDS = STUDY_KINDS + ("musicnn",)
+KINDS = STUDY_KINDS + tuple(transforms.FIXED_FRONT_ENDS)
 
 # The keyword parameters each transform takes (librosa's names), so a config key that
 # belongs to another kind is left out of this one's computation and of its cache key.
@@ -41,13 +41,14 @@ PARAMETERS: Dict[str, Tuple[str, ...]] = {
     "mfcc": _STFT + _MEL_BANK + ("n_mfcc", "dct_type", "norm", "lifter", "mel_norm"),
     "waveform": ("norm",),
     "musicnn": ("sr", "hop_length"),
+    "panns": ("sr", "hop_length"),
 }
 # Keys every kind reads besides its transform's: the audio's sample rate and the hop,
 # which turn seconds into samples or frames.
 SHARED = ("kind", "sr", "hop_length")
 _TRANSFORMS = {"mel": transforms.melspectrogram_db, "spec": transforms.spectrogram_db,
                "mfcc": transforms.mfcc, "waveform": transforms.waveform,
-               "musicnn": transforms.musicnn_logmel}
+               "musicnn": transforms.musicnn_logmel, "panns": transforms.panns_logmel}
 
 
 def _check_kind(kind: str) -> None:
@@ -78,12 +79,11 @@ class FeatureSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"config.features.{name} must be a whole number of at least "
                                 f"1; got {value!r}")
-        musicnn = transforms.MUSICNN
-        if self.kind == "musicnn" and (self.sr, self.hop_length) != (
-                musicnn["sr"], musicnn["hop_length"]):
-            raise UserError(f"features.kind='musicnn' is musicnn's fixed front end: set "
-                            f"--config.features.sr={musicnn['sr']} --config.features."
-                            f"hop_length={musicnn['hop_length']} (got {self.sr}, "
+        fixed = transforms.FIXED_FRONT_ENDS.get(self.kind)
+        if fixed and (self.sr, self.hop_length) != (fixed["sr"], fixed["hop_length"]):
+            raise UserError(f"features.kind={self.kind!r} is a pretrained model's fixed front "
+                            f"end: set --config.features.sr={fixed['sr']} --config.features."
+                            f"hop_length={fixed['hop_length']} (got {self.sr}, "
                             f"{self.hop_length})")
         extra = [k for k, _ in self.params if k not in PARAMETERS[self.kind] or k in SHARED]
         if extra:
@@ -159,8 +159,8 @@ class FeatureSpec:
         """The image's height: mel bands, STFT bins or coefficients; None for a signal."""
         if self.kind == "mel":
             return int(self.value("n_mels"))
-        if self.kind == "musicnn":
-            return transforms.MUSICNN["n_mels"]
+        if self.kind in transforms.FIXED_FRONT_ENDS:
+            return transforms.FIXED_FRONT_ENDS[self.kind]["n_mels"]
         if self.kind == "mfcc":
             return int(self.value("n_mfcc"))
         if self.kind == "spec":

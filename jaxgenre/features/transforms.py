@@ -187,6 +187,35 @@ def musicnn_logmel(y, *, sr: int = 16000, hop_length: int = 256) -> jax.Array:
     return spectral.run(y, dataclasses.replace(p, log_c=MUSICNN_LOG_C))
 
 
+# PANNs' front end (Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for
+# Audio Pattern Recognition", 2020; the 32 kHz Cnn14 checkpoint, via torchlibrosa): a
+# 1024-point Hann STFT every 320 samples of 32 kHz audio (centred, reflect-padded), power
+# 2, 64 Slaney mel bands from 50 to 14,000 Hz, then 10 log10(max(S, 1e-10)) with ref 1.0
+# and no top_db clipping.
+PANNS = {"sr": 32000, "n_fft": 1024, "hop_length": 320, "n_mels": 64, "fmin": 50.0,
+         "fmax": 14000.0, "pad_mode": "reflect", "ref": 1.0, "amin": 1e-10, "top_db": None}
+# The kinds whose parameters are a pretrained model's and cannot be changed: what the
+# feature spec checks `sr` and `hop_length` against.
+FIXED_FRONT_ENDS = {"musicnn": MUSICNN, "panns": PANNS}
+
+
+def panns_logmel(y, *, sr: int = 32000, hop_length: int = 320) -> jax.Array:
+    """PANNs' input, the log-mel power in dB: `(..., 64, n_frames)` float32.
+
+    Equals `librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=32000, n_fft=1024,
+    hop_length=320, n_mels=64, fmin=50, fmax=14000, pad_mode='reflect'), ref=1.0,
+    amin=1e-10, top_db=None)`, which is what torchlibrosa's Spectrogram and
+    LogmelFilterBank compute inside PANNs' models. `sr` and `hop_length` are taken only
+    to refuse other values, as the feature spec passes them.
+    """
+    y = _as_audio(y, "panns_logmel")
+    if (sr, hop_length) != (PANNS["sr"], PANNS["hop_length"]):
+        raise UserError(f"PANNs' front end is fixed at sr={PANNS['sr']}, hop_length="
+                        f"{PANNS['hop_length']} (its pretrained weights'); got sr={sr}, "
+                        f"hop_length={hop_length}")
+    return spectral.run(y, _mel_params("panns_logmel", y.shape[-1], **PANNS))
+
+
 def waveform(y, *, norm: str = "peak") -> jax.Array:
     """The study's waveform input: each example scaled to peak |y| = 1 ('peak') or to
     unit RMS ('rms'). Silent examples stay all-zero. Shape is unchanged."""

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgenre.errors import UserError
-from jaxgenre.models import efficientnet_v2, musicnn, resnet, sample_cnn, spectral_cnn
+from jaxgenre.models import efficientnet_v2, musicnn, panns, resnet, sample_cnn, spectral_cnn
 from jaxgenre.models.spec import ModelSpec
 
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in (
@@ -30,6 +30,7 @@ REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     sample_cnn.SPEC,
     musicnn.SPEC,
     musicnn.VGG_SPEC,
+    panns.SPEC,
 )}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 

@@ -33,6 +33,21 @@ class ImageNetCheckpoint:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioSetCheckpoint:
+    """A model's AudioSet weights as their publisher releases them: the file, where it is
+    fetched from, the digest and size it must have (`md5` where the publisher gives only
+    that, as Zenodo does), the key of the state dict inside the file (`entry`), the Flax
+    name of the head a new task replaces, and the record that documents it."""
+    file: str
+    url: str
+    md5: str
+    size: int
+    entry: str
+    head: str
+    record: str
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A model's facts. `module(num_classes=..., dtype=..., **options)` builds it;
     `input_rank` counts the axes of one example as the model takes it (3: an NHWC image
@@ -56,6 +71,8 @@ class ModelSpec:
     # Music-tagging weights (musicnn's checkpoints '<config.model.weights>_<this>'),
     # loaded when `config.model.pretrained`; None for models without.
     tagger_weights: Optional[str] = None
+    # AudioSet weights (PANNs), loaded when `config.model.pretrained`; None for others.
+    audioset: Optional[AudioSetCheckpoint] = None
     # The one window length (frames) the model takes, when it takes only one (musicnn's
     # VGG flattens its last pool); validation checks data.segment_seconds against it.
     fixed_frames: Optional[int] = None

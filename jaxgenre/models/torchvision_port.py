@@ -59,11 +59,23 @@ def convert(state_dict: Mapping[str, Any], arch: str) -> Dict[str, Dict]:
     head = _checkpoint(arch).head.replace("_", ".") + ".weight"
     if head not in state_dict:
         raise ConversionError(f"state dict has no '{head}': not a torchvision {arch}")
-    template = _template(arch, int(state_dict[head].shape[0]))
+    return convert_state_dict(state_dict, _template(arch, int(state_dict[head].shape[0])),
+                              f"torchvision {arch}")
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], template: Mapping[str, Any],
+                       what: str) -> Dict[str, Dict]:
+    """A torch `state_dict` → the `{'params', 'batch_stats'}` of `template` (shapes, e.g.
+    from `jax.eval_shape` of the model's init), for Flax models whose layers are named
+    after the torch module paths ('.' → '_'): a conv weight OIHW becomes a kernel HWIO,
+    a linear weight is transposed, a batch norm's weight/bias become scale/bias and its
+    running mean/var go to `batch_stats` (its step counter is dropped). A key with no
+    place, a shape that differs, or a Flax variable left unfilled is a
+    `ConversionError` naming it (`what` names the checkpoint's kind)."""
     params, stats = template["params"], template["batch_stats"]
     out = {"params": {}, "batch_stats": {}}
     for key, value in state_dict.items():
-        path, leaf = key.rsplit(".", 1)
+        path, _, leaf = key.rpartition(".")
         module = path.replace(".", "_")
         if leaf == "num_batches_tracked" and module in stats:
             continue  # torch's step counter; flax has no equivalent (momentum is fixed)
@@ -78,19 +90,19 @@ def convert(state_dict: Mapping[str, Any], arch: str) -> Dict[str, Dict]:
                 value = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
         else:
             target, name = None, None
-        if target is None or name is None:
-            raise ConversionError(f"torchvision key '{key}' has no place in the Flax {arch}")
+        if target is None or name is None or name not in template[target][module]:
+            raise ConversionError(f"{what} key '{key}' has no place in the Flax model")
         expected = template[target][module][name].shape
         if value.shape != expected:
             raise ConversionError(f"'{key}' has shape {value.shape} after conversion; the Flax "
-                                  f"{arch} expects {expected} at {target}/{module}/{name}")
+                                  f"model expects {expected} at {target}/{module}/{name}")
         out[target].setdefault(module, {})[name] = jnp.asarray(value)
     for target in ("params", "batch_stats"):
         for module, leaves in template[target].items():
             for name in leaves:
                 if name not in out[target].get(module, {}):
                     raise ConversionError(f"the state dict fills nothing for Flax "
-                                          f"{target}/{module}/{name} (torchvision module "
+                                          f"{target}/{module}/{name} ({what} module "
                                           f"'{module.replace('_', '.')}')")
     return out
 

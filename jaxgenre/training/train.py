@@ -15,6 +15,7 @@ import dataclasses
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+import flax
 import jax
 import jax.numpy as jnp
 
@@ -63,6 +64,10 @@ def initial_variables(config, num_classes: int, key) -> Tuple[Optional[Dict], st
     if config.model.pretrained and spec.tagger_weights:
         return tagger_variables(config.model, num_classes, key), (
             f"musicnn's {config.model.weights}_{spec.tagger_weights} weights, a new head"), ""
+    if config.model.pretrained and spec.audioset:
+        own = config.model.checkpoint
+        return audioset_variables(config.model, num_classes, key), (
+            f"PANNs' AudioSet weights ({own or spec.audioset.file}), a new head"), ""
     if not config.model.pretrained or spec.imagenet is None:
         return None, "random initialisation", ""
     own, own_sha256 = config.model.checkpoint, config.model.checkpoint_sha256
@@ -93,6 +98,27 @@ def tagger_variables(model_config, num_classes: int, key) -> Dict:
     for name in spec.head_names():
         params[name] = fresh["params"][name]
     return {"params": params, "batch_stats": variables["batch_stats"]}
+
+
+def audioset_variables(model_config, num_classes: int, key) -> Dict:
+    """PANNs' AudioSet variables (`model.checkpoint`, checked against
+    `model.checkpoint_sha256`, else the published file, fetched and checked against its
+    md5) with the 527-class head replaced by a fresh one of `num_classes` outputs,
+    initialised as the model initialises it. Weights that cannot be had are a
+    `UserError`: a probe of an untrained backbone would measure nothing."""
+    from jaxgenre.models import panns, panns_port
+
+    try:
+        variables = panns_port.load_pretrained(model_config.checkpoint,
+                                               sha256=model_config.checkpoint_sha256)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    width, _ = panns_port.width_and_classes(variables)
+    head = panns.CHECKPOINT.head
+    fresh = flax.linen.Dense(num_classes, kernel_init=panns.INIT).init(
+        jax.random.fold_in(key, 1), jnp.zeros((1, width * 32)))["params"]
+    return {"params": {**variables["params"], head: fresh},
+            "batch_stats": variables["batch_stats"]}
 
 
 def epoch_segments(config, data: PreparedData, epoch: int) -> pipeline.Segments:
