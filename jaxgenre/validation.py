@@ -231,6 +231,16 @@ def check_config(config) -> None:
             f"config.model.name={spec.name!r} takes {', '.join(spec.feature_kinds)} features, "
             f"not features.kind={kind!r}; pick one of those kinds, or a model that takes "
             f"{kind!r} ({', '.join(takers) or 'none is registered yet'})")
+    if config.model.checkpoint_sha256 and not config.model.checkpoint:
+        raise UserError("config.model.checkpoint_sha256 checks config.model.checkpoint, "
+                        "which is unset: give both, or neither (the pinned weights carry "
+                        "their own digest)")
+    if config.model.freeze_backbone and not config.model.pretrained and (
+            spec.tagger_weights or spec.audioset):
+        raise UserError(f"config.model.freeze_backbone would freeze {spec.name}'s random "
+                        f"weights (model.pretrained=False): a probe of an untrained "
+                        f"backbone measures nothing; set --config.model.freeze_backbone="
+                        f"False to train it from scratch")
     if config.model.freeze_backbone and "freeze_backbone" not in spec.options:
         able = [n for n, s in models.REGISTRY.items() if "freeze_backbone" in s.options]
         raise UserError(f"config.model.freeze_backbone: {spec.name} has no frozen-backbone "
@@ -247,6 +257,12 @@ def check_config(config) -> None:
                         f"frames per window; data.segment_seconds="
                         f"{config.data.segment_seconds!r} gives {frames}: set "
                         f"--config.data.segment_seconds={seconds!r}")
+    if spec.min_frames and frames is not None and frames < spec.min_frames:
+        seconds = spec.min_frames * feature.hop_length / feature.sr
+        raise UserError(f"config.model.name={spec.name!r} needs windows of at least "
+                        f"{spec.min_frames} frames; data.segment_seconds="
+                        f"{config.data.segment_seconds!r} gives {frames}: set "
+                        f"--config.data.segment_seconds={seconds!r} or more")
     if spec.tagger_weights and config.model.pretrained and config.model.checkpoint:
         raise UserError(f"config.model.checkpoint is for ImageNet weights; "
                         f"{spec.name}'s pretrained weights are musicnn's "

@@ -1,17 +1,40 @@
-"""A torch reference of PANNs' CNN14 for the parity tests, written from the paper (Kong et
-al., TASLP 2020, Table I and Section III: six blocks of two 3x3 conv-BN-ReLU layers with
-2x2 average pooling, global pooling by max + mean over time, a 2048-unit embedding)
-with torch's own layers, and PANNs' front end from torchlibrosa (the PANNs authors'
-package, pinned in requirements-parity.txt) — not from jaxgenre. Its module names are
-those of PANNs' released state dicts, so `torch.save({'model': state_dict()})` writes
-a file laid out as `Cnn14_mAP=0.431.pth` is."""
+"""torch references of PANNs' CNN14 for the parity tests.
+
+- `authors_cnn14()`: the authors' own `Cnn14` from panns_inference's `models.py`
+  (pinned in requirements-parity.txt; its front end is torchlibrosa's), loaded without
+  the package's `__init__`, which would download AudioSet's label file. Only the paper's
+  widths: the full-size tests compare with it.
+- `Cnn14(width=...)`: the same network written here from the paper with torch's
+  layers, at any width, so most tests run small; a test checks that at full width it
+  computes what the authors' module computes on the same state dict.
+Their module names are those of PANNs' released state dicts, so `torch.save({'model':
+state_dict()})` writes a file laid out as `Cnn14_mAP=0.431.pth` is.
+"""
 
 from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+import types
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchlibrosa.stft import LogmelFilterBank, Spectrogram
+
+
+def authors_cnn14(classes: int = 527) -> nn.Module:
+    """panns_inference's `Cnn14` at the 32 kHz checkpoint's settings, in eval mode."""
+    if "panns_inference.models" not in sys.modules:
+        folder = importlib.metadata.distribution("panns-inference").locate_file(
+            "panns_inference")
+        package = types.ModuleType("panns_inference")  # its __init__ fetches labels
+        package.__path__ = [str(folder)]
+        sys.modules["panns_inference"] = package
+    models = importlib.import_module("panns_inference.models")
+    return models.Cnn14(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
+                        fmin=50, fmax=14000, classes_num=classes).eval()
 
 
 class ConvBlock(nn.Module):
@@ -62,8 +85,6 @@ class Cnn14(nn.Module):
             x = getattr(self, f"conv_block{i + 1}")(x, pool=i < 5)
             x = F.dropout(x, 0.2, self.training)
         x = x.mean(dim=3)                            # over frequency: (batch, maps, time)
-        x = F.max_pool1d(x, 3, stride=1, padding=1) + F.avg_pool1d(x, 3, stride=1, padding=1)
-        x = F.dropout(x, 0.5, self.training)
         x = x.max(dim=2).values + x.mean(dim=2)
         x = F.dropout(x, 0.5, self.training)
         embedding = F.relu(self.fc1(x))

@@ -95,19 +95,37 @@ def test_the_flax_model_equals_the_torch_reference(tmp_path, legacy):
     np.testing.assert_allclose(low, want_logits.numpy(), atol=0.1)
 
 
-@pytest.mark.slow
-def test_the_full_size_model_equals_the_torch_reference(tmp_path):
-    """The paper's widths (79.7M parameters without the head), as the released file."""
+def test_the_small_reference_is_the_authors_cnn14_at_full_width():
+    """The width-parameterised reference computes what panns_inference's Cnn14 computes
+    on the same state dict, so the small-width tests stand for the real network."""
     torch.manual_seed(4)
-    net = reference.randomised(reference.Cnn14(), seed=5)
-    variables = panns_port.load_pretrained(_save(net, tmp_path / "Cnn14.pth"))
+    ours = reference.randomised(reference.Cnn14(), seed=5)
+    theirs = reference.authors_cnn14()
+    theirs.load_state_dict(ours.state_dict(), strict=True)  # every key, every shape
+    y = torch.from_numpy(_audio(2, 0.8, seed=6))
+    with torch.no_grad():
+        logits, embedding = ours(y)
+        out = theirs(y)
+    torch.testing.assert_close(torch.sigmoid(logits), out["clipwise_output"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(embedding, out["embedding"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_full_size_model_equals_the_authors_cnn14(tmp_path):
+    """The paper's widths (79.7M parameters without the head), saved as the released
+    file is, against panns_inference's own Cnn14: its clipwise_output and embedding."""
+    torch.manual_seed(4)
+    theirs = reference.authors_cnn14()
+    reference.randomised(theirs, seed=5)
+    variables = panns_port.load_pretrained(_save(theirs, tmp_path / "Cnn14.pth"))
     assert panns_port.width_and_classes(variables) == (64, 527)
     y = _audio(2, 1.0, seed=6)
     with torch.no_grad():
-        want_logits, want_embedding = net(torch.from_numpy(y))
+        out = theirs(torch.from_numpy(y))
     logits, embedding = _forward(variables, y)
-    np.testing.assert_allclose(logits, want_logits.numpy(), atol=1e-4)
-    np.testing.assert_allclose(embedding, want_embedding.numpy(), atol=1e-4)
+    np.testing.assert_allclose(jax.nn.sigmoid(logits), out["clipwise_output"].numpy(),
+                               atol=1e-5)
+    np.testing.assert_allclose(embedding, out["embedding"].numpy(), atol=1e-4)
 
 
 @pytest.mark.parametrize("front_end,message", [
@@ -135,6 +153,29 @@ def test_a_state_dict_of_another_network_is_refused_naming_the_key(tmp_path):
     torch.save(net.state_dict(), tmp_path / "plain.pth")  # a user's own: no 'model' entry
     assert panns_port.width_and_classes(
         panns_port.load_pretrained(str(tmp_path / "plain.pth"))) == (4, 527)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("fc_audioset.weight", torch.zeros(()), "'fc_audioset.weight' has shape \\(\\), not"),
+    ("conv_block1.conv1.weight", torch.zeros(()), "'conv_block1.conv1.weight' has shape"),
+    ("conv_block1.conv1.weight", torch.zeros(0, 1, 3, 3), r"\(0, 1, 3, 3\), not"),
+])
+def test_a_tensor_of_an_impossible_shape_is_refused_not_a_crash(tmp_path, key, value,
+                                                                 message):
+    state = reference.Cnn14(width=4).state_dict()
+    state[key] = value
+    torch.save({"model": state}, tmp_path / "odd.pth")
+    with pytest.raises(panns_port.ConversionError, match=message):
+        panns_port.load_pretrained(str(tmp_path / "odd.pth"))
+
+
+def test_a_half_precision_copy_of_the_weights_is_read(tmp_path):
+    torch.manual_seed(3)
+    net = reference.randomised(reference.Cnn14(width=4), seed=3)
+    path = _save(net.half(), tmp_path / "half.pth")
+    variables = panns_port.load_pretrained(path)
+    np.testing.assert_array_equal(variables["params"]["fc1"]["kernel"],
+                                  net.fc1.weight.detach().float().numpy().T)
 
 
 @pytest.fixture()
@@ -171,6 +212,7 @@ def test_the_published_file_is_fetched_checked_converted_and_cached(served):
     fetched.unlink()  # converted once: the 327 MB file may go
     again = panns_port.load_pretrained(progress=False)
     jax.tree.map(np.testing.assert_array_equal, again, variables)
+    assert not fetched.exists()  # read from the cache, not fetched again
     cache.write_bytes(b"damaged")  # with the file gone, a damaged cache names the fix
     with pytest.raises(UserError, match="cannot be read.*delete it"):
         panns_port.load_pretrained(progress=False)
@@ -220,6 +262,14 @@ def test_training_starts_from_the_weights_with_a_new_head(served, small):
                                   net.bn0.running_var.numpy())
 
 
+def test_a_users_checkpoint_of_another_width_is_a_config_error(tmp_path):
+    path = _save(reference.Cnn14(width=4), tmp_path / "narrow.pth")
+    config = base.panns_transfer(probe=True)
+    config.model.checkpoint = path
+    with pytest.raises(UserError, match="narrow.pth' holds a CNN14 of width 4.*64"):
+        train_lib.initial_variables(config, 10, jax.random.PRNGKey(0))
+
+
 def test_weights_that_cannot_be_had_are_one_line_naming_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(panns_port, "CHECKPOINT", dataclasses.replace(
@@ -242,6 +292,9 @@ def test_the_model_refuses_windows_shorter_than_its_five_poolings():
     ({"model": {"checkpoint": "https://example.org/Cnn14.pth"}}, "is a file path"),
     ({"features": {"kind": "mel"}}, "takes panns features"),
     ({"features": {"sr": 16000}}, "'panns' is a pretrained model's fixed front end"),
+    ({"data": {"segment_seconds": 0.3}}, "at least 32 frames.*gives 30.*segment_seconds=0.32"),
+    ({"model": {"pretrained": False}}, "freeze_backbone.*random weights"),
+    ({"model": {"checkpoint_sha256": "ab" * 32}}, "checkpoint_sha256 checks config.model.checkpoint, which is unset"),
 ])
 def test_pretrained_cnn14_with_another_front_end_is_a_config_error(change, message):
     config = base.panns_transfer(probe=True)

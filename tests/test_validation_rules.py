@@ -106,13 +106,21 @@ def test_a_wrong_value_of_every_key_is_refused_naming_the_key(key, value):
     ("train.epochs", None), ("seeds", 3), ("data.fold", 9), ("data.split", None),
     ("model.input_size", (224, 224)), ("features.ref", "max"), ("features.fmax", 8000.0),
     ("eval.window_overlap", 0.0), ("augment.freq_mask_fraction", 1.0),
-    ("data.fractions", (0.7, 0.15, 0.15)), ("model.checkpoint_sha256", "ab" * 32),
+    ("data.fractions", (0.7, 0.15, 0.15)), ("model.checkpoint", "/srv/weights.pth"),
     ("train.prefetch", 0), ("model.normalisation", "imagenet"),
     # download.fetch's other address forms (README: a mirror of your own)
     ("data.gtzan.urls", ("file:///srv/genres.tar.gz",)), ("data.fma.mirrors", ("/srv/fma",)),
 ])
 def test_values_at_the_edges_of_their_rules_are_accepted(key, value):
     validation.check_config(_with(key, value))
+
+
+def test_a_checkpoint_digest_goes_with_its_checkpoint():
+    config = _with("model.checkpoint", "/srv/weights.pth")
+    config.model.checkpoint_sha256 = "AB" * 32
+    validation.check_config(config)
+    with pytest.raises(UserError, match="config.model.checkpoint_sha256 checks config"):
+        validation.check_config(_with("model.checkpoint_sha256", "ab" * 32))
 
 
 @pytest.mark.parametrize("key,value", [

@@ -1,7 +1,9 @@
 """PANNs' CNN14 (Kong, Cao, Iqbal, Wang, Wang & Plumbley, "PANNs: Large-Scale Pretrained
 Audio Neural Networks for Audio Pattern Recognition", IEEE/ACM TASLP 2020), in Flax, layer
-for layer as the paper and its released 32 kHz AudioSet checkpoint build it, so that
-checkpoint loads unchanged (`panns_port`).
+for layer as the authors' `Cnn14` (audioset_tagging_cnn's and panns_inference's
+`models.py`) builds it, with that module's names, so its released 32 kHz AudioSet
+state dict loads unchanged (`panns_port`). Parity against that very module is tested
+(`tests/test_panns.py`).
 
 Input: PANNs' log-mel image (`features.panns_logmel`, kind 'panns': 64 mel bands at
 100 frames/s) as the adapter hands images over, NHWC `(batch, 64, frames, 1)`; at least
@@ -13,9 +15,8 @@ Input: PANNs' log-mel image (`features.panns_logmel`, kind 'panns': 64 mel bands
   * six convolutional blocks (`conv_block1` .. `conv_block6`) of 64, 128, ..., 2048
     maps: 3x3 convolution without bias (padding 1), batch norm, ReLU, twice, then a 2x2
     average pool (none after the sixth) and dropout 0.2;
-  * the mean over frequency, then per frame the sum of a max pool and an average pool
-    of 3 frames (stride 1, padding 1; the average counts the zero padding, as torch's
-    `avg_pool1d` does), dropout 0.5, then the max plus the mean over time;
+  * the mean over frequency, then the max plus the mean over time (PANNs' `Cnn14`; the
+    3-frame max and average pooling before it belong to its decision-level variants);
   * dropout 0.5, `fc1` (2048 units) with ReLU: the 2048-d embedding, sown as
     'embedding' for `jaxgenre.embed`; dropout 0.5, then the head `fc_audioset`.
 
@@ -82,9 +83,6 @@ class Cnn14(nn.Module):
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
             x = nn.Dropout(0.2, deterministic=not train)(x)
         x = jnp.mean(x, axis=2)  # over frequency: (batch, frames, maps)
-        x = (nn.max_pool(x, (3,), strides=(1,), padding=((1, 1),))
-             + nn.avg_pool(x, (3,), strides=(1,), padding=((1, 1),), count_include_pad=True))
-        x = nn.Dropout(0.5, deterministic=not train)(x)
         x = jnp.max(x, axis=1) + jnp.mean(x, axis=1)
         x = nn.Dropout(0.5, deterministic=not train)(x)
         x = nn.relu(nn.Dense(self.width * 32, kernel_init=INIT, dtype=self.dtype,
@@ -99,9 +97,10 @@ class Cnn14(nn.Module):
 
 
 # PANNs' 32 kHz CNN14, trained on AudioSet (mAP 0.431), CC BY 4.0. Zenodo publishes an
-# md5 per file (record 3987831's file list; quoted with this size by e.g.
-# Labbeti/dcase2022task6a's nn/urls.py); no sha256 is published, so the fetch checks
-# the md5 and the exact size, and a user's own file its `checkpoint_sha256`.
+# md5 per file (record 3987831's file list), no sha256. The md5 is the one public
+# projects pin for this file (e.g. Labbeti/dcase2022task6a's nn/urls.py, "Hash type:
+# md5"), and the size the one several others pin beside it. The fetch checks both; a
+# user's own file is checked against its `checkpoint_sha256`.
 CHECKPOINT = AudioSetCheckpoint(
     file="Cnn14_mAP=0.431.pth",
     url="https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1",
@@ -112,4 +111,5 @@ CHECKPOINT = AudioSetCheckpoint(
 SPEC = ModelSpec(
     name="panns_cnn14", display_name="PANNs CNN14 (AudioSet)", module=Cnn14, input_rank=3,
     channels=1, normalisation="none", feature_kinds=("panns",),
-    options=("freeze_backbone",), head=("fc_audioset",), audioset=CHECKPOINT)
+    options=("freeze_backbone",), head=("fc_audioset",), audioset=CHECKPOINT,
+    min_frames=MIN_FRAMES)

@@ -76,6 +76,9 @@ class ModelSpec:
     # The one window length (frames) the model takes, when it takes only one (musicnn's
     # VGG flattens its last pool); validation checks data.segment_seconds against it.
     fixed_frames: Optional[int] = None
+    # The fewest frames a window may have (PANNs' CNN14: 32, five 2x2 poolings);
+    # validation checks data.segment_seconds against it.
+    min_frames: Optional[int] = None
 
     def head_names(self) -> Tuple[str, ...]:
         return self.head or ((self.imagenet.head,) if self.imagenet else ())

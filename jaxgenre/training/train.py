@@ -112,8 +112,14 @@ def audioset_variables(model_config, num_classes: int, key) -> Dict:
         variables = panns_port.load_pretrained(model_config.checkpoint,
                                                sha256=model_config.checkpoint_sha256)
     except FileNotFoundError as e:
-        raise UserError(str(e)) from None
+        raise UserError(f"{e} Or train CNN14 from random weights: --config.model."
+                        f"pretrained=False --config.model.freeze_backbone=False") from None
     width, _ = panns_port.width_and_classes(variables)
+    model_width = models.create(model_config.name, num_classes).width
+    if width != model_width:
+        raise UserError(f"'{model_config.checkpoint}' holds a CNN14 of width {width} "
+                        f"({width} maps in its first block); {model_config.name} has width "
+                        f"{model_width}: give a checkpoint of the paper's CNN14")
     head = panns.CHECKPOINT.head
     fresh = flax.linen.Dense(num_classes, kernel_init=panns.INIT).init(
         jax.random.fold_in(key, 1), jnp.zeros((1, width * 32)))["params"]
