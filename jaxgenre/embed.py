@@ -158,6 +158,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max_seconds", type=float, default=DEFAULT_MAX_SECONDS,
                         help="embed at most the first this many seconds of each file "
                              "(default %(default)g)")
+    parser.add_argument("--checkpoint", help="with --model=panns_cnn14: your own CNN14 "
+                        "weights (a .pth path) instead of the published file")
+    parser.add_argument("--checkpoint_sha256", help="the sha256 --checkpoint must have")
     parser.add_argument("paths", nargs="+", help="audio files or folders")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
@@ -168,7 +171,13 @@ def main(argv=None) -> int:
     if args.model is not None and args.model not in PRETRAINED:
         raise errors.UserError(f"--model={args.model} is not a pretrained tagger; there are: "
                                f"{', '.join(PRETRAINED) or 'none'}")
-    embedder = PRETRAINED[args.model]() if args.model else from_run(args.workdir)
+    own = {"checkpoint": args.checkpoint, "sha256": args.checkpoint_sha256}
+    if (args.checkpoint or args.checkpoint_sha256) and (
+            args.model != "panns_cnn14" or not args.checkpoint):
+        raise errors.UserError("--checkpoint (with an optional --checkpoint_sha256) goes with "
+                               "--model=panns_cnn14 only")
+    embedder = (PRETRAINED[args.model](**({k: v for k, v in own.items() if v}))
+                if args.model else from_run(args.workdir))
     files = expand(args.paths)
     if not files:
         raise errors.UserError(f"no audio files in {' '.join(args.paths)}")

@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import hashlib
 import os
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -95,22 +95,27 @@ def from_tagger(checkpoint: str, batch_size: int = 32) -> Embedder:
                     tag_names=musicnn_port.tags(checkpoint), batch_size=batch_size)
 
 
-def from_panns(batch_size: int = 8) -> Embedder:
+def from_panns(batch_size: int = 8, checkpoint: Optional[str] = None,
+               sha256: Optional[str] = None) -> Embedder:
     """PANNs' CNN14 pretrained on AudioSet (`panns_port.load_pretrained`: the published
-    file, fetched and md5-checked): its 2048-d `fc1` activations as the embedding, its
-    527 classes' sigmoid as the taggram, PANNs' front end, 10 s windows back to back
-    (the clip length it was trained on). The tags are named by their AudioSet index
-    ('audioset_000' ... 'audioset_526', the rows of AudioSet's class_labels_indices.csv,
-    which is not shipped here)."""
+    file, fetched and md5-checked, or `checkpoint`, checked against `sha256` when
+    given): its 2048-d `fc1` activations as the embedding, its classes' sigmoid as the
+    taggram, PANNs' front end, 10 s windows back to back (the clip length it was trained
+    on). The tags are named by their AudioSet index ('audioset_000' ... 'audioset_526',
+    the rows of AudioSet's class_labels_indices.csv, which is not shipped here)."""
     from jaxgenre.models import panns_port
 
     try:
-        variables = panns_port.load_pretrained()
+        variables = panns_port.load_pretrained(checkpoint, sha256=sha256)
+        name = "panns_cnn14"
+        if checkpoint:  # another file is another model: kept partial results must differ
+            stat = os.stat(checkpoint)
+            name += f":{os.path.abspath(checkpoint)}:{stat.st_size}:{stat.st_mtime_ns}"
     except FileNotFoundError as e:
         raise errors.UserError(str(e)) from None
     width, classes = panns_port.width_and_classes(variables)
     feature = _fixed_front_end("panns")
-    return Embedder(name="panns_cnn14", feature=feature, window_frames=feature.frames(10.0),
+    return Embedder(name=name, feature=feature, window_frames=feature.frames(10.0),
                     forward=_tagger_forward(models.create("panns_cnn14", classes,
                                                           width=width), variables),
                     tag_names=tuple(f"audioset_{i:03d}" for i in range(classes)),

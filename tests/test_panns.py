@@ -235,7 +235,7 @@ def test_a_users_file_is_checked_against_its_sha256(served, tmp_path):
     path = _save(net, tmp_path / "mine.pth")
     right = hashlib.sha256(open(path, "rb").read()).hexdigest()
     panns_port.load_pretrained(path, sha256=right)
-    with pytest.raises(UserError, match="not config.model.checkpoint_sha256"):
+    with pytest.raises(UserError, match="not the expected f{64}"):
         panns_port.load_pretrained(path, sha256="f" * 64)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         panns_port.load_pretrained(str(tmp_path / "nowhere.pth"))
@@ -330,3 +330,22 @@ def test_embed_gives_the_embedding_and_taggram_of_each_10_s_window(served, tmp_p
     np.testing.assert_allclose(got["window_embeddings"], embedding.numpy(), atol=1e-4)
     np.testing.assert_allclose(got["taggram"], torch.sigmoid(logits).numpy(), atol=1e-5)
     np.testing.assert_allclose(got["clip_mean"][0], embedding.numpy().mean(0), atol=1e-4)
+
+
+def test_embed_takes_a_users_own_checkpoint_with_its_sha256(tmp_path):
+    torch.manual_seed(10)
+    net = reference.randomised(reference.Cnn14(width=4), seed=10)
+    path = _save(net, tmp_path / "mine.pth")
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    soundfile.write(tmp_path / "song.wav", _audio(1, 10.5)[0], 32000, subtype="FLOAT")
+    out = tmp_path / "own.npz"
+    args = ["--model=panns_cnn14", f"--checkpoint={path}", f"--out={out}",
+            str(tmp_path / "song.wav")]
+    assert embed.main(args + [f"--checkpoint_sha256={digest}"]) == 0
+    with torch.no_grad():
+        _, embedding = net.from_logmel(net.logmel(torch.from_numpy(_audio(1, 10.5)))[:, :, :1000])
+    np.testing.assert_allclose(np.load(out)["window_embeddings"], embedding.numpy(), atol=1e-4)
+    with pytest.raises(UserError, match="not the expected 0{64}"):
+        embed.main(args + ["--checkpoint_sha256=" + "0" * 64])
+    with pytest.raises(UserError, match="goes with --model=panns_cnn14 only"):
+        embed.main(["--model=musicnn_msd", f"--checkpoint={path}", f"--out={out}", path])

@@ -159,7 +159,8 @@ def load_pretrained(path: Optional[str] = None, *, sha256: Optional[str] = None,
     if os.path.isfile(path):
         problem = None
         if own and sha256 and (got := download.file_digest(path)) != sha256.lower():
-            problem = f"sha256 {got}, not config.model.checkpoint_sha256 {sha256}"
+            problem = (f"sha256 {got}, not the expected {sha256} (config.model."
+                       f"checkpoint_sha256, or embed's --checkpoint_sha256)")
         digest = download.file_digest(path, "md5")
         if not own and (digest, os.path.getsize(path)) != (CHECKPOINT.md5, CHECKPOINT.size):
             problem = (f"md5 {digest} and {os.path.getsize(path)} bytes, not Zenodo's "
