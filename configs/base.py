@@ -170,6 +170,12 @@ def get_config() -> config_dict.ConfigDict:
     # also loses that epoch. False: every save is on disk before training goes on.
     config.train.async_checkpoints = True
     config.train.label_smoothing = 0.0
+    # JAX's persistent compilation cache (jaxgenre/compile_cache.py): "auto" keeps compiled
+    # steps in <data home>/compile_cache/<jax version, backend, CPU>, so seeds, cells
+    # and resumed runs load them instead of compiling again; a path keeps them there;
+    # "off" turns it off. Steps that compiled in under compilation_cache_min_seconds are not kept.
+    config.train.compilation_cache = "auto"
+    config.train.compilation_cache_min_seconds = 1.0
     # Which epoch is kept as the best (jaxgenre/training/selection.py): "accuracy" (the study's:
     # the first epoch reaching the highest validation clip accuracy), "accuracy_loss"
     # (ties broken by the lower validation log-loss), "loss" or "last".

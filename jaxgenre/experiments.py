@@ -17,13 +17,13 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from configs import base
-from jaxgenre import features, models, parallel
+from jaxgenre import compile_cache, features, models, parallel
 from jaxgenre.checkpoint import check as checkpoint_check
 from jaxgenre.training import evaluate, train
 from jaxgenre.results import clip_table, repeats, run_files, stats, study
 from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib
-from jaxgenre.data import prepare
+from jaxgenre.data import download, prepare
 from jaxgenre.errors import UserError
 
 
@@ -35,6 +35,8 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
     the per-class feature figure is kept for the other runs of a grid, seeds or folds."""
     config = base.with_defaults(config)  # every setting read as config.section.key
     checkpoint_check.check_resumable(config, workdir)
+    compile_cache.enable(config.train.compilation_cache, download.data_home(config.data.home),
+                         min_seconds=config.train.compilation_cache_min_seconds)
     with writer_lib.RunWriter(workdir, tensorboard=config.train.tensorboard) as out:
         data = prepare.prepare_data(config, workdir, on_report=out.data_report)
         out.prepared(prepare.describe(data), config, data.parts["train"].length,

@@ -175,6 +175,7 @@ def rules() -> Dict[str, Rule]:
         "train.batch_size": _whole(1), "train.epochs": _whole(1, optional=True),
         "train.keep": _whole(1), "train.checkpoint_every": _whole(1),
         "train.log_every": _whole(1), "train.prefetch": _whole(0),
+        "train.compilation_cache": _TEXT, "train.compilation_cache_min_seconds": _AT_LEAST_0,
         "train.label_smoothing": _FRACTION, "train.select": choice(selection.RULES),
     }
 

@@ -19,7 +19,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from jaxgenre import checkpoint, faults, models, parallel
+from jaxgenre import checkpoint, compile_cache, faults, models, parallel
 from jaxgenre.training import augment, evaluate, selection, steps as steps_lib
 from jaxgenre.data import pipeline, prefetch
 from jaxgenre.data.prepare import PreparedData
@@ -180,7 +180,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
         writer.resumed(record["epoch"], step=int(jax.device_get(state.step)))
     history = []
     for epoch in range(record["epoch"], n_epochs):
-        start, totals = time.perf_counter(), None
+        start, totals, compiled = time.perf_counter(), None, compile_cache.CLOCK.read()
         batches = prefetch.prefetch_to_mesh(
             pipeline.iterate_batches(data.store, epoch_segments(config, data, epoch),
                                      batch_size=batch_size,
@@ -222,6 +222,10 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                 "valid_macro_f1": valid["macro_f1"] if valid else None,
                 "valid_loss": valid_loss,
                 "seconds": time.perf_counter() - start}
+        # of those seconds, compiling (tracing, lowering, XLA), and executables the
+        # persistent cache gave instead
+        spent = compile_cache.CLOCK.read().since(compiled)
+        line.update(compile_seconds=spent.seconds, compile_cache_hits=spent.cache_hits)
         history.append(line)
         writer.epoch(line)
         last = epoch + 1 == n_epochs
