@@ -409,6 +409,12 @@ def test_nesting_that_hung_or_crashed_is_refused_in_one_line(tmp_path, case):
     child process, so that a hang or a crash fails this test instead of the suite."""
     pkl, says = NESTED[case]
     path = _pickle_pth(tmp_path / f"{case}.pth", pkl, zipfile.ZIP_DEFLATED)
+    assert_refused_in_a_child(path, case, says)
+
+
+def assert_refused_in_a_child(path: str, case: str, says: str) -> None:
+    """`pth.load_state_dict(path)` in a child process (a hang or a crash fails the test,
+    not the suite) refuses the file in one line naming it and matching `says`."""
     code = ("import sys\nfrom jaxgenre.models import pth\ntry:\n"
             "    pth.load_state_dict(sys.argv[1])\nexcept pth.UserError as e:\n"
             "    print('refused', e)\nelse:\n    print('read')\n")

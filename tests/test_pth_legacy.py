@@ -16,8 +16,6 @@ import pickle
 import pickletools
 import re
 import struct
-import subprocess
-import sys
 import tarfile
 import tracemalloc
 import zipfile
@@ -28,9 +26,9 @@ import torch
 
 from jaxgenre.errors import UserError
 from jaxgenre.models import pth, pth_legacy
+from test_pth_hostile import assert_refused_in_a_child
 
 MiB = 1 << 20
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ["zip", "legacy"]
 
 
@@ -558,19 +556,7 @@ def test_nesting_and_memo_tricks_are_refused_in_one_line(tmp_path, case):
     storages' would-be room); in a child process, so that a hang or a crash fails
     this test instead of the suite."""
     pkl, says = NESTED[case]
-    path = legacy(tmp_path / f"{case}.pth", pkl, {})
-    code = ("import sys\nfrom jaxgenre.models import pth\ntry:\n"
-            "    pth.load_state_dict(sys.argv[1])\nexcept pth.UserError as e:\n"
-            "    print('refused', e)\nelse:\n    print('read')\n")
-    try:
-        done = subprocess.run([sys.executable, "-c", code, path], cwd=ROOT, timeout=60,
-                              capture_output=True, text=True)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case}: still loading after 60 s")
-    assert done.returncode == 0, f"{case}: status {done.returncode}: {done.stderr[-500:]}"
-    line = done.stdout.strip()
-    assert line.startswith(f"refused '{path}' ") and "\n" not in line and len(line) < 500, line
-    assert re.search(says, line), line
+    assert_refused_in_a_child(legacy(tmp_path / f"{case}.pth", pkl, {}), case, says)
 
 
 def test_the_key_list_and_sys_info_are_scanned_too(tmp_path):

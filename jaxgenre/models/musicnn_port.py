@@ -144,12 +144,7 @@ def _read_cached(path: str, arch: str, head: str) -> Dict:
     with open(path, "rb") as f:
         variables = flax.serialization.msgpack_restore(f.read())
     template = _template(arch, int(variables["params"][head]["kernel"].shape[-1]))
-    want = jax.tree_util.tree_flatten_with_path(template)[0]
-    got = jax.tree_util.tree_flatten_with_path(variables)[0]
-    if [p for p, _ in want] != [p for p, _ in got] or any(
-            not isinstance(g, np.ndarray) or g.shape != w.shape or g.dtype != w.dtype
-            for (_, w), (_, g) in zip(want, got)):
-        raise ValueError("its tree differs from the architecture's")
+    torchvision_port.check_tree(variables, template)
     return variables
 
 

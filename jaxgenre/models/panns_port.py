@@ -119,12 +119,7 @@ def _read_cached(path: str) -> Dict:
         template = _template(*reversed(width_and_classes(variables)))
     except (KeyError, TypeError, AttributeError, IndexError):
         raise ValueError("not PANNs' CNN14 variables") from None
-    want = jax.tree_util.tree_flatten_with_path(template)[0]
-    got = jax.tree_util.tree_flatten_with_path(variables)[0]
-    if [p for p, _ in want] != [p for p, _ in got] or any(
-            not isinstance(g, np.ndarray) or g.shape != w.shape or g.dtype != w.dtype
-            for (_, w), (_, g) in zip(want, got)):
-        raise ValueError("its tree differs from the architecture's")
+    torchvision_port.check_tree(variables, template)
     return variables
 
 

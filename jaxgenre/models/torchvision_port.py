@@ -126,7 +126,16 @@ def _read_converted(cached: str, arch: str) -> Dict:
     except (KeyError, TypeError, AttributeError, IndexError):
         raise ValueError(f"no '{head}' kernel") from None
     template = _template(arch, classes)
-    expected = {"params": template["params"], "batch_stats": template["batch_stats"]}
+    check_tree(variables, {"params": template["params"],
+                           "batch_stats": template["batch_stats"]})
+    return variables
+
+
+def check_tree(variables, expected) -> None:
+    """`variables` read back from a converted-weights cache against `expected` (shapes,
+    e.g. from `jax.eval_shape`): the same tree, every leaf a numpy array of the expected
+    shape and dtype, else `ValueError` saying where. What every weights port checks its
+    cache with before trusting it."""
     want = jax.tree_util.tree_flatten_with_path(expected)[0]
     got = jax.tree_util.tree_flatten_with_path(variables)[0]
     if [p for p, _ in want] != [p for p, _ in got]:
@@ -135,7 +144,6 @@ def _read_converted(cached: str, arch: str) -> Dict:
         if not isinstance(g, np.ndarray) or g.shape != w.shape or g.dtype != w.dtype:
             raise ValueError(f"{jax.tree_util.keystr(where)} is "
                              f"{getattr(g, 'shape', type(g).__name__)}, not {w.shape} {w.dtype}")
-    return variables
 
 
 def _cache_file(path: str, digest: Optional[str]) -> Optional[str]:
