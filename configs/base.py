@@ -176,6 +176,17 @@ def get_config() -> config_dict.ConfigDict:
     # "off" turns it off. Steps that compiled in under compilation_cache_min_seconds are not kept.
     config.train.compilation_cache = "auto"
     config.train.compilation_cache_min_seconds = 1.0
+    # Where training and evaluation windows come from (jaxgenre/data/resident.py): True
+    # places every used clip's features on the devices once and cuts the windows there;
+    # False streams host batches; "auto" is True on accelerators when one device's share
+    # fits resident_memory_fraction of its memory, False on CPU. A table that does not
+    # fit falls back to streaming with one line. Same windows, same results either way.
+    config.train.resident = config_dict.FieldReference("auto", field_type=object)
+    config.train.resident_memory_fraction = 0.5
+    # Train (and, resident, predict) steps run per jitted call, as a lax.scan
+    # (jaxgenre/training/dispatch.py): fewer host round trips on an accelerator. The
+    # loss is logged per dispatch; checkpoints stay per epoch.
+    config.train.steps_per_dispatch = 1
     # Which epoch is kept as the best (jaxgenre/training/selection.py): "accuracy" (the study's:
     # the first epoch reaching the highest validation clip accuracy), "accuracy_loss"
     # (ties broken by the lower validation log-loss), "loss" or "last".

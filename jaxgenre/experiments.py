@@ -17,9 +17,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from configs import base
-from jaxgenre import compile_cache, features, models, parallel
+from jaxgenre import compile_cache, features, models
 from jaxgenre.checkpoint import check as checkpoint_check
-from jaxgenre.training import evaluate, train
+from jaxgenre.training import train
 from jaxgenre.results import clip_table, repeats, run_files, stats, study
 from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib
@@ -44,10 +44,9 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
         model = models.create(config.model.name, len(data.class_names),
                               **models.constructor_options(config.model))
         trained = train.train(config, data, model, workdir=workdir, writer=out)
-        test = evaluate.evaluate_part(trained.steps.predict, trained.best_state, data.store,
-                                      data.parts["test"], batch_size=config.eval.batch_size,
-                                      mesh=parallel.data_mesh(),
-                                      clip_mean=config.eval.clip_mean)
+        test = trained.feed.evaluate(trained.best_state, data.parts["test"],
+                                     batch_size=config.eval.batch_size,
+                                     clip_mean=config.eval.clip_mean)
         per_clip = test.pop("per_clip")
         out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
                                                           data.class_names))

@@ -13,7 +13,7 @@ from typing import Any, Dict, Tuple
 from jaxgenre import features, models
 from jaxgenre.training import selection, steps
 from jaxgenre.results import metrics
-from jaxgenre.data import cache, fma, sources, splits, synthetic
+from jaxgenre.data import cache, fma, resident, sources, splits, synthetic
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, layers, musicnn_port
 
@@ -116,6 +116,7 @@ _FLAG, _TEXT, _PATH = Rule("flag"), Rule("text"), Rule("text", optional=True)
 _FRACTION = _number(0.0, open_low=False, high=1.0, closed_high=False)  # [0, 1)
 _UNIT = _number(0.0, open_low=False, high=1.0)                         # [0, 1]
 _AT_LEAST_0 = _number(0.0, open_low=False)
+_UNIT_OPEN = _number(0.0, high=1.0)                                    # (0, 1]
 
 
 def rules() -> Dict[str, Rule]:
@@ -174,10 +175,10 @@ def rules() -> Dict[str, Rule]:
         "train.async_checkpoints": _FLAG, "train.tensorboard": _FLAG,
         "train.batch_size": _whole(1), "train.epochs": _whole(1, optional=True),
         "train.keep": _whole(1), "train.checkpoint_every": _whole(1),
-        "train.log_every": _whole(1), "train.prefetch": _whole(0),
-        "train.compilation_cache": _TEXT, "train.compilation_cache_min_seconds": _AT_LEAST_0,
-        "train.label_smoothing": _FRACTION, "train.select": choice(selection.RULES),
-    }
+        "train.log_every": _whole(1), "train.prefetch": _whole(0), "train.compilation_cache": _TEXT,
+        "train.compilation_cache_min_seconds": _AT_LEAST_0, "train.label_smoothing": _FRACTION,
+        "train.select": choice(selection.RULES), "train.resident": choice(resident.SETTINGS),
+        "train.steps_per_dispatch": _whole(1), "train.resident_memory_fraction": _UNIT_OPEN}
 
 
 def _check_compound(key: str, value) -> None:
@@ -268,8 +269,7 @@ def check_config(config) -> None:
         raise UserError(f"config.model.checkpoint is for ImageNet weights; "
                         f"{spec.name}'s pretrained weights are musicnn's "
                         f"(model.weights=MSD|MTT): leave model.checkpoint unset")
-    if spec.audioset and config.model.pretrained and config.model.checkpoint and "://" in \
-            config.model.checkpoint:
+    if spec.audioset and config.model.pretrained and "://" in (config.model.checkpoint or ""):
         raise UserError(f"config.model.checkpoint for {spec.name} is a file path (download "
                         f"{config.model.checkpoint} yourself and give its path and "
                         f"model.checkpoint_sha256); only PANNs' own file is fetched here")

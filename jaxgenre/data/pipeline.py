@@ -125,17 +125,20 @@ def iterate_batches(store: FeatureStore, segs: Segments, *, batch_size: int, see
         yield gather(store, segs, rows[process_index * local:(process_index + 1) * local])
 
 
-def shard_batch(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
-    """Places a host batch on the mesh (`parallel.data_mesh`), split along its first
-    axis over 'data'.
+def shard_batch(batch: Dict[str, np.ndarray], mesh: Mesh, *, axis: int = 0
+                ) -> Dict[str, jax.Array]:
+    """Places a host batch on the mesh (`parallel.data_mesh`), split along its batch
+    axis over 'data': axis 0, or 1 for batches stacked `(steps, batch, ...)` for a
+    many-step dispatch (`training.dispatch`).
 
     Each process passes its own rows; the result is one global array per key.
     """
-    sharding = parallel.batch_sharding(mesh)
+    sharding = jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec(*([None] * axis), parallel.DATA_AXIS))
     size = mesh.shape[parallel.DATA_AXIS]
     out = {}
     for key, value in batch.items():
-        global_rows = value.shape[0] * jax.process_count()
+        global_rows = value.shape[axis] * jax.process_count()
         if global_rows % size:
             raise UserError(f"a batch of {global_rows} rows cannot be split over {size} "
                              f"devices: make train.batch_size / eval.batch_size a multiple "

@@ -28,8 +28,9 @@ class _Failure:
 
 
 def prefetch_to_mesh(batches: Iterable[Dict[str, np.ndarray]], mesh: Mesh, *,
-                     size: int = 2) -> Iterator[Dict[str, jax.Array]]:
-    """`pipeline.shard_batch(b, mesh)` for every host batch `b`, up to `size` ahead.
+                     size: int = 2, axis: int = 0) -> Iterator[Dict[str, jax.Array]]:
+    """`pipeline.shard_batch(b, mesh, axis=axis)` for every host batch `b`, up to
+    `size` ahead.
 
     `size=0` does it inline (no thread). An error while loading is raised here, in the
     consumer, at the position it happened. Stopping early (break, exception) stops the
@@ -37,7 +38,7 @@ def prefetch_to_mesh(batches: Iterable[Dict[str, np.ndarray]], mesh: Mesh, *,
     """
     if size <= 0:
         for batch in batches:
-            yield pipeline.shard_batch(batch, mesh)
+            yield pipeline.shard_batch(batch, mesh, axis=axis)
         return
     ready: queue.Queue = queue.Queue(maxsize=size)
     stop = threading.Event()
@@ -54,7 +55,7 @@ def prefetch_to_mesh(batches: Iterable[Dict[str, np.ndarray]], mesh: Mesh, *,
     def produce() -> None:
         try:
             for batch in batches:
-                if not put(pipeline.shard_batch(batch, mesh)):
+                if not put(pipeline.shard_batch(batch, mesh, axis=axis)):
                     return
         except BaseException as error:  # handed to the consumer, raised there
             put(_Failure(error))

@@ -42,12 +42,18 @@ def segment_probabilities(predict_fn: Callable, state, store: FeatureStore,
 
 def evaluate_part(predict_fn: Callable, state, store: FeatureStore, segs: pipeline.Segments, *,
                   batch_size: int, mesh, clip_mean: str = "probability") -> Dict:
+    """`report` of `segs`' windows, predicted by `predict_fn` from host batches."""
+    probs, labels, clips = segment_probabilities(predict_fn, state, store, segs,
+                                                 batch_size=batch_size, mesh=mesh)
+    return report(probs, labels, clips, store.class_names, clip_mean=clip_mean)
+
+
+def report(probs: np.ndarray, labels: np.ndarray, clips: np.ndarray, class_names, *,
+           clip_mean: str = "probability") -> Dict:
     """Segment- and clip-level classification reports (identical without segmenting),
     and under 'per_clip' each clip's (store index, probabilities, label) arrays, which
     runs save for ensembles. `clip_mean` is how segments combine (`metrics.vote`)."""
-    probs, labels, clips = segment_probabilities(predict_fn, state, store, segs,
-                                                 batch_size=batch_size, mesh=mesh)
-    names = list(store.class_names)
+    names = list(class_names)
     result = {"segments": metrics.classification_report(labels, probs, names)}
     clip_ids, clip_probs, clip_labels = metrics.vote(probs, clips, labels, mean=clip_mean)
     result["clips"] = metrics.classification_report(clip_labels, clip_probs, names)

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgenre import checkpoint, compile_cache, faults, models, parallel
-from jaxgenre.training import augment, evaluate, selection, steps as steps_lib
-from jaxgenre.data import pipeline, prefetch
+from jaxgenre.training import augment, dispatch, feeds, selection, steps as steps_lib
+from jaxgenre.data import pipeline
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.errors import UserError
 from jaxgenre.models import adapter, torchvision_port
@@ -41,6 +41,7 @@ class Trained:
     epochs: int
     best_valid_accuracy: float
     steps: steps_lib.Steps
+    feed: feeds.Feed  # how batches reached the steps; evaluates the test part the same way
 
 
 def resolve_epochs(config) -> int:
@@ -169,7 +170,12 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     sample = jnp.zeros((1,) + data.feature.example_shape(train_segs.length))
     state = jax.device_put(steps_lib.create_train_state(key, model, tx, adapt(sample), variables),
                            parallel.replicated(mesh))
-    steps = steps_lib.compile_steps(model, tx, adapt, mesh, augment.from_config(config, data.feature))
+    augmentation = augment.from_config(config, data.feature)
+    steps = steps_lib.compile_steps(model, tx, adapt, mesh, augmentation)
+    feed = feeds.create(config, data.store, data.parts, mesh, steps, lambda length: (
+        dispatch.compile_dispatch(model, tx, adapt, mesh, augmentation, window_length=length)),
+        writer.warn)
+    writer.say(feed.description)
     ckpt = checkpoint.Checkpoints(workdir, keep=config.train.keep, warn=writer.warn,
                                   use_async=config.train.async_checkpoints)
     record = {"epoch": 0, "best_valid_accuracy": -1.0}
@@ -178,30 +184,27 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     if restored:
         state, record = restored
         writer.resumed(record["epoch"], step=int(jax.device_get(state.step)))
-    history = []
+    history, log_every = [], config.train.log_every
     for epoch in range(record["epoch"], n_epochs):
-        start, totals, compiled = time.perf_counter(), None, compile_cache.CLOCK.read()
-        batches = prefetch.prefetch_to_mesh(
-            pipeline.iterate_batches(data.store, epoch_segments(config, data, epoch),
-                                     batch_size=batch_size,
-                                     seed=config.seed, epoch=epoch, train=True),
-            mesh, size=config.train.prefetch)
-        with writer.progress(batches, total=steps_per_epoch, unit="step",
+        start, compiled = time.perf_counter(), compile_cache.CLOCK.read()
+        totals, done = dispatch.zero_sums(), 0
+        with writer.progress(None, total=steps_per_epoch, unit="step",
                              desc=f"epoch {epoch + 1}/{n_epochs}") as bar:
-            for i, batch in enumerate(bar):
+            for n, inputs in feed.epoch(epoch_segments(config, data, epoch),
+                                        batch_size=batch_size, seed=config.seed, epoch=epoch):
                 faults.point("train_step")
-                state, m = steps.train(state, batch)
-                totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
-                if (i + 1) % config.train.log_every == 0:  # the only per-step host sync
-                    rate = (i + 1) * batch_size / (time.perf_counter() - start)
-                    loss = float(m["loss"])
+                state, totals, losses = feed.train(state, totals, inputs)
+                bar.update(n)
+                if (done + n) // log_every > done // log_every:  # the only host sync
+                    rate = (done + n) * batch_size / (time.perf_counter() - start)
+                    loss = float(losses[-1])
                     bar.set_postfix(loss=f"{loss:.3f}", seg_per_s=f"{rate:.1f}")
-                    writer.step(epoch * steps_per_epoch + i + 1,
+                    writer.step(epoch * steps_per_epoch + done + n,
                                 {"loss": loss, "segments_per_second": rate})
+                done += n
         totals = jax.device_get(totals)
-        part = (evaluate.evaluate_part(steps.predict, state, data.store, data.parts["valid"],
-                                       batch_size=config.eval.batch_size, mesh=mesh,
-                                       clip_mean=clip_mean)
+        part = (feed.evaluate(state, data.parts["valid"], batch_size=config.eval.batch_size,
+                              clip_mean=clip_mean)
                 if len(data.parts["valid"]) else None)
         valid = part["clips"] if part else None
         valid_accuracy = valid["accuracy"] if valid else 0.0
@@ -235,4 +238,5 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
     ckpt.close()
     return Trained(state=state, best_state=best[0] if best else state, history=history,
                    initialisation=init_note, epochs=n_epochs,
-                   best_valid_accuracy=record["best_valid_accuracy"], steps=steps)
+                   best_valid_accuracy=record["best_valid_accuracy"], steps=steps,
+                   feed=feed)
