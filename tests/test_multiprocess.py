@@ -5,6 +5,7 @@ mesh spans both processes; the single-process run has 4 local devices."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -51,6 +52,28 @@ def _final_params(workdir):
 
 
 def test_two_processes_train_like_one(tmp_path):
+    _check_two_processes_train_like_one(tmp_path, [])
+
+
+def test_two_processes_with_resident_data_and_scanned_steps_train_like_one_streaming(tmp_path):
+    """The multi-process run keeps its features on the devices, each process holding
+    (and reading from the cache) only its devices' rows, and runs 2 steps per dispatch;
+    the reference is the plain single-process run."""
+    outputs = _check_two_processes_train_like_one(
+        tmp_path, ["--config.train.resident=True", "--config.train.steps_per_dispatch=2"])
+    for index, (out, _) in enumerate(outputs):
+        assert "batches resident on the devices" in out
+        held = re.search(r"process (\d) holds table rows (\d+)\.\.(\d+) of (\d+)", out)
+        assert held, out[-2000:]
+        process, first, last, rows = map(int, held.groups())
+        # 30 clips (3 per class) over 4 devices: 32 rows, 16 on each process's 2 devices
+        assert (process, first, last, rows) == (index, 16 * index, 16 * index + 15, 32)
+
+
+def _check_two_processes_train_like_one(tmp_path, multi_flags):
+    """The same command as one process (4 local devices, streamed) and as two processes
+    of 2 devices each with `multi_flags`: the same training and test results. Returns
+    the two processes' (stdout, stderr)."""
     single = tmp_path / "single"
     result = subprocess.run([sys.executable, *TINY, f"--workdir={single}"], cwd=ROOT,
                             env=_env(4), capture_output=True, text=True, timeout=600)
@@ -58,7 +81,7 @@ def test_two_processes_train_like_one(tmp_path):
 
     multi, port = tmp_path / "multi", _free_port()
     procs = [subprocess.Popen(
-        [sys.executable, *TINY, f"--workdir={multi}", "--num_processes=2",
+        [sys.executable, *TINY, *multi_flags, f"--workdir={multi}", "--num_processes=2",
          f"--process_id={i}", f"--coordinator_address=127.0.0.1:{port}"],
         cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)]
@@ -87,6 +110,7 @@ def test_two_processes_train_like_one(tmp_path):
         for metric in ("accuracy", "macro_f1", "macro_auc", "n"):
             np.testing.assert_allclose(results[0]["test"][level][metric],
                                        results[1]["test"][level][metric], atol=1e-6)
+    return outputs
 
 
 def test_a_multiprocess_run_without_its_coordinator_is_refused(tmp_path):

@@ -60,7 +60,7 @@ def device_budget(mesh: Mesh, fraction: float) -> Tuple[int, str]:
     """(bytes one device may give the table, what that is a share of). Accelerators
     report their memory (`memory_stats()['bytes_limit']`); CPU devices share the host's
     RAM, so there the budget is the fraction of MemAvailable, split over the devices."""
-    device = mesh.devices.reshape(-1)[0]
+    device = next(d for d in mesh.devices.reshape(-1) if d.process_index == jax.process_index())
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):
         limit = int(stats["bytes_limit"])

@@ -41,7 +41,14 @@ class Feed:
     def description(self) -> str:
         where = (f"resident on the devices ({self.table.bytes / 2**20:.0f} MiB)"
                  if self.table else "streamed from the host")
-        return f"batches {where}, {self.steps_per_dispatch} step(s) per dispatch"
+        text = f"batches {where}, {self.steps_per_dispatch} step(s) per dispatch"
+        if self.table and jax.process_count() > 1:  # each process read only its own rows
+            rows = self.table.features.shape[0]
+            held = sorted({r for shard in self.table.features.addressable_shards
+                           for r in range(*shard.index[0].indices(rows))})
+            text += (f"; process {jax.process_index()} holds table rows {held[0]}..{held[-1]}"
+                     f" of {rows}")
+        return text
 
     def epoch(self, segs: pipeline.Segments, *, batch_size: int, seed: int,
               epoch: int) -> Iterator[Tuple[int, object]]:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgenre import checkpoint, compile_cache, faults, models, parallel
 from jaxgenre.training import augment, dispatch, feeds, selection, steps as steps_lib
@@ -197,7 +198,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                 bar.update(n)
                 if (done + n) // log_every > done // log_every:  # the only host sync
                     rate = (done + n) * batch_size / (time.perf_counter() - start)
-                    loss = float(losses[-1])
+                    loss = float(np.asarray(losses)[-1])
                     bar.set_postfix(loss=f"{loss:.3f}", seg_per_s=f"{rate:.1f}")
                     writer.step(epoch * steps_per_epoch + done + n,
                                 {"loss": loss, "segments_per_second": rate})
