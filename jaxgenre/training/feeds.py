@@ -3,7 +3,7 @@ resident table (`config.train.resident`), one step or `config.train.steps_per_di
 steps per dispatch. Every path trains on the same windows in the same order and
 evaluates the same windows; `train.train` and `experiments.run_one` see one interface.
 
-    feed = create(config, data, mesh, steps, dispatch_for)
+    feed = create(config, store, parts, mesh, steps, compile_dispatch, warn)
     for n_steps, xs in feed.epoch(segs, batch_size=..., seed=..., epoch=...):
         state, sums, losses = feed.train(state, sums, xs)
     report = feed.evaluate(state, segs, batch_size=..., clip_mean=...)
@@ -75,10 +75,10 @@ class Feed:
             yield min(k, order.shape[0] - first), self._indices(windows, first, k)
 
     def train(self, state, sums, xs):
-        """(state, sums, losses) after the dispatch's steps."""
+        """(state, sums, the loss of each step, or of the one step) after the dispatch."""
         if self.dispatch is None:
             state, metrics = self.steps.train(state, xs)
-            return state, dispatch_lib.add_sums(sums, metrics), metrics["loss"][None]
+            return state, dispatch_lib.add_sums(sums, metrics), metrics["loss"]
         table = self.table.features if self.table else None
         return self.dispatch.train(state, sums, table, xs)
 

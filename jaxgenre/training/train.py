@@ -198,7 +198,7 @@ def train(config, data: PreparedData, model, *, workdir: str, writer) -> Trained
                 bar.update(n)
                 if (done + n) // log_every > done // log_every:  # the only host sync
                     rate = (done + n) * batch_size / (time.perf_counter() - start)
-                    loss = float(np.asarray(losses)[-1])
+                    loss = float(np.asarray(losses).reshape(-1)[-1])
                     bar.set_postfix(loss=f"{loss:.3f}", seg_per_s=f"{rate:.1f}")
                     writer.step(epoch * steps_per_epoch + done + n,
                                 {"loss": loss, "segments_per_second": rate})
