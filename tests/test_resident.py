@@ -24,7 +24,7 @@ from jaxgenre.errors import UserError
 from jaxgenre.training import feeds
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train_run import _augmented, _config  # noqa: E402
+from test_train_run import _augmented, _config, compile_log  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,22 +151,13 @@ def test_many_steps_per_dispatch_train_as_one_step_per_dispatch_within_float_tol
     compiles the scanned step as a loop body, which may round differently, so equal
     within tolerance (Adam, 10 steps: measured 4.6e-5 on one CPU device) and the same
     test metrics. Each scan length compiles once; the predict scan once."""
-    import logging
-
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logging.getLogger("jax").addHandler(handler)
-    try:
-        with jax.log_compiles(True):
-            out = _run(_five_steps(2), tmp_path, resident=resident_path, steps_per_dispatch=3)
-    finally:
-        logging.getLogger("jax").removeHandler(handler)
+    out, log = compile_log(lambda: _run(_five_steps(2), tmp_path, resident=resident_path,
+                                        steps_per_dispatch=3))
     assert _max_diff(streamed["state"].params, out["state"].params) <= 2e-4
     _same_history(streamed["history"], out["history"], exact=False)
     assert out["results"]["test"]["clips"]["accuracy"] == \
         streamed["results"]["test"]["clips"]["accuracy"]
-    compiled = re.findall(r"Compiling jit\((\w+)\)", "\n".join(messages))
+    compiled = re.findall(r"Compiling jit\((\w+)\)", log)
     assert out["history"][0]["step"] == 5
     assert compiled.count("train_many") == 2, compiled  # lengths 3 and 2
     assert compiled.count("train_step") == 0, compiled

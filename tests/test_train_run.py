@@ -47,19 +47,24 @@ def _params(out):
 def whole(tmp_path_factory):
     """run_one(_config(3)) in its own folder, with the names of the functions JAX
     compiled during it."""
+    workdir = tmp_path_factory.mktemp("whole")
+    out, log = compile_log(lambda: experiments.run_one(_config(3), str(workdir)))
+    return {"dir": workdir, "out": out, "compile_log": log}
+
+
+def compile_log(run):
+    """(run(), the messages JAX logged while compiling during it, one per line)."""
     import logging
 
-    workdir = tmp_path_factory.mktemp("whole")
     messages = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
     logging.getLogger("jax").addHandler(handler)
     try:
         with jax.log_compiles(True):
-            out = experiments.run_one(_config(3), str(workdir))
+            return run(), "\n".join(messages)
     finally:
         logging.getLogger("jax").removeHandler(handler)
-    return {"dir": workdir, "out": out, "compile_log": "\n".join(messages)}
 
 
 def _check_intervals(clips, table, seed):

@@ -91,6 +91,17 @@ def batch_order(n: int, *, batch_size: int, seed: int, epoch: int, shuffle: bool
     return padded.reshape(steps, batch_size)
 
 
+def train_order(n: int, *, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """One training epoch's `batch_order` (shuffled, remainder dropped); fewer segments
+    than one batch is a `UserError` naming the fix."""
+    order = batch_order(n, batch_size=batch_size, seed=seed, epoch=epoch, shuffle=True,
+                        drop_remainder=True)
+    if order.shape[0] == 0:
+        raise UserError(f"only {n} training segments: fewer than one batch of "
+                        f"{batch_size}; lower train.batch_size or add data")
+    return order
+
+
 def gather(store: FeatureStore, segs: Segments, rows: np.ndarray) -> Dict[str, np.ndarray]:
     """The batch for segment indices `rows` (-1 = padding: zeros, mask 0)."""
     valid = rows >= 0
@@ -116,11 +127,9 @@ def iterate_batches(store: FeatureStore, segs: Segments, *, batch_size: int, see
         raise UserError(f"batch_size {batch_size} must divide evenly over {process_count} "
                          f"processes")
     local = batch_size // process_count
-    order = batch_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch,
-                        shuffle=train, drop_remainder=train)
-    if train and order.shape[0] == 0:
-        raise UserError(f"only {len(segs)} training segments: fewer than one batch of "
-                         f"{batch_size}; lower train.batch_size or add data")
+    order = (train_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch) if train
+             else batch_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch,
+                              shuffle=False, drop_remainder=False))
     for rows in order[start_step:]:
         yield gather(store, segs, rows[process_index * local:(process_index + 1) * local])
 

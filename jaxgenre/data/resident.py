@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -166,9 +166,7 @@ def cut(features: jax.Array, rows: jax.Array, starts: jax.Array, *, length: int,
                          out_specs=P(parallel.DATA_AXIS))(features, rows, starts)
 
 
-def needed_clips(parts: Dict[str, pipeline.Segments],
-                 only: Optional[Tuple[str, ...]] = None) -> np.ndarray:
+def needed_clips(parts: Dict[str, pipeline.Segments]) -> np.ndarray:
     """The store clips the parts' windows come from, sorted."""
-    names = only or tuple(parts)
-    return np.unique(np.concatenate([parts[n].clip for n in names if n in parts] or
+    return np.unique(np.concatenate([segs.clip for segs in parts.values()] or
                                     [np.zeros(0, np.int64)]))

@@ -20,7 +20,6 @@ from jax.sharding import Mesh
 
 from jaxgenre.data import pipeline, prefetch, resident
 from jaxgenre.data.cache import FeatureStore
-from jaxgenre.errors import UserError
 from jaxgenre.training import dispatch as dispatch_lib, evaluate, steps as steps_lib
 
 
@@ -65,11 +64,7 @@ class Feed:
                                                      size=self.prefetch, axis=1):
                 yield len(stacked["mask"]), stacked
             return
-        order = pipeline.batch_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch,
-                                     shuffle=True, drop_remainder=True)
-        if order.shape[0] == 0:
-            raise UserError(f"only {len(segs)} training segments: fewer than one batch of "
-                            f"{batch_size}; lower train.batch_size or add data")
+        order = pipeline.train_order(len(segs), batch_size=batch_size, seed=seed, epoch=epoch)
         windows = resident.window_indices(self.table, self.store, segs, order)
         for first in range(0, order.shape[0], k):
             yield min(k, order.shape[0] - first), self._indices(windows, first, k)
@@ -127,7 +122,8 @@ def _stacks(batches: Iterator[Dict[str, np.ndarray]], k: int) -> Iterator[Dict]:
 
 
 def create(config, store: FeatureStore, parts: Dict[str, pipeline.Segments], mesh: Mesh,
-           steps: steps_lib.Steps, compile_dispatch: Callable[[Optional[int]], dispatch_lib.Dispatch],
+           steps: steps_lib.Steps,
+           compile_dispatch: Callable[[Optional[int]], dispatch_lib.Dispatch],
            warn: Callable[[str], None]) -> Feed:
     """The feed `config.train` asks for: `resident` ('auto' | True | False; a table
     that does not fit falls back to streaming with `warn`'s one line) and
