@@ -187,6 +187,10 @@ def get_config() -> config_dict.ConfigDict:
     # (jaxgenre/training/dispatch.py): fewer host round trips on an accelerator. The
     # loss is logged per dispatch; checkpoints stay per epoch.
     config.train.steps_per_dispatch = 1
+    # With config.seeds: train the seeds as one program, vmapped over their train states
+    # (jaxgenre/training/vectorized.py): one compile and one step for all, the same
+    # outputs; each seed's figures equal a separate run's within float rounding.
+    config.train.vectorize_seeds = False
     # Which epoch is kept as the best (jaxgenre/training/selection.py): "accuracy" (the study's:
     # the first epoch reaching the highest validation clip accuracy), "accuracy_loss"
     # (ties broken by the lower validation log-loss), "loss" or "last".

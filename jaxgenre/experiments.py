@@ -10,6 +10,7 @@ interrupted grid or k-fold resumes run by run (and a run itself resumes by epoch
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from typing import Dict, List, Optional, Tuple
@@ -19,7 +20,7 @@ import numpy as np
 from configs import base
 from jaxgenre import compile_cache, features, models
 from jaxgenre.checkpoint import check as checkpoint_check
-from jaxgenre.training import train
+from jaxgenre.training import train, vectorized
 from jaxgenre.results import clip_table, repeats, run_files, stats, study
 from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import writer as writer_lib
@@ -44,31 +45,61 @@ def run_one(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
         model = models.create(config.model.name, len(data.class_names),
                               **models.constructor_options(config.model))
         trained = train.train(config, data, model, workdir=workdir, writer=out)
-        test = trained.feed.evaluate(trained.best_state, data.parts["test"],
-                                     batch_size=config.eval.batch_size,
-                                     clip_mean=config.eval.clip_mean)
-        per_clip = test.pop("per_clip")
-        out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
-                                                          data.class_names))
-        # 95 % intervals of the clip-level figures (stats.metric_intervals), seeded by the run.
-        test["clips"].update(stats.metric_intervals(
-            per_clip["labels"], per_clip["probabilities"], seed=config.seed))
-        name, feature = config.model.name, config.features.kind
-        results = {"model": name, "feature": feature, "data": config.data.source,
-                   "clips": {part: len(np.unique(segs.clip))
-                             for part, segs in data.parts.items()},
-                   "initialisation": trained.initialisation, "epochs": trained.epochs,
-                   "best_valid_accuracy": trained.best_valid_accuracy,
-                   "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
-                            for level, rep in test.items()}}
-        out.results(results, test, model=name, feature=feature,
-                    data_source=config.data.source)
-        if config.eval.plots:
-            out.figures(test, title=f"{name} / {feature}", source=data.source,
-                        feature_specs=features.every_kind(config.features),
-                        figure_dir=figure_dir)
-        return {"results": results, "test": test, "state": trained.best_state,
-                "history": trained.history}
+        return test_and_write(config, data, trained, out, figure_dir)
+
+
+def run_together(configs: List, workdirs: List[str], figure_dir: Optional[str]) -> None:
+    """`run_one` of every config (one cell, seeds apart) into its workdir, the seeds
+    trained as one program (`training.vectorized`) on data prepared once (in the first
+    workdir's cache); each workdir gets what `run_one` writes."""
+    configs = [base.with_defaults(c) for c in configs]
+    for config, workdir in zip(configs, workdirs):
+        checkpoint_check.check_resumable(config, workdir)
+    train_config = configs[0].train
+    compile_cache.enable(train_config.compilation_cache,
+                         download.data_home(configs[0].data.home),
+                         min_seconds=train_config.compilation_cache_min_seconds)
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(writer_lib.RunWriter(
+            w, tensorboard=train_config.tensorboard)) for w in workdirs]
+        data = prepare.prepare_data(configs[0], workdirs[0], on_report=lambda report: [
+            out.data_report(report, echo=i == 0) for i, out in enumerate(outs)])
+        for i, (config, out) in enumerate(zip(configs, outs)):
+            out.prepared(prepare.describe(data), config, data.parts["train"].length,
+                         data.class_names, echo=i == 0)
+        model = models.create(configs[0].model.name, len(data.class_names),
+                              **models.constructor_options(configs[0].model))
+        trained = vectorized.train_seeds(configs, data, model, workdirs=workdirs, writers=outs)
+        for config, one, out in zip(configs, trained, outs):
+            test_and_write(config, data, one, out, figure_dir)
+
+
+def test_and_write(config, data, trained: train.Trained, out, figure_dir: Optional[str]
+                   ) -> Dict:
+    """After training: the best state tested, and results.json, test_predictions.csv and
+    the figures written through `out`."""
+    test = trained.feed.evaluate(trained.best_state, data.parts["test"],
+                                 batch_size=config.eval.batch_size,
+                                 clip_mean=config.eval.clip_mean)
+    per_clip = test.pop("per_clip")
+    out.clip_probabilities(clip_table.from_evaluation(per_clip, data.store.clip_ids,
+                                                      data.class_names))
+    # 95 % intervals of the clip-level figures (stats.metric_intervals), seeded by the run.
+    test["clips"].update(stats.metric_intervals(
+        per_clip["labels"], per_clip["probabilities"], seed=config.seed))
+    name, feature = config.model.name, config.features.kind
+    results = {"model": name, "feature": feature, "data": config.data.source,
+               "clips": {part: len(np.unique(segs.clip)) for part, segs in data.parts.items()},
+               "initialisation": trained.initialisation, "epochs": trained.epochs,
+               "best_valid_accuracy": trained.best_valid_accuracy,
+               "test": {level: {k: v for k, v in rep.items() if k != "roc_curves"}
+                        for level, rep in test.items()}}
+    out.results(results, test, model=name, feature=feature, data_source=config.data.source)
+    if config.eval.plots:
+        out.figures(test, title=f"{name} / {feature}", source=data.source,
+                    feature_specs=features.every_kind(config.features), figure_dir=figure_dir)
+    return {"results": results, "test": test, "state": trained.best_state,
+            "history": trained.history}
 
 
 def run(config, workdir: str, figure_dir: Optional[str] = None) -> None:
@@ -138,12 +169,17 @@ def run_seeds(config, workdir: str, figure_dir: Optional[str] = None) -> Dict:
         cfg = copy.deepcopy(config)
         with cfg.unlocked():
             cfg.seed, cfg.data.seed, cfg.seeds = seed, split_seed, None
+            cfg.train.vectorize_seeds = False  # one seed's run.json: a separate run's
         return cfg
 
-    per_seed, dirs = [], []
-    for i, seed in enumerate(seeds):
-        seed_dir = os.path.join(workdir, f"seed_{seed}")
-        dirs.append(seed_dir)
+    dirs = [os.path.join(workdir, f"seed_{seed}") for seed in seeds]
+    todo = [i for i, d in enumerate(dirs) if not run_files.has_results(d)]
+    if config.train.vectorize_seeds and len(todo) > 1:
+        writer_lib.announce(f"seeds {', '.join(str(seeds[i]) for i in todo)} trained together")
+        run_together([seed_config(seeds[i]) for i in todo], [dirs[i] for i in todo],
+                     figure_dir or workdir)
+    per_seed = []
+    for i, (seed, seed_dir) in enumerate(zip(seeds, dirs)):
         per_seed.append(_results(seed_dir, f"seed {seed} ({i + 1} of {len(seeds)})",
                                  lambda: run_one(seed_config(seed), seed_dir,
                                                  figure_dir or workdir)))

@@ -120,15 +120,13 @@ _UNIT_OPEN = _number(0.0, high=1.0)                                    # (0, 1]
 
 
 def rules() -> Dict[str, Rule]:
-    """Every key of `configs/base.py`'s config → its rule; the choices are asked of the
-    modules that use them. `tests/test_validation_rules.py` fails when a key has none.
-    Keys read only in combination with others (data.fractions, data.fold,
-    features.ref, model.input_size) have their own checks below as well."""
+    """Every key of `configs/base.py`'s config → its rule (tests/test_validation_rules.py
+    fails when a key has none); the choices are asked of the modules that use them. Keys
+    read in combination with others also have their own checks below."""
     choice = lambda values, optional=False: Rule("choice", choices=tuple(values),
                                                   optional=optional)
     return {
-        "seed": _whole(0), "seeds": _whole(1, optional=True), "cpu_xla_flags": _FLAG,
-        "grid": _FLAG,
+        "seed": _whole(0), "seeds": _whole(1, optional=True), "cpu_xla_flags": _FLAG, "grid": _FLAG,
         "augment.crops_per_clip": _whole(1, optional=True),
         "augment.freq_mask_fraction": _UNIT, "augment.time_mask_fraction": _UNIT,
         "augment.freq_masks": _whole(0), "augment.time_masks": _whole(0),
@@ -165,14 +163,13 @@ def rules() -> Dict[str, Rule]:
         "model.depthwise": choice(("auto",) + layers.DEPTHWISE),
         "model.dtype": choice(models.DTYPES), "model.input_size": Rule("size", optional=True),
         "model.normalisation": choice(adapter.NORMALISATIONS, optional=True),
-        "model.num_classes": _whole(2), "model.pretrained": _FLAG,
-        "model.freeze_backbone": _FLAG,
+        "model.num_classes": _whole(2), "model.pretrained": _FLAG, "model.freeze_backbone": _FLAG,
         "model.weights": choice(musicnn_port.TAGS),  # MSD | MTT
         "optim.backbone_lr_scale": _AT_LEAST_0,
         "optim.name": choice(steps.OPTIMIZERS), "optim.schedule": choice(steps.SCHEDULES),
         "optim.learning_rate": _number(), "optim.weight_decay": _AT_LEAST_0,
         "optim.warmup_fraction": _FRACTION, "optim.ema_decay": _FRACTION,
-        "train.async_checkpoints": _FLAG, "train.tensorboard": _FLAG,
+        "train.async_checkpoints": _FLAG, "train.tensorboard": _FLAG, "train.vectorize_seeds": _FLAG,
         "train.batch_size": _whole(1), "train.epochs": _whole(1, optional=True),
         "train.keep": _whole(1), "train.checkpoint_every": _whole(1),
         "train.log_every": _whole(1), "train.prefetch": _whole(0), "train.compilation_cache": _TEXT,
@@ -298,3 +295,6 @@ def check_config(config) -> None:
     if config.seeds is not None and config.data.split == "kfold" and config.data.fold is None:
         raise UserError("config.seeds with data.split='kfold' would train folds x seeds "
                         "runs: pick one fold (--config.data.fold=K) or drop seeds")
+    if config.train.vectorize_seeds and config.seeds is None:
+        raise UserError("config.train.vectorize_seeds trains the runs of config.seeds as one "
+                        "program; config.seeds is unset: set --config.seeds=N, or drop it")

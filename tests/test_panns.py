@@ -26,7 +26,7 @@ from jaxgenre import embed, models, validation
 from jaxgenre.errors import UserError
 from jaxgenre.features import FeatureSpec
 from jaxgenre.models import adapter, panns, panns_port
-from jaxgenre.training import train as train_lib
+from jaxgenre.training import init_weights
 
 FEATURE = FeatureSpec.from_config({"kind": "panns", "sr": 32000, "hop_length": 320})
 
@@ -252,7 +252,7 @@ def small(monkeypatch):
 def test_training_starts_from_the_weights_with_a_new_head(served, small):
     net, _, _ = served
     config = base.panns_transfer(probe=True)
-    variables, note, warning = train_lib.initial_variables(config, 10, jax.random.PRNGKey(0))
+    variables, note, warning = init_weights.initial_variables(config, 10, jax.random.PRNGKey(0))
     assert "PANNs' AudioSet weights" in note and warning == ""
     assert variables["params"]["fc_audioset"]["kernel"].shape == (128, 10)
     np.testing.assert_array_equal(variables["params"]["conv_block3_conv2"]["kernel"],
@@ -267,7 +267,7 @@ def test_a_users_checkpoint_of_another_width_is_a_config_error(tmp_path):
     config = base.panns_transfer(probe=True)
     config.model.checkpoint = path
     with pytest.raises(UserError, match="narrow.pth' holds a CNN14 of width 4.*64"):
-        train_lib.initial_variables(config, 10, jax.random.PRNGKey(0))
+        init_weights.initial_variables(config, 10, jax.random.PRNGKey(0))
 
 
 def test_weights_that_cannot_be_had_are_one_line_naming_the_fix(monkeypatch, tmp_path):
@@ -275,7 +275,7 @@ def test_weights_that_cannot_be_had_are_one_line_naming_the_fix(monkeypatch, tmp
     monkeypatch.setattr(panns_port, "CHECKPOINT", dataclasses.replace(
         panns.CHECKPOINT, url="http://127.0.0.1:9/Cnn14_mAP=0.431.pth"))
     with pytest.raises(UserError, match="Download .*zenodo.*pretrained=False"):
-        train_lib.initial_variables(base.panns_transfer(probe=True), 10,
+        init_weights.initial_variables(base.panns_transfer(probe=True), 10,
                                     jax.random.PRNGKey(0))
 
 

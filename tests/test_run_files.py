@@ -77,3 +77,20 @@ def test_a_written_file_has_the_mode_open_would_give(tmp_path):
     os.chmod(tmp_path / "atomic.json", 0o640)
     strict_json.write(str(tmp_path / "atomic.json"), {"again": 1})
     assert os.stat(tmp_path / "atomic.json").st_mode & 0o777 == 0o640
+
+
+def test_a_run_that_starts_again_keeps_each_epoch_once_in_metrics_jsonl(tmp_path, capsys):
+    """An attempt killed after writing epochs 1-3 but saving only epoch 1's checkpoint:
+    the run that resumes after epoch 1 keeps epoch 1's line and drops the rest (it
+    writes them again), as well as a line cut off by the kill; starting from scratch
+    drops every line. Said only when it resumes."""
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"epoch": e, "step": 5 * e, "train_loss": 1.0 / e}) for e in (1, 2, 3)]
+    path.write_text("\n".join(lines) + '\n{"epoch": 4, "st')
+    writer_lib.RunWriter(str(tmp_path), files=True).starts_at(1, step=5)
+    assert path.read_text() == lines[0] + "\n"
+    assert f"resuming from {tmp_path}/checkpoints at epoch 1" in capsys.readouterr().out
+    writer_lib.RunWriter(str(tmp_path), files=False).starts_at(0, step=0)  # not process 0
+    assert path.read_text() == lines[0] + "\n"
+    writer_lib.RunWriter(str(tmp_path), files=True).starts_at(0, step=0)
+    assert path.read_text() == "" and "resuming" not in capsys.readouterr().out

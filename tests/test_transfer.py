@@ -15,7 +15,7 @@ from jaxgenre.errors import UserError
 from jaxgenre.features import FeatureSpec
 from jaxgenre.models import adapter, musicnn_port
 from jaxgenre.training import steps as steps_lib
-from jaxgenre.training import train as train_lib
+from jaxgenre.training import init_weights
 
 
 def _state_after_steps(config, n_steps: int = 2):
@@ -23,7 +23,7 @@ def _state_after_steps(config, n_steps: int = 2):
     random log-mel-like windows, as training builds them."""
     spec = FeatureSpec.from_config(config.features)
     model = models.create("musicnn", 10, **models.constructor_options(config.model))
-    variables = train_lib.tagger_variables(config.model, 10, jax.random.PRNGKey(0))
+    variables = init_weights.tagger_variables(config.model, 10, jax.random.PRNGKey(0))
     before = jax.tree.map(np.array, variables)  # the train step donates the state's buffers
     tx = steps_lib.create_optimizer(config.optim, 10, **models.optimizer_options(config.model))
     adapt = adapter.for_model(config.model, spec)
@@ -45,7 +45,7 @@ def _state_after_steps(config, n_steps: int = 2):
 
 def test_the_pretrained_weights_come_with_a_new_head_of_the_tasks_size():
     config = base.musicnn_transfer(probe=True)
-    variables = train_lib.tagger_variables(config.model, 10, jax.random.PRNGKey(0))
+    variables = init_weights.tagger_variables(config.model, 10, jax.random.PRNGKey(0))
     msd = musicnn_port.load_pretrained("MSD_musicnn")
     assert variables["params"]["dense_1"]["kernel"].shape == (200, 10)
     for group in ("params", "batch_stats"):

@@ -147,3 +147,9 @@ def test_values_that_must_agree_are_checked_together():
         validation.check_config(ml_collections.ConfigDict(tree))
     with pytest.raises(UserError, match="needs --config.data.root"):
         validation.check_config(_with("data.source", "folder"))
+    # vectorised seeds need seeds to vectorise; with them the same key passes
+    with pytest.raises(UserError, match="vectorize_seeds trains the runs of config.seeds"):
+        validation.check_config(_with("train.vectorize_seeds", True))
+    tree = _valid()
+    tree["seeds"], tree["train"]["vectorize_seeds"] = 2, True
+    validation.check_config(ml_collections.ConfigDict(tree))

@@ -16,7 +16,7 @@ import torch
 from ml_collections import config_dict
 
 from jaxgenre import models
-from jaxgenre.training import train
+from jaxgenre.training import init_weights
 from jaxgenre.models import torchvision_port
 from jaxgenre.testing import torch_reference
 
@@ -51,7 +51,7 @@ def test_torchvisions_file_is_fetched_with_its_full_sha256(served, tmp_path, mon
     pinned = dataclasses.replace(spec.imagenet, url=f"{base}/{name}", sha256=sha256)
     monkeypatch.setitem(models.REGISTRY, "resnet18", dataclasses.replace(spec, imagenet=pinned))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    variables, note, warning = train.initial_variables(_config(), 10, key=None)
+    variables, note, warning = init_weights.initial_variables(_config(), 10, key=None)
     assert note == "ImageNet weights (torchvision)" and warning == ""
     fetched = tmp_path / "hub" / "checkpoints" / spec.imagenet.file
     assert hashlib.sha256(fetched.read_bytes()).hexdigest() == sha256
@@ -63,7 +63,7 @@ def test_torchvisions_file_is_fetched_with_its_full_sha256(served, tmp_path, mon
         cache.unlink()
     wrong = dataclasses.replace(pinned, sha256="0" * 64)
     monkeypatch.setitem(models.REGISTRY, "resnet18", dataclasses.replace(spec, imagenet=wrong))
-    variables, note, warning = train.initial_variables(_config(), 10, key=None)
+    variables, note, warning = init_weights.initial_variables(_config(), 10, key=None)
     assert variables is None and "wrong file (sha256" in warning and "random initialisation" in note
     assert not fetched.exists()
 
@@ -72,7 +72,7 @@ def test_a_users_own_checkpoint_by_url(served, tmp_path, monkeypatch):
     base, name, sha256, state = served
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     config = _config(checkpoint=f"{base}/{name}", checkpoint_sha256=sha256)
-    variables, note, _ = train.initial_variables(config, 4, key=None)
+    variables, note, _ = init_weights.initial_variables(config, 4, key=None)
     assert note == f"ImageNet weights ({base}/{name})"
     assert variables["params"]["fc"]["kernel"].shape == (512, 4)
     np.testing.assert_array_equal(variables["params"]["layer1_0_conv1"]["kernel"],
@@ -85,7 +85,8 @@ def test_a_users_own_checkpoint_by_url(served, tmp_path, monkeypatch):
 def test_a_named_checkpoint_that_is_missing_is_an_error_not_a_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(ValueError, match="config.model.checkpoint=.*nowhere.pth.*cannot be had"):
-        train.initial_variables(_config(checkpoint=str(tmp_path / "nowhere.pth")), 4, key=None)
+        init_weights.initial_variables(_config(checkpoint=str(tmp_path / "nowhere.pth")), 4,
+                                         key=None)
 
 
 def test_a_checkpoint_url_ending_in_a_slash_is_one_line(served, tmp_path, monkeypatch):
@@ -93,7 +94,7 @@ def test_a_checkpoint_url_ending_in_a_slash_is_one_line(served, tmp_path, monkey
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(ValueError, match=r"config.model.checkpoint='http://127.0.0.1:\d+/' "
                                          r"names no file \(it ends in '/'\)") as caught:
-        train.initial_variables(_config(checkpoint=f"{base}/"), 4, key=None)
+        init_weights.initial_variables(_config(checkpoint=f"{base}/"), 4, key=None)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "hub").exists()  # nothing was fetched
 

@@ -32,6 +32,16 @@ from jaxgenre.results import tables as tables_lib
 from jaxgenre.results import tensorboard as tensorboard_lib
 
 
+def _epoch_of(line: str) -> Optional[int]:
+    """The epoch of one metrics.jsonl line; None for a line that is not one (a write cut
+    off by a kill)."""
+    try:
+        epoch = json.loads(line).get("epoch")
+    except (ValueError, AttributeError):
+        return None
+    return epoch if isinstance(epoch, int) else None
+
+
 class RunWriter:
     """The outputs of one training run in `workdir`."""
 
@@ -62,17 +72,21 @@ class RunWriter:
     def warn(self, text: str) -> None:
         print(f"WARNING: {text}", file=sys.stderr, flush=True)
 
-    def data_report(self, report) -> None:
-        """The data report, printed and (process 0) written as data_report.json."""
+    def data_report(self, report, *, echo: bool = True) -> None:
+        """The data report, printed (unless not `echo`: seeds trained together print it
+        once) and (process 0) written as data_report.json."""
         if self.files:
             report.write_json(self._path("data_report.json"))
-        self.say(report.format())
+        if echo:
+            self.say(report.format())
 
-    def prepared(self, description: str, config, segment_frames: int, class_names) -> None:
-        """What training gets (`prepare.describe`), and run.json: what `predict` needs to
-        rebuild the model (config, segment length, class names)."""
-        self.say(description)
-        if jax.process_count() > 1:
+    def prepared(self, description: str, config, segment_frames: int, class_names, *,
+                 echo: bool = True) -> None:
+        """What training gets (`prepare.describe`; printed when `echo`), and run.json:
+        what `predict` needs to rebuild the model (config, segment length, class names)."""
+        if echo:
+            self.say(description)
+        if echo and jax.process_count() > 1:
             local = config.train.batch_size // jax.process_count()
             index = jax.process_index()
             self.say(f"process {index} of {jax.process_count()}: loads rows {index * local}.."
@@ -90,12 +104,24 @@ class RunWriter:
         return tqdm(iterable, total=total, unit=unit, leave=False, desc=desc,
                     disable=jax.process_index() != 0)
 
-    def resumed(self, epoch: int, step: Optional[int] = None) -> None:
-        """A resumed run: said; TensorBoard drops what an earlier attempt logged after
-        `step` (the checkpoint's), which this run trains again."""
-        if step is not None:
+    def starts_at(self, epoch: int, step: int) -> None:
+        """Training starts after `epoch` (0: from scratch; else the checkpoint it resumes
+        from, at `step`), said when it resumes. What an earlier attempt logged after
+        that point, which this run trains again, is dropped: metrics.jsonl's lines of
+        later epochs (an attempt killed before an epoch's checkpoint, or between
+        `checkpoint_every` saves, wrote them), so that it holds each epoch once, and
+        on resuming TensorBoard's events after `step`."""
+        path = self._path("metrics.jsonl")
+        if self.files and os.path.exists(path):
+            with open(path) as f:
+                lines = f.read().splitlines()
+            kept = [line for line in lines if _epoch_of(line) is not None
+                    and _epoch_of(line) <= epoch]
+            if len(kept) < len(lines):
+                strict_json.write_text(path, "".join(line + "\n" for line in kept))
+        if epoch:
             self.events.resumed(step)
-        self.say(f"resuming from {self.workdir}/checkpoints at epoch {epoch}")
+            self.say(f"resuming from {self.workdir}/checkpoints at epoch {epoch}")
 
     def step(self, step: int, values: Dict) -> None:
         """Training scalars of one step (loss, speed), for TensorBoard only: the console

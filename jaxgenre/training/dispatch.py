@@ -8,8 +8,9 @@ metrics' round trips dominate (issue 25). Scanning K steps removes K - 1 of each
 Each step inside the scan is `steps.train_step` itself, on the same batch, with the
 same keys (`fold_in(state.rng, state.step)`), and the metric sums are carried in the
 order the one-step loop adds them, so the scan computes what K dispatches compute —
-up to XLA compiling a loop body, which may fuse differently (tests/test_resident.py
-measures the difference; on this CPU there is none).
+up to XLA compiling K steps as one program, which may fuse differently
+(tests/test_resident.py checks the difference). On XLA's CPU backend the K steps are
+written out (`unroll`) rather than looped: a step inside the loop ran 25-57x slower.
 
 The batches come either from the host (stacked: `(K, batch, ...)` split over 'data'
 on axis 1) or, with a resident table (`data.resident`), as `(K, batch)` window
@@ -34,8 +35,11 @@ from jaxgenre.training import augment as augment_lib, steps as steps_lib
 Sums = Dict[str, jax.Array]  # loss, correct, count summed over the epoch's steps so far
 
 
-def zero_sums() -> Sums:
-    return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
+def zero_sums(mesh: Mesh) -> Sums:
+    """Zeroed sums, replicated on `mesh` as the scans return them (unplaced, a scan's
+    second call would see another input type and compile again)."""
+    sums = {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
+    return jax.device_put(sums, parallel.replicated(mesh))
 
 
 def add_sums(sums: Sums, metrics: Sums) -> Sums:
@@ -51,8 +55,10 @@ def resident_batch(table: jax.Array, x: Dict[str, jax.Array], *, length: int,
             "labels": split(x["labels"]), "mask": split(x["mask"])}
 
 
-def train_many(state, sums: Sums, table, xs, *, step: Callable, make_batch: Callable):
-    """`len(xs)` train steps in a scan: (state, sums + their metrics, each step's loss)."""
+def train_many(state, sums: Sums, table, xs, *, step: Callable, make_batch: Callable,
+               unroll: bool = False):
+    """`len(xs)` train steps in a scan (`unroll`: written out, no loop): (state, sums +
+    their metrics, each step's loss)."""
     def body(carry, x):
         state, sums = carry
         state, metrics = step(state, make_batch(table, x))
@@ -61,13 +67,15 @@ def train_many(state, sums: Sums, table, xs, *, step: Callable, make_batch: Call
     if jax.tree.leaves(xs)[0].shape[0] == 1:  # one step: no loop for XLA to compile
         (state, sums), loss = body((state, sums), jax.tree.map(lambda a: a[0], xs))
         return state, sums, loss[None]
-    (state, sums), losses = lax.scan(body, (state, sums), xs)
+    (state, sums), losses = lax.scan(body, (state, sums), xs, unroll=unroll or 1)
     return state, sums, losses
 
 
-def predict_many(state, table, xs, *, predict: Callable, make_batch: Callable) -> jax.Array:
+def predict_many(state, table, xs, *, predict: Callable, make_batch: Callable,
+                 unroll: bool = False) -> jax.Array:
     """Class probabilities `(K, batch, classes)` of `K` batches in a scan."""
-    return lax.scan(lambda _, x: (None, predict(state, make_batch(table, x))), None, xs)[1]
+    return lax.scan(lambda _, x: (None, predict(state, make_batch(table, x))), None, xs,
+                    unroll=unroll or 1)[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,26 +90,36 @@ class Dispatch:
 
 def compile_dispatch(model, tx, adapt: Callable, mesh: Mesh,
                      augmentation: augment_lib.Augmentation = augment_lib.Augmentation(), *,
-                     window_length: Optional[int] = None) -> Dispatch:
+                     window_length: Optional[int] = None, seeds: bool = False) -> Dispatch:
     """The scanned steps jitted over `mesh`, state replicated and donated. With
     `window_length` the inputs are window indices into a resident table (rows split
-    over 'data', indices replicated); without, stacked host batches split on axis 1."""
+    over 'data', indices replicated); without, stacked host batches split on axis 1.
+    With `seeds`, `train` is vmapped over a leading seed axis of the state, the sums
+    and the inputs (`training.vectorized`; the table is shared), so the inputs' batch
+    axis is one further; `predict` still takes one seed's state."""
     replicated = parallel.replicated(mesh)
+    # XLA's CPU backend runs a train step inside a loop 25-57x slower than alone
+    # (BUILD_NOTES.md, "The benchmark"): there the K steps are written out instead.
+    unroll = mesh.devices.flat[0].platform == "cpu"
     if window_length is None:
         make_batch = lambda table, x: x
-        table_sharding, xs_sharding = replicated, NamedSharding(mesh, P(None, parallel.DATA_AXIS))
-        out_sharding = xs_sharding
+        table_sharding = replicated
+        xs_sharding = out_sharding = NamedSharding(mesh, P(None, parallel.DATA_AXIS))
+        train_xs = NamedSharding(mesh, P(*[None] * (1 + seeds), parallel.DATA_AXIS))
     else:
         make_batch = functools.partial(resident_batch, length=window_length, mesh=mesh)
         table_sharding = NamedSharding(mesh, P(parallel.DATA_AXIS))
-        xs_sharding = out_sharding = replicated
+        xs_sharding = out_sharding = train_xs = replicated
+    step = functools.partial(steps_lib.train_step, model=model, tx=tx, adapt=adapt,
+                             augmentation=augmentation)
+    many = functools.partial(train_many, make_batch=make_batch, unroll=unroll, step=step)
+    if seeds:
+        many = jax.vmap(many, in_axes=(0, 0, None, 0))
     train = None if tx is None else jax.jit(
-        functools.partial(train_many, make_batch=make_batch, step=functools.partial(
-            steps_lib.train_step, model=model, tx=tx, adapt=adapt, augmentation=augmentation)),
-        in_shardings=(replicated, replicated, table_sharding, xs_sharding),
+        many, in_shardings=(replicated, replicated, table_sharding, train_xs),
         out_shardings=(replicated, replicated, replicated), donate_argnums=(0, 1))
+    predict = functools.partial(steps_lib.predict_step, model=model, adapt=adapt)
     predict = jax.jit(
-        functools.partial(predict_many, make_batch=make_batch, predict=functools.partial(
-            steps_lib.predict_step, model=model, adapt=adapt)),
+        functools.partial(predict_many, make_batch=make_batch, unroll=unroll, predict=predict),
         in_shardings=(replicated, table_sharding, xs_sharding), out_shardings=out_sharding)
     return Dispatch(train=train, predict=predict, resident=window_length is not None)

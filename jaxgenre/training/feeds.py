@@ -12,7 +12,7 @@ evaluates the same windows; `train.train` and `experiments.run_one` see one inte
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -69,6 +69,34 @@ class Feed:
         for first in range(0, order.shape[0], k):
             yield min(k, order.shape[0] - first), self._indices(windows, first, k)
 
+    def seeds_epoch(self, segs: Sequence[pipeline.Segments], *, batch_size: int,
+                    seeds: Sequence[int], epoch: int) -> Iterator[Tuple[int, object]]:
+        """`epoch` for several seeds at once (`training.vectorized`): (steps, every
+        seed's inputs of one dispatch stacked on a new leading axis); `segs[i]` are
+        seed `seeds[i]`'s windows. Needs a feed made with `seeds=True`."""
+        if self.dispatch is None or len({len(s) for s in segs}) != 1:
+            raise ValueError("seeds_epoch needs a feed made with seeds=True and as many "
+                             f"windows for every seed (got {[len(s) for s in segs]})")
+        k = self.steps_per_dispatch
+        if self.table is None:
+            groups = [_stacks(pipeline.iterate_batches(self.store, s, batch_size=batch_size,
+                                                       seed=seed, epoch=epoch, train=True), k)
+                      for s, seed in zip(segs, seeds)]
+            stacked = ({key: np.stack([g[key] for g in group]) for key in group[0]}
+                       for group in zip(*groups))
+            for xs in prefetch.prefetch_to_mesh(stacked, self.mesh, size=self.prefetch,
+                                                axis=2):
+                yield xs["mask"].shape[1], xs
+            return
+        order = lambda s, seed: pipeline.train_order(len(s), batch_size=batch_size, seed=seed,
+                                                     epoch=epoch)
+        windows = [resident.window_indices(self.table, self.store, s, order(s, seed))
+                   for s, seed in zip(segs, seeds)]
+        stacked = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
+        steps = stacked["mask"].shape[1]
+        for first in range(0, steps, k):
+            yield min(k, steps - first), self._indices(stacked, first, k, axis=1)
+
     def train(self, state, sums, xs):
         """(state, sums, the loss of each step, or of the one step) after the dispatch."""
         if self.dispatch is None:
@@ -103,9 +131,12 @@ class Feed:
         return evaluate.report(probs, labels, clips, self.store.class_names,
                                clip_mean=clip_mean)
 
-    def _indices(self, windows: Dict[str, np.ndarray], first: int, k: int) -> Dict:
+    def _indices(self, windows: Dict[str, np.ndarray], first: int, k: int,
+                 axis: int = 0) -> Dict:
+        """Steps `first`..`first + k` of `windows` (on `axis`), on every device."""
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-        return {key: jax.make_array_from_process_local_data(replicated, value[first:first + k])
+        cut = (slice(None),) * axis + (slice(first, first + k),)
+        return {key: jax.make_array_from_process_local_data(replicated, value[cut])
                 for key, value in windows.items() if key != "clip_index"}
 
 
@@ -124,10 +155,11 @@ def _stacks(batches: Iterator[Dict[str, np.ndarray]], k: int) -> Iterator[Dict]:
 def create(config, store: FeatureStore, parts: Dict[str, pipeline.Segments], mesh: Mesh,
            steps: steps_lib.Steps,
            compile_dispatch: Callable[[Optional[int]], dispatch_lib.Dispatch],
-           warn: Callable[[str], None]) -> Feed:
+           warn: Callable[[str], None], *, seeds: bool = False) -> Feed:
     """The feed `config.train` asks for: `resident` ('auto' | True | False; a table
     that does not fit falls back to streaming with `warn`'s one line) and
-    `steps_per_dispatch`. `compile_dispatch(window_length or None)` builds the scans."""
+    `steps_per_dispatch`. `compile_dispatch(window_length or None)` builds the scans;
+    `seeds`: they are vmapped over seeds (`seeds_epoch`), always built."""
     train = config.train
     clips = resident.needed_clips(parts)
     place, reason = resident.decide(train.resident, store, clips, mesh,
@@ -137,6 +169,6 @@ def create(config, store: FeatureStore, parts: Dict[str, pipeline.Segments], mes
     k = train.steps_per_dispatch
     table = resident.place(store, clips, mesh) if place else None
     dispatch = (compile_dispatch(parts["train"].length if table else None)
-                if table or k > 1 else None)
+                if table or k > 1 or seeds else None)
     return Feed(store=store, mesh=mesh, steps=steps, dispatch=dispatch, table=table,
                 steps_per_dispatch=k, prefetch=train.prefetch)
