@@ -75,7 +75,7 @@ def test_two_processes_with_resident_data_and_scanned_steps_train_like_one_strea
 @pytest.mark.slow  # ~100 s: three launch.py processes
 def test_two_processes_training_two_seeds_as_one_program_train_each_like_one(tmp_path):
     """`config.seeds=2` vectorised over two processes: seed 0 (the run's own) trains
-    as the single-process run, within the vmapped convolution's rounding; seed 1 too
+    as the single-process run, within the stated rounding; seed 1 too
     was trained and tested."""
     outputs = _check_two_processes_train_like_one(
         tmp_path, ["--config.seeds=2", "--config.train.vectorize_seeds=True"],

@@ -78,6 +78,20 @@ def predict_many(state, table, xs, *, predict: Callable, make_batch: Callable,
                     unroll=unroll or 1)[1]
 
 
+def each_seed(many: Callable) -> Callable:
+    """`many` over a leading seed axis of (state, sums, -, xs) as one program, the seeds'
+    steps written out one after another. For XLA's CPU backend, where `jax.vmap`'s
+    grouped convolutions (one kernel per seed) ran the seeds' steps 1.5x slower than
+    apart (BUILD_NOTES.md, "Vectorised seeds, timed"): written out, each seed's step is
+    its separate run's."""
+    def train_many_each_seed(state, sums, table, xs):
+        seed = lambda tree, i: jax.tree.map(lambda leaf: leaf[i], tree)
+        outs = [many(seed(state, i), seed(sums, i), table, seed(xs, i))
+                for i in range(jax.tree.leaves(state)[0].shape[0])]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
+    return train_many_each_seed
+
+
 @dataclasses.dataclass(frozen=True)
 class Dispatch:
     """The jitted many-step functions, with or without a resident table:
@@ -94,9 +108,10 @@ def compile_dispatch(model, tx, adapt: Callable, mesh: Mesh,
     """The scanned steps jitted over `mesh`, state replicated and donated. With
     `window_length` the inputs are window indices into a resident table (rows split
     over 'data', indices replicated); without, stacked host batches split on axis 1.
-    With `seeds`, `train` is vmapped over a leading seed axis of the state, the sums
-    and the inputs (`training.vectorized`; the table is shared), so the inputs' batch
-    axis is one further; `predict` still takes one seed's state."""
+    With `seeds`, `train` maps over a leading seed axis of the state, the sums and the
+    inputs (`training.vectorized`; the table is shared), so the inputs' batch axis is
+    one further: `jax.vmap`, or on the CPU backend `each_seed`; `predict` still takes
+    one seed's state."""
     replicated = parallel.replicated(mesh)
     # XLA's CPU backend runs a train step inside a loop 25-57x slower than alone
     # (BUILD_NOTES.md, "The benchmark"): there the K steps are written out instead.
@@ -114,7 +129,7 @@ def compile_dispatch(model, tx, adapt: Callable, mesh: Mesh,
                              augmentation=augmentation)
     many = functools.partial(train_many, make_batch=make_batch, unroll=unroll, step=step)
     if seeds:
-        many = jax.vmap(many, in_axes=(0, 0, None, 0))
+        many = each_seed(many) if unroll else jax.vmap(many, in_axes=(0, 0, None, 0))
     train = None if tx is None else jax.jit(
         many, in_shardings=(replicated, replicated, table_sharding, train_xs),
         out_shardings=(replicated, replicated, replicated), donate_argnums=(0, 1))

@@ -1,14 +1,16 @@
 """Seeds as a batch dimension (`config.seeds` with `config.train.vectorize_seeds`): the
-seeds of one cell trained as one program, `jax.vmap` over a leading seed axis of the
-train state, so N seeds cost one compile and one dispatch per step instead of N.
+seeds of one cell trained as one program over a leading seed axis of the train state,
+so N seeds cost one compile and one dispatch per step instead of N: `jax.vmap` on
+accelerators; on XLA's CPU backend, where vmapped convolutions ran several times
+slower, the seeds' steps written out one after another (`dispatch.each_seed`).
 
 Each seed keeps everything a separate run has: its own initial weights and step keys
 (from its seed), its own batch order and crops (from (seed, epoch)), its own
 validation, best-epoch selection and checkpoints in `<workdir>/seed_<k>/`, so the
 outputs are a separate run's. The split, the prepared features and a resident table
 are shared. What differs from separate runs is float rounding: XLA computes a vmapped
-convolution as one grouped convolution, which sums in another order
-(tests/test_vectorized.py states and checks the tolerance).
+convolution as one grouped convolution, which sums in another order, and fuses the
+seeds' steps as one program (tests/test_vectorized.py states and checks the tolerance).
 
 Resume is per epoch, as `train.train`: each seed resumes at its newest checkpoint.
 Every seed saves at the epochs any of them must (a new best of one is a save of all),
