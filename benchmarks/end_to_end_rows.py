@@ -16,7 +16,7 @@ from jaxgenre import compile_cache, models, parallel
 from jaxgenre.data import cache, pipeline
 from jaxgenre.features import FeatureSpec
 from jaxgenre.models import adapter
-from jaxgenre.training import augment, dispatch, feeds, steps as steps_lib, vectorized
+from jaxgenre.training import augment, dispatch, feeds, steps as steps_lib
 
 
 def cell_config(spec: dict):
@@ -73,8 +73,8 @@ def measure(spec: dict) -> dict:
     fresh = [jax.device_put(steps_lib.create_train_state(jax.random.PRNGKey(seed + i), model, tx,
                                                          sample), parallel.replicated(mesh))
              for i in range(max(n, 1))]  # n > 0: seeds seed .. seed + n - 1 vectorised
-    state = vectorized.stack(fresh) if n else fresh[0]
-    zero = lambda: (vectorized.stack([dispatch.zero_sums(mesh)] * n) if n
+    state = dispatch.stack(fresh) if n else fresh[0]
+    zero = lambda: (dispatch.stack([dispatch.zero_sums(mesh)] * n) if n
                     else dispatch.zero_sums(mesh))
     said, kept, sizes = [], {}, []  # the feed's warnings; inputs kept for step-only epochs
     feed = feeds.create(config, store, parts, mesh, steps_lib.compile_steps(
@@ -99,7 +99,7 @@ def measure(spec: dict) -> dict:
 
     def evaluate() -> float:  # every seed's validation, as `vectorized.train_seeds` runs them
         start = time.perf_counter()
-        for one in ([vectorized.member(state, i) for i in range(n)] if n else [state]):
+        for one in ([dispatch.member(state, i) for i in range(n)] if n else [state]):
             feed.evaluate(one, parts["valid"], batch_size=batch, clip_mean=config.eval.clip_mean)
         return time.perf_counter() - start
 

@@ -78,6 +78,17 @@ def predict_many(state, table, xs, *, predict: Callable, make_batch: Callable,
                     unroll=unroll or 1)[1]
 
 
+def stack(trees) -> object:
+    """One pytree whose leaves are the trees' leaves stacked on a new axis 0 (the
+    seeds' states, sums or inputs of `training.vectorized`)."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def member(tree, index: int):
+    """Seed `index`'s pytree out of a stacked one."""
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
 def each_seed(many: Callable) -> Callable:
     """`many` over a leading seed axis of (state, sums, -, xs) as one program, the seeds'
     steps written out one after another. For XLA's CPU backend, where `jax.vmap`'s
@@ -85,10 +96,8 @@ def each_seed(many: Callable) -> Callable:
     apart (BUILD_NOTES.md, "Vectorised seeds, timed"): written out, each seed's step is
     its separate run's."""
     def train_many_each_seed(state, sums, table, xs):
-        seed = lambda tree, i: jax.tree.map(lambda leaf: leaf[i], tree)
-        outs = [many(seed(state, i), seed(sums, i), table, seed(xs, i))
-                for i in range(jax.tree.leaves(state)[0].shape[0])]
-        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
+        return stack([many(member(state, i), member(sums, i), table, member(xs, i))
+                      for i in range(jax.tree.leaves(state)[0].shape[0])])
     return train_many_each_seed
 
 

@@ -159,7 +159,7 @@ def create(config, store: FeatureStore, parts: Dict[str, pipeline.Segments], mes
     """The feed `config.train` asks for: `resident` ('auto' | True | False; a table
     that does not fit falls back to streaming with `warn`'s one line) and
     `steps_per_dispatch`. `compile_dispatch(window_length or None)` builds the scans;
-    `seeds`: they are vmapped over seeds (`seeds_epoch`), always built."""
+    `seeds`: they map over seeds (`seeds_epoch`), always built."""
     train = config.train
     clips = resident.needed_clips(parts)
     place, reason = resident.decide(train.resident, store, clips, mesh,

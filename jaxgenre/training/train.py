@@ -118,7 +118,7 @@ def initial_state(config, data: PreparedData, model, setup: Setup, warn
 
 def create_feed(config, data: PreparedData, model, setup: Setup, warn, *,
                 seeds: bool = False) -> feeds.Feed:
-    """`feeds.create` with the scans of this setup (vmapped over seeds when `seeds`)."""
+    """`feeds.create` with the scans of this setup (over seeds when `seeds`)."""
     return feeds.create(config, data.store, data.parts, setup.mesh, setup.steps,
                         lambda length: dispatch.compile_dispatch(
                             model, setup.tx, setup.adapt, setup.mesh, setup.augmentation,

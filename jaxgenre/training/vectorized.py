@@ -27,21 +27,11 @@ import time
 from typing import List, Sequence
 
 import jax
-import jax.numpy as jnp
 
 from jaxgenre import checkpoint, compile_cache, parallel
 from jaxgenre.data.prepare import PreparedData
 from jaxgenre.training import dispatch, train as train_lib
-
-
-def stack(trees: Sequence) -> object:
-    """One pytree whose leaves are the trees' leaves stacked on a new axis 0."""
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def member(tree, index: int):
-    """Seed `index`'s pytree out of a stacked one."""
-    return jax.tree.map(lambda leaf: leaf[index], tree)
+from jaxgenre.training.dispatch import member, stack
 
 
 def train_seeds(configs: Sequence, data: PreparedData, model, *, workdirs: Sequence[str],
