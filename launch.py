@@ -72,11 +72,13 @@ def main(argv):
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(config_file))[0])
-    from jaxgenre import experiments, validation
-    from jaxgenre.checkpoint import workdir_lock
+    from jaxgenre import validation
 
     try:
-        validation.check_config(config)
+        validation.check_config(config)  # before the training modules load: a refusal is quick
+        from jaxgenre import experiments
+        from jaxgenre.checkpoint import workdir_lock
+
         # One run per work directory (`workdir_lock`): process 0 takes the lock and every
         # process learns its verdict before any other collective, so a refusal stops all.
         workdir_lock.hold_everywhere(workdir)

@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def roc_auc(labels, probabilities: np.ndarray) -> Dict:
     """One-vs-rest ROC curve (every threshold kept) and AUC per class, and their macro
     mean over the classes where both outcomes occur."""
+    from sklearn import metrics as skm  # here: launch.py's config errors need no sklearn
+
     labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
     curves, aucs, undefined = [], [], []
     for c in range(probabilities.shape[1]):
@@ -69,6 +70,8 @@ def vote(probabilities: np.ndarray, clip_index: np.ndarray, labels: np.ndarray, 
 def classification_report(labels, probabilities: np.ndarray,
                           class_names: Optional[Sequence[str]] = None) -> Dict:
     """Every figure the study reports, from true labels and predicted probabilities."""
+    from sklearn import metrics as skm  # here: launch.py's config errors need no sklearn
+
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities)
     num_classes = probabilities.shape[1]

@@ -21,7 +21,6 @@ import math
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from sklearn import metrics as sk_metrics
 
 RULES = ("accuracy", "accuracy_loss", "loss", "last")
 
@@ -31,6 +30,8 @@ def clip_log_loss(labels: Sequence[int], probabilities: np.ndarray) -> float:
     `log_loss`, probabilities clipped as it clips them). Each row is renormalised in
     float64 first: a float32 softmax sums to 1 within ~1e-7, outside the 1.5e-8 that
     scikit-learn 1.9 accepts before warning on every epoch."""
+    from sklearn import metrics as sk_metrics  # here: config errors need no sklearn
+
     probabilities = np.asarray(probabilities, np.float64)
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     return float(sk_metrics.log_loss(np.asarray(labels), probabilities,
