@@ -22,19 +22,28 @@ from jaxgenre.models import adapter
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _setup(n_devices=None, seed=0, augmentation=None):
+def _model_and_tx():
     model = models.create("spectral_cnn", 4, widths=(8, 16, 16, 16, 16), dense_widths=(16, 8))
     optim = base.with_defaults({"optim": {
         "name": "adam", "learning_rate": 1e-2, "weight_decay": 0.0,
         "schedule": "constant"}}).optim
-    tx = steps_lib.create_optimizer(optim, total_steps=10)
-    adapt = lambda x: adapter.adapt(x, channels=1)
+    return model, steps_lib.create_optimizer(optim, total_steps=10)
+
+
+def _setup_state(n_devices=None, seed=0):
+    model, tx = _model_and_tx()
     mesh = parallel.data_mesh(jax.devices()[:n_devices] if n_devices else None)
     state = steps_lib.create_train_state(jax.random.PRNGKey(seed), model, tx,
-                                     jnp.zeros((1, 32, 40, 1)))
-    state = jax.device_put(state, parallel.replicated(mesh))
+                                         jnp.zeros((1, 32, 40, 1)))
+    return jax.device_put(state, parallel.replicated(mesh))
+
+
+def _setup(n_devices=None, seed=0, augmentation=None):
+    model, tx = _model_and_tx()
+    adapt = lambda x: adapter.adapt(x, channels=1)
+    mesh = parallel.data_mesh(jax.devices()[:n_devices] if n_devices else None)
     return (steps_lib.compile_steps(model, tx, adapt, mesh, augmentation or augment.Augmentation()),
-            state, mesh)
+            _setup_state(n_devices, seed), mesh)
 
 
 def _batch(seed=0, n=16):
@@ -51,9 +60,12 @@ def _shard(batch, mesh):
 
 
 def test_same_seed_same_run_and_the_loss_goes_down():
+    """Two runs from states built afresh from one seed (the step compiled once: a second
+    compile of the same program would add ~9 s and test XLA, not the run)."""
+    steps, _, mesh = _setup()
     runs = []
     for _ in range(2):
-        steps, state, mesh = _setup()
+        state = _setup_state()
         losses = []
         for i in range(20):
             state, metrics = steps.train(state, _shard(_batch(i % 2), mesh))
@@ -62,6 +74,31 @@ def test_same_seed_same_run_and_the_loss_goes_down():
     jax.tree.map(np.testing.assert_array_equal, runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
     assert runs[0][1][-1] < 0.5 * runs[0][1][0], runs[0][1]
+
+
+def test_an_equal_model_built_again_reuses_its_compiled_init():
+    """steps.jitted_init: two models built from the same arguments share one compiled
+    init (one "Compiling" line for both), and each key still gives the weights flax's
+    own `model.init` gives for it."""
+    from test_train_run import compile_log
+
+    sample = jnp.zeros((1, 16, 20, 1))
+    keys = [jax.random.PRNGKey(11), jax.random.PRNGKey(12)]
+    # One convolution and one hidden layer, a size no other test builds (so nothing
+    # compiled earlier) and cheap for flax's eager init below.
+    models_ = [models.create("spectral_cnn", 3, widths=(4,), dense_widths=(4,))
+               for _ in keys]
+    assert models_[0] is not models_[1]
+    states, log = compile_log(lambda: [
+        steps_lib.create_train_state(key, model, optax.sgd(0.1), sample)
+        for key, model in zip(keys, models_)])
+    assert log.count("Compiling jit(init)") == 1, log
+    for key, state in zip(keys, states):
+        init_key, _ = jax.random.split(key)
+        reference = models_[0].init(init_key, sample, train=False)["params"]
+        jax.tree.map(np.testing.assert_allclose, state.params, reference)
+    assert not np.allclose(states[0].params["conv0"]["kernel"],
+                           states[1].params["conv0"]["kernel"])
 
 
 def test_masked_rows_do_not_count():
