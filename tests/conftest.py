@@ -2,9 +2,11 @@
 `import configs` work from a plain checkout), the `slow` marker's default deselection,
 and a sandbox for every write a test (or a run it starts) makes outside its tmp path.
 
-Slow tests: `@pytest.mark.slow` marks the end-to-end runs (subprocesses of launch.py,
-the fault injections, the 8-device equality); a plain `pytest -q` deselects them, says
-how many in its last lines, and stays under 10 minutes on a 2-core CPU. `--runslow`, or
+Slow tests: `@pytest.mark.slow` marks the end-to-end runs over ~10 s on 2 cores (training
+runs, in-process or in launch.py subprocesses, beyond the one of each kind the default
+keeps; the fault injections; the 8-device equality; full-size models compiled); a plain
+`pytest -q` deselects them, says how many in its last lines, and stays under 10 minutes
+on a 2-core CPU. `--runslow`, or
 the environment variable CI set (`.ci/run` sets CI=true), runs them too; so does naming
 a test (`path::name`) or choosing with `-m`.
 

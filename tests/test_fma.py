@@ -116,6 +116,7 @@ def test_a_tracks_csv_that_is_no_csv_is_one_line_naming_it(tmp_path, content, re
         fma.read_tracks(str(path))
 
 
+@pytest.mark.slow  # a run after the download, ~17 s
 def test_fma_is_fetched_labelled_split_and_trained_on(tmp_path, served):
     mirror, sha1 = served
     result = subprocess.run(

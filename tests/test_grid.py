@@ -38,6 +38,7 @@ def _cell(workdir, model, feature):
             clip_table.read(str(folder / clip_table.FILE_NAME)))
 
 
+@pytest.mark.slow  # the grid fixture trains three cells, ~35 s
 def test_grid_writes_the_studys_tables_with_a_waveform_row(grid):
     from sklearn.metrics import accuracy_score
 
@@ -65,6 +66,7 @@ def test_grid_writes_the_studys_tables_with_a_waveform_row(grid):
     assert run_config("sample_cnn_waveform")["model"]["input_size"] is None
 
 
+@pytest.mark.slow  # the grid fixture
 def test_grid_compares_every_pair_with_exact_mcnemar_and_holm(grid):
     """comparisons.csv against statsmodels: exact McNemar on the cells' predictions,
     counted by hand, and Holm's step-down adjustment over the three pairs. (One epoch on
@@ -101,6 +103,7 @@ def test_grid_compares_every_pair_with_exact_mcnemar_and_holm(grid):
         assert (workdir / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # the grid fixture
 def test_a_finished_grid_trains_nothing_again(grid, monkeypatch):
     config, workdir = grid
     calls = []
@@ -109,6 +112,7 @@ def test_a_finished_grid_trains_nothing_again(grid, monkeypatch):
     assert calls == []
 
 
+@pytest.mark.slow  # the grid fixture
 def test_the_waveform_cell_runs_end_to_end(grid):
     """A smoke test of SampleCNN's cell (files, shapes, predict on a clip of another
     length); that it learns is test_sample_cnn's test on two tones."""
@@ -136,6 +140,7 @@ def test_the_default_grid_is_the_studys_nine_cells_then_the_waveform():
     assert default[9:] == [("sample_cnn", "waveform")]
 
 
+@pytest.mark.slow  # two k-fold runs, ~15 s
 def test_kfold_trains_every_fold_and_reports_mean_and_std(tmp_path):
     from scipy import stats as sps
 

@@ -54,6 +54,7 @@ def _launch(tmp_path, base_url, sha256, *extra):
         cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # a run after the download, ~17 s; the checksum and limit tests stay in the default suite
 def test_gtzan_is_fetched_verified_unpacked_and_trained_on(tmp_path, served):
     base_url, sha256 = served
     result = _launch(tmp_path, base_url, sha256)

@@ -127,6 +127,7 @@ def test_user_errors_are_one_line_and_exit_2(user_error_runs, case):
     assert len(lines) == 1 and message.format(**paths) in lines[0], result.stderr[-2000:]
 
 
+@pytest.mark.slow  # the feature_summary tool end to end, ~13 s
 def test_feature_summary_writes_summary_and_figure(tmp_path):
     result = _run("-m", "jaxgenre.feature_summary", f"--workdir={tmp_path}", "--seconds=3",
                   "--ref=max")

@@ -54,6 +54,7 @@ def test_spectral_cnn_takes_segments_and_whole_clips():
     assert n_params == expected
 
 
+@pytest.mark.slow  # compiles the full EfficientNetV2-S twice, ~23 s
 def test_dropout_and_stochastic_depth_only_in_training():
     model = models.create("efficientnet_v2_s", 10)
     x = jax.random.normal(KEY, (2, 64, 64, 3))

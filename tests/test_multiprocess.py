@@ -52,11 +52,12 @@ def _final_params(workdir):
     return step, checkpointer.restore(path, target)["params"]
 
 
+@pytest.mark.slow  # ~55 s on 2 cores: two launch.py processes train a run; the default suite keeps the refusals
 def test_two_processes_train_like_one(tmp_path):
     _check_two_processes_train_like_one(tmp_path, [])
 
 
-@pytest.mark.slow  # ~110 s on 2 cores: the default suite keeps the plain two-process test
+@pytest.mark.slow  # ~110 s on 2 cores
 def test_two_processes_with_resident_data_and_scanned_steps_train_like_one_streaming(tmp_path):
     """The multi-process run keeps its features on the devices, each process holding
     (and reading from the cache) only its devices' rows, and runs 2 steps per dispatch;

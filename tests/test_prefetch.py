@@ -54,6 +54,7 @@ def test_stopping_early_ends_the_thread():
     assert not [t for t in threading.enumerate() if t.name == "jaxgenre-prefetch"]
 
 
+@pytest.mark.slow  # two runs, ~17 s; the batches' equality is tested by default
 def test_training_is_the_same_with_and_without_prefetching(tmp_path):
     from test_train_run import _config
 

@@ -1,6 +1,7 @@
 """The recipe configs: each is its study cell plus only the recipe's switches, and the
-recipe trains from its config file on the built-in data (`slow`: every recipe switch is
-also on in test_train_run's augmented run, which the default suite runs)."""
+recipe trains from its config file on the built-in data (`slow`, as is test_train_run's
+augmented resumed run, which has every recipe switch on; the default suite tests each
+switch on its own)."""
 
 import importlib
 import json

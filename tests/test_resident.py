@@ -132,6 +132,7 @@ def streamed(tmp_path_factory):
                 steps_per_dispatch=1)
 
 
+@pytest.mark.slow  # two runs, ~32 s; the windows' equality is tested by default
 def test_a_resident_run_trains_and_tests_exactly_as_a_streamed_one(streamed, tmp_path, capsys):
     """Random crops, SpecAugment, mixup, gain, label smoothing, a schedule, overlapping
     evaluation windows: the same windows, the same augmentation, the same numbers. Ten

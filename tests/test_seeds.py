@@ -18,6 +18,9 @@ from jaxgenre import experiments
 from jaxgenre.results import clip_table
 from tests.test_sample_cnn import tiny
 
+# Four runs (~30 s on 2 cores) behind every test here: CI and --runslow run them.
+pytestmark = pytest.mark.slow
+
 CELLS = [("spectral_cnn", "mel"), ("spectral_cnn", "mfcc")]
 SEEDS = (3, 4)
 

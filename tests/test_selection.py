@@ -86,6 +86,7 @@ def _by_definition(select, accuracy, loss):
     return top[0] if select == "accuracy" else min(top, key=lambda i: (loss[i], i))
 
 
+@pytest.mark.slow  # a run per rule, ~31 s in all; the rules are tested by default
 @pytest.mark.parametrize("select", selection.RULES)
 def test_a_run_tests_the_epoch_its_rule_selects(tmp_path, select):
     out = experiments.run_one(_config(select), str(tmp_path))

@@ -167,6 +167,7 @@ def test_a_run_writes_tensorboard_events_as_its_files_say(whole):
         np.testing.assert_array_equal(shown, on_disk)
 
 
+@pytest.mark.slow  # three more runs, ~26 s; the default suite keeps the finished run
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(whole, tmp_path):
     # "Interrupted" after epoch 1, then the same command again with the full length.
     # (Saved synchronously this time: the same results either way.)
@@ -199,6 +200,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.slow  # three augmented runs, ~28 s
 def test_an_augmented_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
     """With a schedule the run must stop for real (a shorter run has another schedule):
     it is killed right after epoch 1's checkpoint is written."""

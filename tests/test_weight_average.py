@@ -66,6 +66,7 @@ def _batch(seed):
             "mask": np.ones(8, np.float32), "clip_index": np.arange(8)}
 
 
+@pytest.mark.slow  # two runs, ~23 s; the recurrence itself is tested by default
 def test_training_is_unchanged_and_prediction_uses_the_average(tmp_path):
     runs = {}
     for decay in (0.0, 0.8):
@@ -100,6 +101,7 @@ def test_a_decay_outside_zero_to_one_is_named(value):
         validation.check_config(config)
 
 
+@pytest.mark.slow  # a run, ~15 s
 def test_a_run_with_the_average_tests_and_predicts_with_it(tmp_path):
     """End to end: predict rebuilds the averaged optimiser from run.json and gets the
     probabilities test_predictions.csv holds (a state without the average would not
